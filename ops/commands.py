@@ -1,0 +1,280 @@
+"""One function per task: resolve the target, call the library, print the result.
+
+Kept apart from ``tasks.py`` so the task file stays a thin list of Invoke collections, and apart
+from the library so the library never prints.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import cli
+from .deploy import deploy as run_deploy, select_databases
+from .environment import Environment, migrations_dir, resolve
+from .errors import ConfigError, RollbackRefused
+from .local.cluster import open_stack
+from .migrations import runner
+from .migrations.discovery import discover
+from .migrations.lint import lint_migration
+from .migrations.runner import RunOptions, Target
+
+
+def _fmt_v(v):
+    return "—" if v is None else str(v)
+
+
+# ---- local stack --------------------------------------------------------------------------------
+
+@cli.edge
+def local_up(replicas=None, port=None, json=False):
+    st = open_stack(port=cli.as_int(port, "--port"), replicas=cli.as_int(replicas, "--replicas"))
+    nodes = st.up()
+    _print_nodes(nodes, json, f"local stack up ({st.layout.state_dir})")
+
+
+@cli.edge
+def local_status(json=False):
+    st = open_stack()
+    _print_nodes(st.status(), json, f"local stack ({st.layout.state_dir})")
+
+
+@cli.edge
+def local_down(purge=False):
+    st = open_stack()
+    done = st.down(purge=purge)
+    cli.out.print("\n".join(done) if done else "local stack: nothing running")
+
+
+def _print_nodes(nodes, json, title):
+    if json:
+        cli.emit_json({"nodes": nodes})
+        return
+    cli.table(title, ["name", "role", "host", "port", "pid", "state", "replay lag (bytes)"],
+              [[n["name"], n["role"], n["host"], n["port"], n["pid"], n["state"], n["replay_lag_bytes"]] for n in nodes])
+
+
+# ---- deploy -------------------------------------------------------------------------------------
+
+@cli.edge
+def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None):
+    env = resolve(stack, dsn)
+    root = cli.sql_root_path(sql_root)
+    dbs = list(db or []) or ([env.dsn_database] if env.dsn_database else None)
+    opts = RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
+                      lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0))
+    if env.dsn_database and db and len(db) > 1:
+        raise ConfigError(["with --dsn, deploy targets the DSN's one database; pass at most one --db"])
+    if env.dsn_database:
+        # --db names the migration folder; the DSN names the database it is applied to
+        from .deploy import ensure_database  # noqa: F401 (the DSN's database must already exist)
+        report = _deploy_dsn(env, root, dbs[0], opts)
+    else:
+        report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress)
+    if json:
+        cli.emit_json(report.as_dict())
+    else:
+        cli.table(f"deploy: stack {report.stack} ({report.seconds:.1f} s)",
+                  ["database", "version", "migrations applied", "seconds", "checks passed"],
+                  [[r.database + (" (created)" if r.created else ""), f"{_fmt_v(r.before)} → {_fmt_v(r.after)}",
+                    len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}"] for r in report.rows])
+        if report.replicas_behind:
+            cli.err.print(f"warning: replicas still replaying after 30 s: {', '.join(report.replicas_behind)}")
+    for r in report.rows:
+        cli.verify_or_fail(r.database, r.failed_checks)
+
+
+def _deploy_dsn(env: Environment, root: Path, folder: str, opts: RunOptions):
+    import time
+    from .deploy import DeployReport, DeployRow
+    t0 = time.monotonic()
+    select_databases(root, [folder])
+    target = Target(env.dsn_database, env.primary, migrations_dir(root, folder))
+    res = runner.migrate(target, opts=opts)
+    checks = runner.verify(target)
+    failed = [c for c in checks if not c.passed]
+    row = DeployRow(env.dsn_database, False, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
+                    time.monotonic() - t0, len(checks) - len(failed), len(checks), failed)
+    return DeployReport("dsn", [row], [], time.monotonic() - t0)
+
+
+# ---- db.* ---------------------------------------------------------------------------------------
+
+def _targets(stack, dsn, sql_root, db) -> list[Target]:
+    """Targets for a db.* task: ``--db`` names migration folders; ``--dsn`` names the database."""
+    env = resolve(stack, dsn)
+    root = cli.sql_root_path(sql_root)
+    if env.dsn_database:
+        folders = list(db or []) or [env.dsn_database]
+        if len(folders) > 1:
+            raise ConfigError(["with --dsn, pass at most one --db (the migration folder to use)"])
+        return [Target(env.dsn_database, env.primary, migrations_dir(root, folders[0]))]
+    return [Target(d, env.primary, migrations_dir(root, d)) for d in select_databases(root, list(db or []) or None)]
+
+
+def _opts(lock_wait=None, lock_timeout=None, statement_timeout=None, retries=None, preflight="wait",
+          max_xact_age=None, dry_run=False) -> RunOptions:
+    return RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
+                      lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0),
+                      statement_timeout_s=cli.as_float(statement_timeout, "--statement-timeout", 0.0),
+                      retries=cli.as_int(retries, "--retries") if retries is not None else 5,
+                      preflight=preflight or "wait",
+                      max_xact_age_s=cli.as_float(max_xact_age, "--max-xact-age", 60.0),
+                      dry_run=dry_run)
+
+
+@cli.edge
+def db_status(stack=None, dsn=None, sql_root=None, db=None, json=False):
+    results = {}
+    for t in _targets(stack, dsn, sql_root, db):
+        results[t.database] = runner.status(t)
+    if json:
+        cli.emit_json({d: s.as_dict() for d, s in results.items()})
+        return
+    for d, s in results.items():
+        cli.table(f"{d}: current version {_fmt_v(s.current)}, {len(s.pending)} pending",
+                  ["version", "name", "state", "applied at"],
+                  [[r.version, r.name, r.state, r.applied_at] for r in s.rows])
+        if s.dirty:
+            cli.err.print(f"[red]{d} is dirty at {s.dirty.version}_{s.dirty.name}: "
+                          f"{s.dirty.statements_done}/{s.dirty.statements_total} statements done; "
+                          f"run `invoke db.migrate --db {d} --resume` or `invoke db.rollback --db {d} --steps 1`[/]",
+                          markup=True)
+        for v, name, a, b in s.drifted:
+            cli.err.print(f"[yellow]{d}: {v}_{name} changed on disk since it was applied[/]", markup=True)
+        for v in s.missing:
+            cli.err.print(f"[yellow]{d}: {v} is in the ledger but missing on disk[/]", markup=True)
+
+
+@cli.edge
+def db_migrate(stack=None, dsn=None, sql_root=None, db=None, to=None, dry_run=False, resume=False,
+               accept_changed=None, allow_out_of_order=False, strict=False, json=False, **knobs):
+    opts = _opts(dry_run=dry_run, **knobs)
+    accepted = tuple(cli.as_int(v, "--accept-changed") for v in (accept_changed or []))
+    report = []
+    for t in _targets(stack, dsn, sql_root, db):
+        res = runner.migrate(t, to=cli.as_int(to, "--to"), resume=resume, accept_changed=accepted,
+                             allow_out_of_order=allow_out_of_order, strict=strict, opts=opts,
+                             progress=None if json else cli.progress)
+        report.append(res)
+    if json:
+        cli.emit_json([{"database": r.database, "version_before": r.before, "version_after": r.after,
+                        "dry_run": dry_run, "planned": r.planned, "seconds": round(r.seconds, 3),
+                        "applied": [a.__dict__ for a in r.applied]} for r in report])
+        return
+    for r in report:
+        if dry_run:
+            cli.out.print(f"{r.database}: dry run, would apply {r.planned or 'nothing'}")
+        else:
+            cli.table(f"{r.database}: {_fmt_v(r.before)} → {_fmt_v(r.after)} ({r.seconds:.2f} s)",
+                      ["version", "name", "ms", "transaction", "attempts"],
+                      [[a.version, a.name, a.duration_ms, "yes" if a.transactional else "no", a.attempts]
+                       for a in r.applied])
+        for v in r.missing:
+            cli.err.print(f"warning: {r.database}: version {v} is in the ledger but missing on disk")
+
+
+@cli.edge
+def db_rollback(stack=None, dsn=None, sql_root=None, db=None, to=None, steps=None, dry_run=False, **knobs):
+    opts = _opts(dry_run=dry_run, **knobs)
+    for t in _targets(stack, dsn, sql_root, db):
+        plan, done = runner.rollback(t, to=cli.as_int(to, "--to"), steps=cli.as_int(steps, "--steps"), opts=opts,
+                                     progress=cli.progress)
+        cli.table(f"{t.database}: rollback plan{' (dry run)' if dry_run else ''}", ["version", "name", "dirty"],
+                  [[s.version, s.name, "yes" if s.dirty else ""] for s in plan])
+        if not dry_run:
+            cli.out.print(f"{t.database}: reverted {len(done)} migration(s)")
+
+
+@cli.edge
+def db_verify(stack=None, dsn=None, sql_root=None, db=None, json=False):
+    all_results = {}
+    for t in _targets(stack, dsn, sql_root, db):
+        all_results[t.database] = runner.verify(t)
+    if json:
+        cli.emit_json({d: [r.__dict__ for r in rs] for d, rs in all_results.items()})
+    else:
+        for d, rs in all_results.items():
+            cli.table(f"{d}: verify", ["migration", "check", "passed", "detail"],
+                      [[r.migration, r.check, "PASS" if r.passed else "FAIL", r.detail] for r in rs])
+    for d, rs in all_results.items():
+        cli.verify_or_fail(d, rs)
+
+
+@cli.edge
+def db_plan(stack=None, dsn=None, sql_root=None, db=None, json=False, offline=False):
+    output = {}
+    if offline:
+        root = cli.sql_root_path(sql_root)
+        targets = [(d, None, migrations_dir(root, d)) for d in select_databases(root, list(db or []) or None)]
+    else:
+        targets = [(t.database, t, t.migrations_dir) for t in _targets(stack, dsn, sql_root, db)]
+    for name, target, mdir in targets:
+        pending, statements, findings = runner.plan(target, discover(mdir), live=not offline)
+        output[name] = {"pending": [m.folder for m in pending],
+                        "statements": [s.__dict__ for s in statements],
+                        "findings": [f.as_dict() for f in findings]}
+        if not json:
+            cli.table(f"{name}: {len(pending)} pending migration(s)", ["migration", "stmt", "line", "statement", "lock", "table"],
+                      [[s.migration, s.index, s.line, s.kind, s.lock, s.table] for s in statements])
+            _print_findings(name, findings)
+    if json:
+        cli.emit_json(output)
+
+
+def _print_findings(name, findings):
+    if findings:
+        cli.table(f"{name}: lint", ["rule", "severity", "where", "message", "safe rewrite", "table size"],
+                  [[f.rule, f.severity, f"{f.file}:{f.line}", f.message, f.rewrite, f.size] for f in findings])
+    else:
+        cli.out.print(f"{name}: no lint findings")
+
+
+@cli.edge
+def db_lint(sql_root=None, db=None, json=False):
+    root = cli.sql_root_path(sql_root)
+    output = {}
+    for d in select_databases(root, list(db or []) or None):
+        findings = [f for m in discover(migrations_dir(root, d)) for f in lint_migration(m)]
+        output[d] = [f.as_dict() for f in findings]
+        if not json:
+            _print_findings(d, findings)
+    if json:
+        cli.emit_json(output)
+
+
+@cli.edge
+def db_new(db, name, sql_root=None):
+    from .migrations.scaffold import scaffold
+    path = scaffold(cli.sql_root_path(sql_root) if sql_root else _default_root_for_new(), db, name)
+    cli.out.print(f"created {path}/ (up.sql, down.sql, verify.sql)")
+
+
+def _default_root_for_new() -> Path:
+    from .environment import DEFAULT_SQL_ROOT
+    DEFAULT_SQL_ROOT.mkdir(exist_ok=True)
+    return DEFAULT_SQL_ROOT
+
+
+@cli.edge
+def db_baseline(to, stack=None, dsn=None, sql_root=None, db=None, dry_run=False):
+    v = cli.as_int(to, "--to")
+    if v is None:
+        raise RollbackRefused("db.baseline needs --to VERSION.", "run `invoke db.status` to list versions.")
+    for t in _targets(stack, dsn, sql_root, db):
+        marked = runner.baseline(t, v, _opts(dry_run=dry_run))
+        cli.out.print(f"{t.database}: {'would record' if dry_run else 'recorded'} {len(marked)} migration(s) as "
+                      f"applied up to {v}: {', '.join(m.folder for m in marked)}")
+
+
+@cli.edge
+def db_seed(db="syncscript", users=1000, seed=42, stack=None, dsn=None, replace=False, json=False):
+    from .seeddata import seed_syncscript
+    env = resolve(stack, dsn)
+    database = env.dsn_database or db
+    if db != "syncscript":
+        raise ConfigError([f"db.seed knows the syncscript schema only, not '{db}'"], "run `invoke db.seed --db syncscript`.")
+    counts, seconds = seed_syncscript(env.primary, database, cli.as_int(users, "--users"), cli.as_int(seed, "--seed"),
+                                      replace=replace)
+    if json:
+        cli.emit_json({"database": database, "seconds": round(seconds, 3), "rows": counts})
+    else:
+        cli.table(f"{database}: seeded in {seconds:.1f} s", ["table", "rows"], [[k, f"{v:,}"] for k, v in counts.items()])

@@ -1,0 +1,107 @@
+"""``invoke deploy`` on the local stack: stack up → create databases → migrate → verify → summary.
+
+Plan as data, then a loop that stops at the first failure (patroni ``ha.py``). Each database's
+migrations are atomic per migration (see :mod:`ops.migrations.runner`); a failure names the
+database and migration and leaves nothing half-applied.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from psycopg import sql
+
+from .dsn import connect, tool_application_name
+from .environment import Environment, migrations_dir
+from .errors import ConfigError
+from .migrations.discovery import list_databases
+from .migrations.runner import CheckResult, RunOptions, Target, migrate, verify
+
+
+@dataclass
+class DeployRow:
+    """One database's outcome. Versions are the newest applied (None: none); seconds is wall time."""
+
+    database: str
+    created: bool
+    before: int | None
+    after: int | None
+    applied: list[str]
+    seconds: float
+    checks_passed: int
+    checks_total: int
+    failed_checks: list[CheckResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"database": self.database, "created": self.created, "version_before": self.before,
+                "version_after": self.after, "migrations_applied": self.applied,
+                "seconds": round(self.seconds, 3), "checks_passed": self.checks_passed,
+                "checks_total": self.checks_total,
+                "failed_checks": [c.__dict__ for c in self.failed_checks]}
+
+
+@dataclass
+class DeployReport:
+    stack: str
+    rows: list[DeployRow]
+    replicas_behind: list[str]
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"stack": self.stack, "databases": [r.as_dict() for r in self.rows],
+                "replicas_behind": self.replicas_behind, "seconds": round(self.seconds, 3)}
+
+
+def select_databases(sql_root: Path, wanted: list[str] | None) -> list[str]:
+    """The databases to deploy: every folder under ``sql_root`` with migrations, or ``wanted``.
+    Raises :class:`ConfigError` naming every unknown database at once."""
+    known = list_databases(sql_root)
+    if not wanted:
+        if not known:
+            raise ConfigError([f"no databases under {sql_root} (expected <name>/migrations/ folders)"],
+                              "create one with `invoke db.new --db NAME --name init`.")
+        return known
+    unknown = [d for d in wanted if d not in known]
+    if unknown:
+        raise ConfigError([f"unknown database '{d}' (not a folder with migrations under {sql_root})" for d in unknown],
+                          f"choose from: {', '.join(known) or 'none'}.")
+    return list(dict.fromkeys(wanted))
+
+
+def ensure_database(params: dict, database: str) -> bool:
+    """CREATE DATABASE when missing. Returns True when it was created."""
+    with connect(params, dbname="postgres", autocommit=True, application_name=tool_application_name("deploy")) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        return True
+
+
+def deploy(env: Environment, sql_root: Path, databases: list[str] | None = None, opts: RunOptions | None = None,
+           progress: Callable[[str], None] | None = None) -> DeployReport:
+    """Deploy every selected database of ``env`` (the local stack is brought up first).
+
+    Raises the first :class:`~ops.errors.OpsError` met (migration failures name database and
+    migration). Failed verify checks do not raise: they are in the report for the caller to exit on.
+    """
+    say = progress or (lambda _m: None)
+    t0 = time.monotonic()
+    dbs = select_databases(sql_root, databases)
+    if env.local is not None:
+        say("bringing up the local stack")
+        env.local.up()
+    rows = []
+    for db in dbs:
+        start = time.monotonic()
+        created = ensure_database(env.primary, db)
+        target = Target(db, env.primary, migrations_dir(sql_root, db))
+        say(f"{db}: migrating")
+        res = migrate(target, opts=opts, progress=lambda m, db=db: say(f"{db}: {m}"))
+        checks = verify(target)
+        failed = [c for c in checks if not c.passed]
+        rows.append(DeployRow(db, created, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
+                              time.monotonic() - start, len(checks) - len(failed), len(checks), failed))
+    behind = env.local.wait_replicas_caught_up() if env.local is not None else []
+    return DeployReport(env.stack, rows, behind, time.monotonic() - t0)

@@ -1,0 +1,189 @@
+"""The one exception tree every pgops failure belongs to.
+
+Modelled on patroni ``exceptions.py`` and alembic's ``MultipleHeads``: one root, domain subclasses
+that carry the data a caller needs, caught only at the task edge (``ops.cli.run_task``) and mapped to
+an exit code there. Every message names the object, what happened and the next command to run, and
+never contains a password (see :func:`ops.dsn.redact`).
+"""
+from __future__ import annotations
+
+
+class OpsError(Exception):
+    """Root of every expected pgops failure.
+
+    ``exit_code`` is what the task exits with; ``hint`` is the next command to run (may be empty).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:  # the one paragraph a user reads
+        return f"{self.message} Next: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(OpsError):
+    """Bad option or configuration value; ``problems`` lists every problem found at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str], hint: str = ""):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems), hint)
+
+
+class LocalStackError(OpsError):
+    """The local stack cannot be brought up, inspected or stopped."""
+
+    exit_code = 3
+
+
+class PortBusy(LocalStackError):
+    """A loopback port the local stack needs is taken by another process."""
+
+    def __init__(self, port: int, node: str, setting: str):
+        self.port = port
+        self.node = node
+        super().__init__(
+            f"Port {port} on 127.0.0.1, needed by local node '{node}', is already in use by another process.",
+            f"stop that process, or choose other ports with {setting}, then run `invoke local.up`.",
+        )
+
+
+class ConnectError(OpsError):
+    """A database cannot be reached; the DSN in the message is always redacted."""
+
+    exit_code = 4
+
+
+class MigrationError(OpsError):
+    """Base of every migration-engine failure."""
+
+    exit_code = 5
+
+
+class DiscoveryError(MigrationError):
+    """The migration folder is malformed; ``problems`` lists every problem at once."""
+
+    def __init__(self, root: str, problems: list[str]):
+        self.root = root
+        self.problems = list(problems)
+        lines = "\n  - ".join(self.problems)
+        super().__init__(
+            f"Migrations under {root} are malformed ({len(self.problems)} problem(s)):\n  - {lines}\n",
+            "fix the files above, then run `invoke db.status` to check.",
+        )
+
+
+class MigrationFailed(MigrationError):
+    """A migration's statement failed; a transactional migration was rolled back whole."""
+
+    def __init__(self, database: str, version: int, name: str, statement: int, line: int,
+                 error: str, hint: str = "", folder: str | None = None, file: str = "up.sql"):
+        self.database, self.version, self.name = database, version, name
+        self.statement, self.line, self.error = statement, line, error
+        folder = folder or f"{version}_{name}"
+        super().__init__(
+            f"Database '{database}': migration {folder} failed at statement {statement} "
+            f"({file} line {line}): {error}. The migration was rolled back; the ledger and schema are unchanged.",
+            hint or f"fix {folder}/{file}, then run `invoke db.migrate --db {database}`.",
+        )
+
+
+class DirtyDatabase(MigrationError):
+    """A non-transactional migration stopped part-way; the database is marked dirty in the ledger."""
+
+    def __init__(self, database: str, version: int, name: str, done: int, total: int,
+                 failed: int | None, error: str, invalid_indexes: list[str] | None = None):
+        self.database, self.version, self.name = database, version, name
+        self.done, self.total, self.failed, self.error = done, total, failed, error
+        self.invalid_indexes = list(invalid_indexes or [])
+        ran = f"statements 1..{done} of {total} ran and committed" if done else f"none of its {total} statements committed"
+        failed_txt = f"; statement {failed} failed: {error}" if failed else f": {error}"
+        invalid = (f" INVALID indexes left by a failed CONCURRENTLY build: {', '.join(self.invalid_indexes)}."
+                   if self.invalid_indexes else "")
+        super().__init__(
+            f"Database '{database}' is dirty at non-transactional migration {version}_{name}: {ran}{failed_txt}.{invalid}",
+            f"either finish it with `invoke db.migrate --db {database} --resume` (re-runs from statement "
+            f"{(failed or done + 1)}, dropping INVALID indexes it rebuilds) or undo it with "
+            f"`invoke db.rollback --db {database} --steps 1`.",
+        )
+
+
+class ChecksumDrift(MigrationError):
+    """Applied migrations whose up.sql changed on disk since they were applied (Flyway validate)."""
+
+    def __init__(self, database: str, drifted: list[tuple[int, str, str, str]]):
+        self.database = database
+        self.drifted = drifted  # (version, name, ledger checksum, disk checksum)
+        names = ", ".join(f"{v}_{n} (ledger {a[:12]}…, disk {b[:12]}…)" for v, n, a, b in drifted)
+        first = drifted[0][0]
+        super().__init__(
+            f"Database '{database}': applied migration(s) changed on disk since they were applied: {names}.",
+            f"restore the original up.sql, or if the change is intended run "
+            f"`invoke db.migrate --db {database} --accept-changed {first}`.",
+        )
+
+
+class OutOfOrder(MigrationError):
+    """A pending migration is older than the newest applied one."""
+
+    def __init__(self, database: str, pending: list[int], newest_applied: int):
+        self.database, self.pending, self.newest_applied = database, pending, newest_applied
+        super().__init__(
+            f"Database '{database}': pending migration(s) {', '.join(map(str, pending))} are older than the newest "
+            f"applied migration {newest_applied}.",
+            f"renumber them above {newest_applied}, or run `invoke db.migrate --db {database} --allow-out-of-order`.",
+        )
+
+
+class LockHeld(MigrationError):
+    """Another runner holds the database's migration advisory lock past the wait limit."""
+
+    def __init__(self, database: str, waited: float, holder: dict | None):
+        self.database, self.waited, self.holder = database, waited, holder
+        who = (f"pid {holder.get('pid')}, application_name '{holder.get('application_name')}', "
+               f"holding since {holder.get('since')}" if holder else "a session that has since gone")
+        super().__init__(
+            f"Database '{database}': another migration runner holds the pgops advisory lock ({who}); "
+            f"waited {waited:.0f} s.",
+            f"wait for it to finish and run the command again, or raise --lock-wait.",
+        )
+
+
+class PreflightRefused(MigrationError):
+    """Long-running or idle-in-transaction sessions would block the migration's locks."""
+
+    def __init__(self, database: str, blockers: list[dict]):
+        self.database, self.blockers = database, blockers
+        desc = "; ".join(
+            f"pid {b['pid']} ({b['application_name'] or 'no application_name'}, {b['state']}, "
+            f"transaction open {b['xact_age_s']:.0f} s)" for b in blockers)
+        super().__init__(
+            f"Database '{database}': preflight found {len(blockers)} session(s) that would block migration locks: {desc}.",
+            f"end them (SELECT pg_terminate_backend(pid)) or rerun with `--preflight wait` / `--preflight skip`.",
+        )
+
+
+class RollbackRefused(MigrationError):
+    """A rollback cannot go ahead (no down.sql, nothing to roll back, bad target)."""
+
+
+class VerifyFailed(MigrationError):
+    """One or more verify.sql checks returned passed = false; ``results`` holds every row."""
+
+    def __init__(self, database: str, failed: list[tuple[str, str, str]], results: list | None = None):
+        self.database, self.failed, self.results = database, failed, results or []
+        names = "; ".join(f"{m}: {c} ({d})" for m, c, d in failed)
+        super().__init__(
+            f"Database '{database}': {len(failed)} verify check(s) failed: {names}.",
+            f"inspect with `invoke db.verify --db {database}`; to undo the newest migration run "
+            f"`invoke db.rollback --db {database} --steps 1`.",
+        )
+
+
+class LintFailed(MigrationError):
+    """``--strict`` and lint found problems in pending migrations."""

@@ -1,0 +1,399 @@
+"""I/O edge of the local stack: initdb, pg_ctl and pg_basebackup on loopback ports.
+
+PostgreSQL refuses to run as root, so when pgops runs as root every server command runs as the
+unprivileged ``postgres`` OS user (``subprocess`` ``user=``), and node directories are owned by it.
+Bringing the stack up is idempotent and converges: nodes that are running are left alone, a node
+whose postmaster was killed (stale ``postmaster.pid``) is restarted, and a half-made replica is
+rebuilt from a fresh ``pg_basebackup``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+from ..dsn import connect, redact, tool_application_name
+from ..errors import ConfigError, LocalStackError, PortBusy
+from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, StackLayout,
+                     plan_layout, primary_conninfo, render_conf, server_settings)
+
+log = logging.getLogger(__name__)
+
+SERVER_USER = "postgres"
+READY_MARK = ".pgops-ready"
+START_TIMEOUT_S = 60
+
+
+def default_state_dir() -> Path:
+    """``$PGOPS_STATE_DIR``, else ``.pgops/local`` in the project checkout."""
+    env = os.environ.get("PGOPS_STATE_DIR")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parents[2] / ".pgops" / "local"
+
+
+def pg_bindir() -> Path:
+    """Directory of the PostgreSQL server binaries: ``$PGOPS_PG_BINDIR``, else the newest
+    ``/usr/lib/postgresql/<major>/bin`` (Debian layout), else the directory of ``initdb`` on PATH.
+
+    Raises :class:`LocalStackError` with the install command when no server is installed.
+    """
+    env = os.environ.get("PGOPS_PG_BINDIR")
+    if env:
+        return Path(env)
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    raise LocalStackError("No PostgreSQL server binaries (initdb, pg_ctl) are installed on this machine.",
+                          "run `scripts/setup.sh` (installs Debian's postgresql-15), or set PGOPS_PG_BINDIR.")
+
+
+def _as_server_user() -> bool:
+    return os.geteuid() == 0
+
+
+def _server_ids() -> tuple[int, int]:
+    if not _as_server_user():
+        return os.geteuid(), os.getegid()
+    try:
+        pw = pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        raise LocalStackError(f"pgops runs as root but the OS user '{SERVER_USER}' does not exist.",
+                              "install Debian's postgresql package (creates it) or run as an unprivileged user.") from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def _run(args: list[str], *, what: str, env: dict | None = None, check: bool = True,
+         timeout: float | None = 300) -> subprocess.CompletedProcess:
+    """Run a server command (as ``postgres`` when we are root); no shell, arguments as a list."""
+    kwargs: dict = {}
+    if _as_server_user():
+        uid, gid = _server_ids()
+        kwargs.update(user=uid, group=gid, extra_groups=[])
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    full_env.update(env or {})
+    log.debug("running %s", args[0])
+    proc = subprocess.run(args, cwd="/", env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        tail = redact((proc.stderr or proc.stdout or "").strip()[-1500:])
+        raise LocalStackError(f"{what} failed (exit {proc.returncode}): {tail}",
+                              "see the node's server.log under the state directory, then run `invoke local.up` again.")
+    return proc
+
+
+def _own(path: Path, mode: int) -> None:
+    uid, gid = _server_ids()
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z" and b"postgres" in cmd
+
+
+def node_pid(node: NodeSpec) -> int | None:
+    """The postmaster pid of ``node`` if one is alive for its data directory, else None."""
+    pidfile = node.data_dir / "postmaster.pid"
+    try:
+        first = pidfile.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    if not first.isdigit():
+        return None
+    pid = int(first)
+    return pid if _pid_alive(pid) else None
+
+
+def _orphans(node: NodeSpec) -> list[int]:
+    """Processes still attached to a data directory whose postmaster died (kill -9)."""
+    found = []
+    target = str(node.data_dir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "cwd") == target and _pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _conninfo(layout: StackLayout, node: NodeSpec) -> dict:
+    return {"host": "127.0.0.1", "port": node.port, "user": "postgres", "dbname": "postgres",
+            "passfile": str(layout.passfile)}
+
+
+class LocalStack:
+    """The local stack under one state directory. Build with :func:`open_stack`."""
+
+    def __init__(self, layout: StackLayout, extra_settings: dict[str, str] | None = None):
+        self.layout = layout
+        self.extra_settings = dict(extra_settings or {})
+
+    # ---- connection parameters -------------------------------------------------------------
+    def conninfo(self, node: NodeSpec | None = None) -> dict:
+        """libpq parameters (no password: it lives in the passfile) for ``node`` (primary by default)."""
+        return _conninfo(self.layout, node or self.layout.primary)
+
+    @property
+    def exists(self) -> bool:
+        return (self.layout.primary.data_dir / "PG_VERSION").exists()
+
+    # ---- up --------------------------------------------------------------------------------
+    def up(self) -> list[dict]:
+        """Converge to the layout: init the primary if new, start what is stopped, build missing
+        replicas. Idempotent. Returns :meth:`status`. Raises :class:`PortBusy` naming the port and
+        the setting that changes it, :class:`LocalStackError` for any other failure."""
+        bindir = pg_bindir()
+        lay = self.layout
+        lay.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(lay.state_dir, 0o755)
+        for node in lay.nodes:  # check every port first: fail before touching anything
+            if node_pid(node) is None and not _port_free(node.port):
+                raise PortBusy(node.port, node.name, PORT_SETTING)
+        if not self.exists:
+            self._init_primary(bindir)
+        self._start(bindir, lay.primary)
+        for node in lay.replica_nodes:
+            if not (node.node_dir / READY_MARK).exists():
+                self._build_replica(bindir, node)
+            self._start(bindir, node)
+        self._write_state(bindir)
+        return self.status()
+
+    def _init_primary(self, bindir: Path) -> None:
+        lay = self.layout
+        node = lay.primary
+        if node.node_dir.exists():
+            shutil.rmtree(node.node_dir)  # a half-made primary from an interrupted init
+        node.node_dir.mkdir(parents=True)
+        _own(node.node_dir, 0o700)
+        password = secrets.token_urlsafe(24)
+        lay.passfile.write_text(f"127.0.0.1:*:*:postgres:{password}\n")
+        _own(lay.passfile, 0o600)
+        pwfile = node.node_dir / "initpw"
+        pwfile.write_text(password + "\n")
+        _own(pwfile, 0o600)
+        try:
+            _run([str(bindir / "initdb"), "-D", str(node.data_dir), "-U", "postgres", "--auth-local=peer",
+                  "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
+                  "--data-checksums"], what=f"initdb of local node '{node.name}'")
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = node.data_dir / "pgops.conf"
+        conf.write_text("# written by pgops: local stack settings\n" + render_conf(server_settings(node, self.extra_settings)))
+        _own(conf, 0o600)
+        with open(node.data_dir / "postgresql.conf", "a") as f:
+            f.write("\ninclude 'pgops.conf'\n")
+
+    def _start(self, bindir: Path, node: NodeSpec) -> None:
+        if node_pid(node) is not None:
+            return
+        pidfile = node.data_dir / "postmaster.pid"
+        if pidfile.exists():  # stale: postmaster killed; wait for orphaned children to exit
+            log.info("node %s: stale postmaster.pid, recovering", node.name)
+            deadline = time.monotonic() + 30
+            while _orphans(node) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            pidfile.unlink(missing_ok=True)
+        if not _port_free(node.port):
+            raise PortBusy(node.port, node.name, PORT_SETTING)
+        node.log_file.touch()
+        _own(node.log_file, 0o600)
+        proc = _run([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-l", str(node.log_file), "-w",
+                     "-t", str(START_TIMEOUT_S), "start"], what=f"starting local node '{node.name}'", check=False)
+        if proc.returncode != 0:
+            tail = "".join(node.log_file.read_text(errors="replace").splitlines(True)[-8:])
+            raise LocalStackError(
+                f"Local node '{node.name}' (port {node.port}) did not start: {redact(tail.strip())}",
+                f"read {node.log_file}, fix the cause, then run `invoke local.up` again "
+                f"(or `invoke local.down --purge` to start from scratch).")
+
+    def _build_replica(self, bindir: Path, node: NodeSpec) -> None:
+        lay = self.layout
+        if node.node_dir.exists():
+            shutil.rmtree(node.node_dir)  # an interrupted basebackup: rebuild from scratch
+        node.node_dir.mkdir(parents=True)
+        _own(node.node_dir, 0o700)
+        with connect(self.conninfo(), autocommit=True, application_name=tool_application_name("local")) as conn:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
+                         "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (node.slot, node.slot))
+        _run([str(bindir / "pg_basebackup"), "-D", str(node.data_dir), "-h", "127.0.0.1",
+              "-p", str(lay.primary.port), "-U", "postgres", "--no-password", "-X", "stream",
+              "-S", node.slot, "-c", "fast"], what=f"pg_basebackup for replica '{node.name}'",
+             env={"PGPASSFILE": str(lay.passfile)})
+        (node.data_dir / "standby.signal").touch()
+        auto = node.data_dir / "postgresql.auto.conf"
+        with open(auto, "a") as f:
+            f.write(render_conf({
+                "port": str(node.port),
+                "primary_conninfo": "'" + primary_conninfo(lay, node).replace("'", "''") + "'",
+                "primary_slot_name": f"'{node.slot}'",
+            }))
+        for p in (node.data_dir / "standby.signal", auto):
+            _own(p, 0o600)
+        (node.node_dir / READY_MARK).touch()
+
+    def _write_state(self, bindir: Path) -> None:
+        lay = self.layout
+        old = self.read_state() or {}
+        state = {"base_port": lay.base_port, "replicas": lay.replicas,
+                 "pg_bindir": str(bindir), "created_at": old.get("created_at")
+                 or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        tmp = lay.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(lay.state_file)
+
+    def read_state(self) -> dict | None:
+        try:
+            return json.loads(self.layout.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    # ---- status ----------------------------------------------------------------------------
+    def status(self) -> list[dict]:
+        """One dict per node: name, role, host, port, pid, state ("running" | "stopped" |
+        "not created" | "unreachable"), replay_lag_bytes (bytes the replica's replay is behind the
+        primary's current WAL position, from ``pg_stat_replication``; None on the primary or when
+        the replica is not streaming)."""
+        lags: dict[str, int | None] = {}
+        if node_pid(self.layout.primary) is not None:
+            try:
+                with connect(self.conninfo(), autocommit=True, connect_timeout=3,
+                             application_name=tool_application_name("status")) as conn:
+                    for name, lag in conn.execute(
+                            "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint "
+                            "FROM pg_stat_replication"):
+                        lags[name] = lag
+            except Exception as exc:  # status must report, not fail
+                log.debug("status: primary query failed: %s", redact(str(exc)))
+        rows = []
+        for node in self.layout.nodes:
+            pid = node_pid(node)
+            if not (node.data_dir / "PG_VERSION").exists():
+                state = "not created"
+            elif pid is None:
+                state = "stopped"
+            else:
+                state = "running"
+                try:
+                    with connect(self.conninfo(node), autocommit=True, connect_timeout=3,
+                                 application_name=tool_application_name("status")) as conn:
+                        in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+                    if in_recovery != (node.role == "replica"):
+                        state = "wrong role"
+                except Exception:
+                    state = "unreachable"
+            rows.append({"name": node.name, "role": node.role, "host": "127.0.0.1", "port": node.port,
+                         "pid": pid, "state": state,
+                         "replay_lag_bytes": lags.get(node.name) if node.role == "replica" else None})
+        return rows
+
+    def wait_replicas_caught_up(self, timeout_s: float = 30.0) -> list[str]:
+        """Wait until every running replica has replayed the primary's current WAL position.
+
+        Returns the names of replicas still behind after ``timeout_s`` seconds (empty list: all caught up).
+        """
+        replicas = [n for n in self.layout.replica_nodes if node_pid(n) is not None]
+        if not replicas:
+            return []
+        with connect(self.conninfo(), autocommit=True, application_name=tool_application_name("deploy")) as conn:
+            target = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        behind = []
+        for node in replicas:
+            deadline = time.monotonic() + timeout_s
+            ok = False
+            with connect(self.conninfo(node), autocommit=True, application_name=tool_application_name("deploy")) as conn:
+                while time.monotonic() < deadline:
+                    done = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]
+                    if done:
+                        ok = True
+                        break
+                    time.sleep(0.1)
+            if not ok:
+                behind.append(node.name)
+        return behind
+
+    # ---- down ------------------------------------------------------------------------------
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop replicas, then the primary (``pg_ctl stop -m fast``); with ``purge`` delete the whole
+        state directory (data, logs, passfile, local backups). Returns what was done, one line each."""
+        done = []
+        bindir = None
+        for node in reversed(self.layout.nodes):
+            if node_pid(node) is None:
+                continue
+            bindir = bindir or pg_bindir()
+            _run([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
+                 what=f"stopping local node '{node.name}'")
+            done.append(f"stopped {node.name} (port {node.port})")
+        if purge and self.layout.state_dir.exists():
+            shutil.rmtree(self.layout.state_dir)
+            done.append(f"purged {self.layout.state_dir}")
+        return done
+
+
+def open_stack(state_dir: Path | None = None, port: int | None = None, replicas: int | None = None,
+               extra_settings: dict[str, str] | None = None) -> LocalStack:
+    """The local stack under ``state_dir`` (default :func:`default_state_dir`).
+
+    An existing stack keeps the port recorded in its ``stack.json``; asking for another raises
+    :class:`ConfigError`. ``port`` defaults to ``$PGOPS_LOCAL_PORT`` or 54320; ``replicas`` to the
+    recorded count or 1. Fewer replicas than exist is refused (purge first).
+    """
+    state_dir = (state_dir or default_state_dir()).resolve()
+    recorded = None
+    try:
+        recorded = json.loads((state_dir / "stack.json").read_text())
+    except (OSError, ValueError):
+        pass
+    env_port = os.environ.get("PGOPS_LOCAL_PORT")
+    if port is None and env_port:
+        if not env_port.isdigit():
+            raise ConfigError([f"PGOPS_LOCAL_PORT='{env_port}' is not a port number"])
+        port = int(env_port)
+    if recorded:
+        if port is not None and port != recorded["base_port"]:
+            raise ConfigError([f"the local stack in {state_dir} already runs on port {recorded['base_port']}, not {port}"],
+                              "run `invoke local.down --purge` first to move it to another port.")
+        port = recorded["base_port"]
+        if replicas is not None and replicas < recorded["replicas"]:
+            raise ConfigError([f"the local stack has {recorded['replicas']} replicas; shrinking to {replicas} is not supported"],
+                              "run `invoke local.down --purge` and `invoke local.up --replicas N`.")
+        replicas = recorded["replicas"] if replicas is None else replicas
+    layout = plan_layout(state_dir, DEFAULT_BASE_PORT if port is None else port,
+                         DEFAULT_REPLICAS if replicas is None else replicas)
+    return LocalStack(layout, extra_settings)

@@ -1,0 +1,126 @@
+"""Desired layout of the local stack: pure data, no I/O.
+
+A primary on ``base_port`` and replicas ``replica1..N`` on the following ports, each with its own
+physical replication slot named after it (PostgreSQL docs, "Replication Slots").
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+
+DEFAULT_BASE_PORT = 54320
+DEFAULT_REPLICAS = 1
+MAX_REPLICAS = 8
+PORT_SETTING = "`invoke local.up --port N` (or the PGOPS_LOCAL_PORT environment variable)"
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One server of the stack. ``slot`` is the physical slot a replica streams from (None on the primary)."""
+
+    name: str
+    role: str  # "primary" | "replica"
+    port: int
+    node_dir: Path
+    slot: str | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.node_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.node_dir / "server.log"
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """The whole stack under ``state_dir``: nodes (primary first), pgpass file and repository dir."""
+
+    state_dir: Path
+    base_port: int
+    replicas: int
+    nodes: tuple[NodeSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def primary(self) -> NodeSpec:
+        return self.nodes[0]
+
+    @property
+    def replica_nodes(self) -> tuple[NodeSpec, ...]:
+        return self.nodes[1:]
+
+    @property
+    def passfile(self) -> Path:
+        return self.state_dir / "pgpass"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def repository_dir(self) -> Path:
+        return self.state_dir / "backups"
+
+
+def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,
+                replicas: int = DEFAULT_REPLICAS) -> StackLayout:
+    """Compute the stack layout.
+
+    ``state_dir``: absolute directory (only ``[A-Za-z0-9_./+-]``, since it is written into
+    ``primary_conninfo``); ``base_port``: TCP port of the primary, replicas take the next ones;
+    ``replicas``: 0..8. Raises :class:`ConfigError` listing every invalid value at once.
+    """
+    problems = []
+    if not state_dir.is_absolute():
+        problems.append(f"state directory '{state_dir}' must be an absolute path")
+    if not _SAFE_PATH.match(str(state_dir)):
+        problems.append(f"state directory '{state_dir}' may hold only letters, digits and _ . / + -")
+    if not 1024 <= base_port <= 65535 - MAX_REPLICAS:
+        problems.append(f"port {base_port} is outside 1024..{65535 - MAX_REPLICAS}")
+    if not 0 <= replicas <= MAX_REPLICAS:
+        problems.append(f"replicas={replicas} is outside 0..{MAX_REPLICAS}")
+    if problems:
+        raise ConfigError(problems, "fix the values and run `invoke local.up` again.")
+    nodes = [NodeSpec("primary", "primary", base_port, state_dir / "primary")]
+    for i in range(1, replicas + 1):
+        nodes.append(NodeSpec(f"replica{i}", "replica", base_port + i, state_dir / f"replica{i}",
+                              slot=f"pgops_replica{i}"))
+    return StackLayout(state_dir, base_port, replicas, tuple(nodes))
+
+
+def server_settings(node: NodeSpec, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """postgresql.conf settings every local node runs with: loopback only, no unix socket,
+    streaming replication enabled, pg_stat_statements loaded (what RDS parameter groups set too)."""
+    settings = {
+        "listen_addresses": "'127.0.0.1'",
+        "port": str(node.port),
+        "unix_socket_directories": "''",
+        "wal_level": "replica",
+        "max_wal_senders": "10",
+        "max_replication_slots": "10",
+        "hot_standby": "on",
+        "shared_preload_libraries": "'pg_stat_statements'",
+        "log_line_prefix": "'%m [%p] %q%u@%d '",
+        "log_min_duration_statement": "1000",
+        "shared_buffers": "'512MB'",
+        "max_wal_size": "'4GB'",
+        "checkpoint_timeout": "'15min'",
+    }
+    settings.update(extra or {})
+    return settings
+
+
+def render_conf(settings: dict[str, str]) -> str:
+    """Render settings as postgresql.conf lines (values already quoted where PostgreSQL needs it)."""
+    return "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def primary_conninfo(layout: StackLayout, node: NodeSpec) -> str:
+    """The ``primary_conninfo`` a replica uses: loopback, password from the stack's passfile."""
+    return (f"host=127.0.0.1 port={layout.primary.port} user=postgres "
+            f"passfile={layout.passfile} application_name={node.name}")

@@ -1,0 +1,173 @@
+"""The ledger: schema ``pgops`` in each managed database.
+
+``pgops.migrations`` holds one row per applied migration (Flyway's schema history, sqitch's
+``changes``); ``pgops.migration_events`` is append-only (a trigger refuses UPDATE, DELETE and
+TRUNCATE) and records up / down / verify / failed / baseline / accept_changed / resume;
+``pgops.dirty`` holds at most one row: the non-transactional migration that stopped part-way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from .. import __version__
+
+LEDGER_DDL = r"""
+CREATE SCHEMA IF NOT EXISTS pgops;
+CREATE TABLE IF NOT EXISTS pgops.migrations (
+    version       bigint PRIMARY KEY,
+    name          text NOT NULL,
+    checksum      text NOT NULL,
+    applied_at    timestamptz NOT NULL DEFAULT now(),
+    applied_by    text NOT NULL DEFAULT current_user,
+    duration_ms   integer NOT NULL,
+    tool_version  text NOT NULL,
+    transactional boolean NOT NULL DEFAULT true
+);
+CREATE TABLE IF NOT EXISTS pgops.migration_events (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    event        text NOT NULL CHECK (event IN ('up', 'down', 'verify', 'failed', 'baseline',
+                                                'accept_changed', 'resume')),
+    version      bigint,
+    name         text,
+    checksum     text,
+    duration_ms  integer,
+    by_user      text NOT NULL DEFAULT current_user,
+    tool_version text NOT NULL,
+    detail       text,
+    error        text
+);
+CREATE TABLE IF NOT EXISTS pgops.dirty (
+    version          bigint PRIMARY KEY,
+    name             text NOT NULL,
+    checksum         text NOT NULL,
+    direction        text NOT NULL CHECK (direction IN ('up', 'down')),
+    statements_total integer NOT NULL,
+    statements_done  integer NOT NULL,
+    failed_statement integer,
+    error            text,
+    since            timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION pgops.events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'pgops.migration_events is append-only';
+END
+$$;
+CREATE OR REPLACE TRIGGER migration_events_append_only
+    BEFORE UPDATE OR DELETE ON pgops.migration_events
+    FOR EACH ROW EXECUTE FUNCTION pgops.events_append_only();
+CREATE OR REPLACE TRIGGER migration_events_no_truncate
+    BEFORE TRUNCATE ON pgops.migration_events
+    FOR EACH STATEMENT EXECUTE FUNCTION pgops.events_append_only();
+"""
+
+
+@dataclass(frozen=True)
+class AppliedRow:
+    """A row of ``pgops.migrations``. ``applied_at`` is a UTC-aware datetime."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime
+    applied_by: str
+    duration_ms: int
+    tool_version: str
+    transactional: bool = True
+
+
+@dataclass(frozen=True)
+class DirtyRow:
+    """The non-transactional migration that stopped part-way (``statements_done`` committed)."""
+
+    version: int
+    name: str
+    checksum: str
+    direction: str
+    statements_total: int
+    statements_done: int
+    failed_statement: int | None
+    error: str | None
+
+
+def ledger_exists(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass('pgops.dirty') IS NOT NULL "
+                        "AND to_regclass('pgops.migration_events') IS NOT NULL").fetchone()[0]
+
+
+def ensure_ledger(conn: psycopg.Connection) -> None:
+    """Create the ledger schema if it is missing (idempotent; call under the advisory lock)."""
+    if ledger_exists(conn):
+        return
+    with conn.transaction():
+        for stmt in _ddl_statements():
+            conn.execute(stmt)
+
+
+def _ddl_statements() -> list[str]:
+    from .script import parse_script
+    return [s.text for s in parse_script(LEDGER_DDL).statements]
+
+
+def read_applied(conn: psycopg.Connection) -> dict[int, AppliedRow]:
+    """Applied migrations by version; empty when the ledger does not exist yet."""
+    if not ledger_exists(conn):
+        return {}
+    rows = conn.execute("SELECT version, name, checksum, applied_at, applied_by, duration_ms, tool_version, "
+                        "transactional FROM pgops.migrations ORDER BY version").fetchall()
+    return {r[0]: AppliedRow(*r) for r in rows}
+
+
+def read_dirty(conn: psycopg.Connection) -> DirtyRow | None:
+    if not ledger_exists(conn):
+        return None
+    row = conn.execute("SELECT version, name, checksum, direction, statements_total, statements_done, "
+                       "failed_statement, error FROM pgops.dirty ORDER BY version LIMIT 1").fetchone()
+    return DirtyRow(*row) if row else None
+
+
+def record_applied(conn: psycopg.Connection, version: int, name: str, checksum: str, duration_ms: int,
+                   transactional: bool) -> None:
+    conn.execute("INSERT INTO pgops.migrations (version, name, checksum, duration_ms, tool_version, transactional) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)",
+                 (version, name, checksum, duration_ms, __version__, transactional))
+
+
+def remove_applied(conn: psycopg.Connection, version: int) -> None:
+    conn.execute("DELETE FROM pgops.migrations WHERE version = %s", (version,))
+
+
+def update_checksum(conn: psycopg.Connection, version: int, checksum: str) -> None:
+    conn.execute("UPDATE pgops.migrations SET checksum = %s WHERE version = %s", (checksum, version))
+
+
+def record_event(conn: psycopg.Connection, event: str, version: int | None = None, name: str | None = None,
+                 checksum: str | None = None, duration_ms: int | None = None, detail: str | None = None,
+                 error: str | None = None) -> None:
+    conn.execute("INSERT INTO pgops.migration_events (event, version, name, checksum, duration_ms, tool_version, "
+                 "detail, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                 (event, version, name, checksum, duration_ms, __version__, detail, error))
+
+
+def set_dirty(conn: psycopg.Connection, version: int, name: str, checksum: str, direction: str,
+              total: int, done: int, failed: int | None = None, error: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO pgops.dirty (version, name, checksum, direction, statements_total, statements_done, "
+        "failed_statement, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (version) DO UPDATE SET direction = EXCLUDED.direction, checksum = EXCLUDED.checksum, "
+        "statements_total = EXCLUDED.statements_total, statements_done = EXCLUDED.statements_done, "
+        "failed_statement = EXCLUDED.failed_statement, error = EXCLUDED.error",
+        (version, name, checksum, direction, total, done, failed, error))
+
+
+def clear_dirty(conn: psycopg.Connection, version: int) -> None:
+    conn.execute("DELETE FROM pgops.dirty WHERE version = %s", (version,))
+
+
+def invalid_indexes(conn: psycopg.Connection) -> list[str]:
+    """Indexes left INVALID (e.g. by a failed CREATE INDEX CONCURRENTLY), as qualified names."""
+    return [r[0] for r in conn.execute(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE NOT i.indisvalid ORDER BY 1")]

@@ -1,0 +1,513 @@
+"""I/O edge of the migration engine: migrate, rollback, verify, status, plan, baseline.
+
+Habits: plan as data, then a small loop that stops at the first failure (patroni); a transactional
+migration is recorded in the same transaction that applies it; a non-transactional one leaves an
+exact dirty record (statements done, the failed one) that ``--resume`` or a rollback clears; every
+statement runs under ``lock_timeout``, and a lock timeout (SQLSTATE 55P03) retries the migration with
+exponential backoff and jitter (pgroll's approach).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+
+from ..dsn import connect, redact, tool_application_name
+from ..errors import (ChecksumDrift, DirtyDatabase, LintFailed, MigrationFailed, OutOfOrder, RollbackRefused)
+from . import ledger
+from .discovery import Migration, discover
+from .lint import Finding, grade, lint_migration, lock_level
+from .locking import migration_lock, preflight
+from .plan import ChainStatus, RollbackStep, compare, rollback_plan, select_pending
+from .script import Script, Statement
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunOptions:
+    """Knobs of a run. Times are seconds. ``preflight``: wait | refuse | skip."""
+
+    lock_wait_s: float = 60.0
+    lock_timeout_s: float = 2.0
+    statement_timeout_s: float = 0.0
+    retries: int = 5
+    retry_base_s: float = 0.5
+    preflight: str = "wait"
+    max_xact_age_s: float = 60.0
+    dry_run: bool = False
+
+
+@dataclass
+class Applied:
+    version: int
+    name: str
+    duration_ms: int
+    transactional: bool
+    attempts: int = 1
+
+
+@dataclass
+class MigrateResult:
+    """What one ``migrate`` did. ``before``/``after`` are the newest applied versions (None: none)."""
+
+    database: str
+    before: int | None
+    after: int | None
+    applied: list[Applied] = field(default_factory=list)
+    planned: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    accepted: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    preflight_blockers: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A database to migrate: its name, libpq parameters (no dbname) and its chain folder."""
+
+    database: str
+    params: Mapping
+    migrations_dir: Path
+
+    def chain(self) -> list[Migration]:
+        return discover(self.migrations_dir)
+
+
+def _error_text(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    text = diag.message_primary or str(exc).strip().splitlines()[0]
+    if diag.sqlstate:
+        text = f"{text} (SQLSTATE {diag.sqlstate})"
+    if diag.message_detail:
+        text += f"; {diag.message_detail}"
+    return redact(text)
+
+
+def _backoff(attempt: int, base: float) -> float:
+    """Exponential backoff with jitter: base * 2^attempt * U(0.5, 1.5), at most 10 s."""
+    return min(10.0, base * (2 ** attempt) * random.uniform(0.5, 1.5))
+
+
+def _session(conn: psycopg.Connection, opts: RunOptions) -> None:
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(opts.lock_timeout_s * 1000)}ms")))
+    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(opts.statement_timeout_s * 1000)}ms")))
+
+
+def _work_conn(target: Target, what: str, opts: RunOptions) -> psycopg.Connection:
+    conn = connect(target.params, dbname=target.database, autocommit=True,
+                   application_name=tool_application_name(what))
+    _session(conn, opts)
+    return conn
+
+
+# ---- status / plan ------------------------------------------------------------------------------
+
+def status(target: Target) -> ChainStatus:
+    """Compare disk and ledger without taking the lock. Raises DiscoveryError / ConnectError."""
+    chain = target.chain()
+    with connect(target.params, dbname=target.database, autocommit=True,
+                 application_name=tool_application_name("status")) as conn:
+        return compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn))
+
+
+@dataclass
+class PlannedStatement:
+    migration: str
+    index: int
+    line: int
+    kind: str
+    lock: str
+    table: str | None
+
+
+def plan(target: Target | None, chain: list[Migration], live: bool = True) -> tuple[list[Migration], list[PlannedStatement], list[Finding]]:
+    """Pending migrations, the lock each statement takes, and lint findings graded by live table size.
+
+    With ``live`` False (or no target) every migration in ``chain`` is planned and findings keep
+    their static severity. Changes nothing.
+    """
+    pending = chain
+    sizes: dict[str, tuple[int | None, int | None]] = {}
+    conn = None
+    if live and target is not None:
+        conn = connect(target.params, dbname=target.database, autocommit=True, application_name=tool_application_name("plan"))
+    try:
+        if conn is not None:
+            pending = list(compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn)).pending)
+        statements, findings = [], []
+        for m in pending:
+            for st in m.up.statements:
+                lock, table = lock_level(st)
+                statements.append(PlannedStatement(m.folder, st.index, st.line, st.kind, lock, table))
+            for f in lint_migration(m):
+                if conn is not None and f.table:
+                    if f.table not in sizes:
+                        sizes[f.table] = _table_size(conn, f.table)
+                    f = grade(f, *sizes[f.table])
+                findings.append(f)
+        return pending, statements, findings
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _table_size(conn: psycopg.Connection, table: str) -> tuple[int | None, int | None]:
+    row = conn.execute("SELECT c.oid, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c "
+                       "WHERE c.oid = to_regclass(%s)", (table,)).fetchone()
+    if not row:
+        return None, None
+    oid, rows, size = row
+    if rows < 0:  # never analyzed: count, bounded
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1000001) s").format(
+            sql.Identifier(*table.split(".")))).fetchone()[0]
+    return rows, size
+
+
+# ---- migrate ------------------------------------------------------------------------------------
+
+def migrate(target: Target, *, to: int | None = None, resume: bool = False, accept_changed: tuple[int, ...] = (),
+            allow_out_of_order: bool = False, strict: bool = False, opts: RunOptions | None = None,
+            progress: Progress | None = None) -> MigrateResult:
+    """Apply pending migrations (up to ``to``) under the advisory lock.
+
+    Refuses, before changing anything: a dirty database without ``resume`` (:class:`DirtyDatabase`),
+    checksum drift not listed in ``accept_changed`` (:class:`ChecksumDrift`), pending versions older
+    than the newest applied one without ``allow_out_of_order`` (:class:`OutOfOrder`), lint findings
+    with ``strict`` (:class:`LintFailed`), and preflight blockers (:class:`PreflightRefused`).
+    A failing transactional migration raises :class:`MigrationFailed` with the ledger unchanged; a
+    failing non-transactional one raises :class:`DirtyDatabase`.
+    """
+    opts = opts or RunOptions()
+    say = progress or (lambda _msg: None)
+    t0 = time.monotonic()
+    chain = target.chain()
+    with migration_lock(target.params, target.database, opts.lock_wait_s) as lock_conn, \
+            _work_conn(target, "migrate", opts) as conn:
+        if not opts.dry_run:
+            ledger.ensure_ledger(conn)
+        st = compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn))
+        result = MigrateResult(target.database, st.current, st.current, missing=list(st.missing))
+        if st.dirty and not resume:
+            d = st.dirty
+            raise DirtyDatabase(target.database, d.version, d.name, d.statements_done, d.statements_total,
+                                d.failed_statement, d.error or "interrupted",
+                                ledger.invalid_indexes(conn))
+        drift = [d for d in st.drifted if d[0] not in accept_changed]
+        if drift:
+            raise ChecksumDrift(target.database, drift)
+        pending = select_pending(st, to)
+        ooo = [m.version for m in pending if st.current is not None and m.version < st.current]
+        if ooo and not allow_out_of_order:
+            raise OutOfOrder(target.database, ooo, st.current)
+        if strict:
+            findings = [f for m in pending for f in lint_migration(m) if f.severity in ("warning", "error")]
+            if findings:
+                lines = "; ".join(f"{f.rule} {f.file}:{f.line} {f.message}" for f in findings)
+                raise LintFailed(f"Database '{target.database}': --strict and lint found {len(findings)} problem(s): {lines}.",
+                                 f"rewrite as suggested by `invoke db.lint --db {target.database}`, or drop --strict.")
+        dirty_m = None
+        if st.dirty and resume:
+            dirty_m = next((m for m in chain if m.version == st.dirty.version), None)
+            if dirty_m is None:
+                raise RollbackRefused(f"Database '{target.database}' is dirty at {st.dirty.version}_{st.dirty.name} "
+                                      "but that folder is missing on disk.", "restore the folder, then run --resume again.")
+            if dirty_m.checksum != st.dirty.checksum:
+                raise ChecksumDrift(target.database, [(dirty_m.version, dirty_m.name, st.dirty.checksum, dirty_m.checksum)])
+        result.planned = ([dirty_m.version] if dirty_m else []) + [m.version for m in pending]
+        if opts.dry_run:
+            result.seconds = time.monotonic() - t0
+            return result
+        if pending or dirty_m:
+            result.preflight_blockers = preflight(conn, target.database, opts.preflight, opts.max_xact_age_s,
+                                                  opts.lock_wait_s, [lock_conn.info.backend_pid])
+        for v in accept_changed:
+            m = next((m for m in chain if m.version == v), None)
+            if m and any(d[0] == v for d in st.drifted):
+                with conn.transaction():
+                    ledger.update_checksum(conn, v, m.checksum)
+                    ledger.record_event(conn, "accept_changed", v, m.name, m.checksum,
+                                        detail=f"ledger checksum updated from disk by --accept-changed")
+                result.accepted.append(v)
+        if dirty_m is not None:
+            say(f"resuming {dirty_m.folder} at statement {(st.dirty.failed_statement or st.dirty.statements_done + 1)}")
+            result.applied.append(_apply_nontx(conn, target, dirty_m, dirty_m.up, "up", opts, start=st.dirty.statements_done))
+            result.after = dirty_m.version if result.after is None else max(result.after, dirty_m.version)
+        for m in pending:
+            say(f"applying {m.folder}")
+            if m.up.transactional:
+                applied = _apply_tx(conn, target, m, m.up, "up", opts)
+            else:
+                applied = _apply_nontx(conn, target, m, m.up, "up", opts)
+            result.applied.append(applied)
+            result.after = m.version if result.after is None else max(result.after, m.version)
+        result.seconds = time.monotonic() - t0
+        return result
+
+
+def _record_failure(conn: psycopg.Connection, m: Migration, direction: str, st: Statement, err: str) -> None:
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        with conn.transaction():
+            ledger.record_event(conn, "failed", m.version, m.name, m.checksum,
+                                detail=f"{direction}: statement {st.index} (line {st.line})", error=err)
+    except psycopg.Error as exc:  # the failure itself is what matters; log the bookkeeping problem
+        log.warning("could not record the failure event: %s", redact(str(exc)))
+
+
+def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
+              opts: RunOptions) -> Applied:
+    """Run ``script`` in one transaction with its ledger change; retry the whole transaction on lock timeout."""
+    file = "up.sql" if direction == "up" else "down.sql"
+    attempt = 0
+    while True:
+        attempt += 1
+        t0 = time.monotonic()
+        current: Statement | None = None
+        try:
+            with conn.transaction():
+                for current in script.statements:
+                    conn.execute(current.text, prepare=False)
+                ms = int((time.monotonic() - t0) * 1000)
+                if direction == "up":
+                    ledger.record_applied(conn, m.version, m.name, m.checksum, ms, True)
+                else:
+                    ledger.remove_applied(conn, m.version)
+                ledger.record_event(conn, direction, m.version, m.name, m.checksum, ms,
+                                    detail=f"{len(script.statements)} statement(s), attempt {attempt}")
+            return Applied(m.version, m.name, ms, True, attempt)
+        except pgerr.LockNotAvailable as exc:
+            if attempt <= opts.retries:
+                delay = _backoff(attempt - 1, opts.retry_base_s)
+                log.warning("%s %s: lock timeout at statement %s, retry %d/%d in %.1fs", target.database, m.folder,
+                            current.index if current else "?", attempt, opts.retries, delay)
+                time.sleep(delay)
+                continue
+            err = _error_text(exc) + f" after {attempt} attempt(s)"
+            _record_failure(conn, m, direction, current, err)
+            raise MigrationFailed(target.database, m.version, m.name, current.index, current.line, err,
+                                  "find the session holding the lock (pg_locks), then rerun; or raise "
+                                  "--lock-timeout / --retries.", folder=m.folder, file=file) from None
+        except psycopg.Error as exc:
+            err = _error_text(exc)
+            if current is None:
+                raise
+            _record_failure(conn, m, direction, current, err)
+            hint = "" if direction == "up" else (f"fix {m.folder}/down.sql, then run `invoke db.rollback "
+                                                 f"--db {target.database}` again.")
+            raise MigrationFailed(target.database, m.version, m.name, current.index, current.line, err, hint,
+                                  folder=m.folder, file=file) from None
+
+
+def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
+                 opts: RunOptions, start: int = 0) -> Applied:
+    """Run ``script`` statement by statement outside a transaction (as ``psql -f`` would), keeping an
+    exact dirty record; on success record the ledger change and clear it in one transaction.
+
+    ``start``: statements already committed by an earlier run (``--resume``); an INVALID index left by
+    the failed CONCURRENTLY build of the next statement is dropped before it is rebuilt.
+    """
+    total = len(script.statements)
+    t0 = time.monotonic()
+    with conn.transaction():
+        ledger.set_dirty(conn, m.version, m.name, m.checksum, direction, total, start)
+        if start:
+            ledger.record_event(conn, "resume", m.version, m.name, m.checksum, detail=f"{direction} from statement {start + 1}")
+    attempts = 1
+    for st in script.statements[start:]:
+        if st.index == start + 1 and direction == "up":
+            _drop_invalid_rebuild(conn, st)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                conn.execute(st.text, prepare=False)
+                break
+            except pgerr.LockNotAvailable as exc:
+                if attempt <= opts.retries and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    time.sleep(_backoff(attempt - 1, opts.retry_base_s))
+                    continue
+                _fail_nontx(conn, target, m, script, direction, st, _error_text(exc) + f" after {attempt} attempt(s)")
+            except psycopg.Error as exc:
+                _fail_nontx(conn, target, m, script, direction, st, _error_text(exc))
+        attempts = max(attempts, attempt)
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("UPDATE pgops.dirty SET statements_done = %s WHERE version = %s", (st.index, m.version))
+    ms = int((time.monotonic() - t0) * 1000)
+    with conn.transaction():
+        if direction == "up":
+            ledger.record_applied(conn, m.version, m.name, m.checksum, ms, False)
+        else:
+            ledger.remove_applied(conn, m.version)
+        ledger.clear_dirty(conn, m.version)
+        ledger.record_event(conn, direction, m.version, m.name, m.checksum, ms,
+                            detail=f"{total} statement(s) outside a transaction ({script.mode_reason})")
+    return Applied(m.version, m.name, ms, False, attempts)
+
+
+def _drop_invalid_rebuild(conn: psycopg.Connection, st: Statement) -> None:
+    from pglast import ast
+    n = st.node
+    if isinstance(n, ast.IndexStmt) and n.concurrent and n.idxname:
+        schema = n.relation.schemaname
+        row = conn.execute(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE NOT i.indisvalid AND c.relname = %s "
+            "AND (%s::text IS NULL AND ns.nspname = ANY(current_schemas(false)) OR ns.nspname = %s)",
+            (n.idxname, schema, schema)).fetchone()
+        if row:
+            log.info("dropping INVALID index %s before rebuilding it", row[0])
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(*(([schema] if schema else []) + [n.idxname]))))
+
+
+def _fail_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
+                st: Statement, err: str) -> None:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")  # a file with its own BEGIN: its open transaction is lost, as in psql
+    row = conn.execute("SELECT statements_done FROM pgops.dirty WHERE version = %s", (m.version,)).fetchone()
+    done = row[0] if row else 0
+    with conn.transaction():
+        ledger.set_dirty(conn, m.version, m.name, m.checksum, direction, len(script.statements), done, st.index, err)
+        ledger.record_event(conn, "failed", m.version, m.name, m.checksum,
+                            detail=f"{direction}: statement {st.index} (line {st.line}) outside a transaction", error=err)
+    raise DirtyDatabase(target.database, m.version, m.name, done, len(script.statements), st.index,
+                        f"{err} (line {st.line})", ledger.invalid_indexes(conn))
+
+
+# ---- rollback -----------------------------------------------------------------------------------
+
+def rollback(target: Target, *, to: int | None = None, steps: int | None = None, opts: RunOptions | None = None,
+             progress: Progress | None = None) -> tuple[list[RollbackStep], list[Applied]]:
+    """Run ``down.sql`` of applied migrations newest first, each recorded in the ledger.
+
+    Returns (plan, done). With ``opts.dry_run`` only the plan. Raises :class:`RollbackRefused` before
+    anything runs when a migration to revert has no ``down.sql``; :class:`MigrationFailed` when a
+    down script fails (that step rolled back, earlier steps stay reverted).
+    """
+    opts = opts or RunOptions()
+    say = progress or (lambda _msg: None)
+    chain = target.chain()
+    with migration_lock(target.params, target.database, opts.lock_wait_s), _work_conn(target, "rollback", opts) as conn:
+        applied = ledger.read_applied(conn)
+        dirty = ledger.read_dirty(conn)
+        if not applied and not dirty:
+            raise RollbackRefused(f"Database '{target.database}' has no applied migrations to roll back.",
+                                  f"run `invoke db.status --db {target.database}` to see its state.")
+        steps_plan = rollback_plan(chain, applied, dirty, to=to, steps=steps)
+        if opts.dry_run or not steps_plan:
+            return steps_plan, []
+        done = []
+        for step in steps_plan:
+            m = step.migration
+            say(f"reverting {m.folder}")
+            if step.dirty and m.down.transactional:
+                with conn.transaction():
+                    for s in m.down.statements:
+                        conn.execute(s.text, prepare=False)
+                    ledger.clear_dirty(conn, m.version)
+                    ledger.record_event(conn, "down", m.version, m.name, m.checksum,
+                                        detail="reverted a dirty (partly applied) migration")
+                done.append(Applied(m.version, m.name, 0, True))
+            elif m.down.transactional:
+                done.append(_apply_tx(conn, target, m, m.down, "down", opts))
+            else:
+                done.append(_apply_nontx(conn, target, m, m.down, "down", opts))
+        return steps_plan, done
+
+
+# ---- verify -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckResult:
+    migration: str
+    check: str
+    passed: bool
+    detail: str
+
+
+def run_verify_script(conn: psycopg.Connection, label: str, script: Script) -> list[CheckResult]:
+    """Run a verify script read-only and rolled back; each row must be (text, boolean, text).
+
+    A statement that errors or returns the wrong shape becomes one failed row naming why.
+    """
+    out = []
+    for st in script.statements:
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("SET TRANSACTION READ ONLY")
+                cur = conn.execute(st.text, prepare=False)
+                cols = cur.description or []
+                rows = cur.fetchall()
+        except psycopg.Error as exc:
+            out.append(CheckResult(label, f"statement {st.index} (line {st.line})", False, _error_text(exc)))
+            continue
+        if len(cols) != 3:
+            out.append(CheckResult(label, f"statement {st.index} (line {st.line})", False,
+                                   f"returned {len(cols)} columns; verify rows are (check, passed, detail)"))
+            continue
+        for check, passed, detail in rows:
+            if not isinstance(passed, bool):
+                out.append(CheckResult(label, str(check), False, f"passed is {type(passed).__name__}, not boolean"))
+            else:
+                out.append(CheckResult(label, str(check), passed, "" if detail is None else str(detail)))
+    return out
+
+
+def verify(target: Target, record: bool = True) -> list[CheckResult]:
+    """Run every applied migration's ``verify.sql`` in version order. Returns every row; the caller
+    decides the exit code (:class:`VerifyFailed` when any row failed)."""
+    chain = {m.version: m for m in target.chain()}
+    with connect(target.params, dbname=target.database, autocommit=True,
+                 application_name=tool_application_name("verify")) as conn:
+        applied = ledger.read_applied(conn)
+        results = []
+        for v in sorted(applied):
+            m = chain.get(v)
+            if m is None or m.verify is None:
+                continue
+            results += run_verify_script(conn, m.folder, m.verify)
+        if record and applied and not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            failed = sum(1 for r in results if not r.passed)
+            with conn.transaction():
+                ledger.record_event(conn, "verify", max(applied), applied[max(applied)].name,
+                                    detail=f"{len(results)} check(s), {failed} failed")
+        return results
+
+
+# ---- baseline -----------------------------------------------------------------------------------
+
+def baseline(target: Target, to: int, opts: RunOptions | None = None) -> list[Migration]:
+    """Record an existing database as being at version ``to`` without running anything (Flyway
+    ``baseline``). Every migration on disk up to ``to`` is written to the ledger with duration 0.
+    Refuses when the ledger already has rows or ``to`` is not a version on disk."""
+    opts = opts or RunOptions()
+    chain = target.chain()
+    if to not in {m.version for m in chain}:
+        raise RollbackRefused(f"Version {to} is not a migration under {target.migrations_dir}.",
+                              f"run `invoke db.status --db {target.database}` to list versions.")
+    with migration_lock(target.params, target.database, opts.lock_wait_s), _work_conn(target, "baseline", opts) as conn:
+        ledger.ensure_ledger(conn)
+        if ledger.read_applied(conn):
+            raise RollbackRefused(f"Database '{target.database}' already has applied migrations; baseline is for "
+                                  "databases that have never been migrated by pgops.",
+                                  f"run `invoke db.status --db {target.database}`.")
+        marked = [m for m in chain if m.version <= to]
+        if opts.dry_run:
+            return marked
+        with conn.transaction():
+            for m in marked:
+                ledger.record_applied(conn, m.version, m.name, m.checksum, 0, m.up.transactional)
+                ledger.record_event(conn, "baseline", m.version, m.name, m.checksum, 0,
+                                    detail=f"recorded as applied by db.baseline --to {to}; nothing ran")
+        return marked

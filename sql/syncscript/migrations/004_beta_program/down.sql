@@ -1,0 +1,3 @@
+DROP TABLE testing_sessions;
+DROP TABLE feedback_submissions;
+DROP TABLE beta_users;

@@ -1,0 +1,2 @@
+DROP TABLE briefing_history;
+DROP TABLE briefing_settings;

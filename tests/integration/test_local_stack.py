@@ -1,0 +1,96 @@
+"""The local stack's lifecycle on real servers: up, idempotent up, killed postmaster, busy port,
+down, purge, and the CLI's JSON shape."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from ops.dsn import connect
+from ops.errors import PortBusy
+from ops.local.cluster import node_pid, open_stack
+
+from .conftest import TEST_SETTINGS, destroy, free_base_port, invoke, make_stack, state_dir
+
+
+@pytest.fixture
+def stack():
+    st = make_stack(replicas=1)
+    yield st
+    destroy(st)
+
+
+def test_lifecycle(stack):
+    nodes = stack.up()
+    assert [(n["name"], n["role"], n["state"]) for n in nodes] == [("primary", "primary", "running"),
+                                                                   ("replica1", "replica", "running")]
+    # the replica streams from its slot
+    with connect(stack.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE ping (id int)")
+        conn.execute("INSERT INTO ping VALUES (42)")
+        assert conn.execute("SELECT slot_name, active FROM pg_replication_slots").fetchall() == [("pgops_replica1", True)]
+    assert stack.wait_replicas_caught_up(30) == []
+    with connect(stack.conninfo(stack.layout.replica_nodes[0]), autocommit=True) as conn:
+        assert conn.execute("SELECT id FROM ping").fetchall() == [(42,)]
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+    lag = stack.status()[1]["replay_lag_bytes"]
+    assert isinstance(lag, int) and lag >= 0
+
+    # idempotent: a second up changes nothing
+    pids = [n["pid"] for n in nodes]
+    assert [n["pid"] for n in stack.up()] == pids
+
+    # a killed postmaster (stale postmaster.pid) is recovered by up
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while node_pid(stack.layout.primary) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.status()[0]["state"] == "stopped"
+    assert (stack.layout.primary.data_dir / "postmaster.pid").exists()
+    nodes = stack.up()
+    assert nodes[0]["state"] == "running" and nodes[0]["pid"] != pids[0]
+    with connect(stack.conninfo(), autocommit=True) as conn:
+        assert conn.execute("SELECT id FROM ping").fetchall() == [(42,)]
+
+    # down stops everything, purge deletes the state directory
+    assert len(stack.down()) == 2
+    assert [n["state"] for n in stack.status()] == ["stopped", "stopped"]
+    stack.down(purge=True)
+    assert not stack.layout.state_dir.exists()
+
+
+def test_busy_port_names_the_port_and_the_setting():
+    base = free_base_port(2)
+    st = open_stack(state_dir() / "stack", port=base, replicas=1, extra_settings=TEST_SETTINGS)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", base + 1))
+        squatter.listen()
+        with pytest.raises(PortBusy) as info:
+            st.up()
+    msg = str(info.value)
+    assert str(base + 1) in msg and "replica1" in msg and "PGOPS_LOCAL_PORT" in msg and "--port" in msg
+    assert not st.exists  # it checked before touching anything
+    destroy(st)
+
+
+def test_cli_status_json_and_exit_codes():
+    sd = state_dir() / "stack"
+    port = free_base_port(2)
+    env = {"PGOPS_STATE_DIR": str(sd), "PGOPS_LOCAL_PORT": str(port)}
+    try:
+        up = invoke(["local.up", "--replicas", "1", "--json"], env)
+        assert up.returncode == 0, up.stderr
+        doc = json.loads(invoke(["local.status", "--json"], env).stdout)
+        assert [set(n) for n in doc["nodes"]] == [{"name", "role", "host", "port", "pid", "state", "replay_lag_bytes"}] * 2
+        assert [n["port"] for n in doc["nodes"]] == [port, port + 1]
+        assert all(n["host"] == "127.0.0.1" and n["state"] == "running" for n in doc["nodes"])
+        bad = invoke(["local.up", "--port", str(port + 5)], env)
+        assert bad.returncode == 2 and "already runs on port" in bad.stderr and "Traceback" not in bad.stderr
+        assert invoke(["local.down", "--purge"], env).returncode == 0
+        assert not sd.exists()
+    finally:
+        destroy(open_stack(sd))

@@ -1,0 +1,55 @@
+"""Redaction, stack layout, scaffolding: pure pieces with no I/O."""
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from ops.dsn import redact
+from ops.errors import ConfigError, MigrationFailed
+from ops.local.layout import plan_layout, primary_conninfo
+from ops.migrations.scaffold import next_version, scaffold
+
+
+@pytest.mark.parametrize("text", [
+    "postgresql://ops:s3cr3t@db.example:5432/app",
+    "host=db port=5432 password=s3cr3t dbname=app",
+    "host=db password='s3 cr3t' dbname=app",
+    "error connecting with PASSWORD = s3cr3t",
+])
+def test_redact_hides_passwords(text):
+    out = redact(text)
+    assert "s3cr3t" not in out and "cr3t" not in out and "***" in out
+
+
+def test_errors_never_carry_the_password_they_were_given():
+    e = MigrationFailed("app", 1, "init", 1, 1, redact("could not connect: password=hunter2"))
+    assert "hunter2" not in str(e)
+
+
+def test_layout_ports_and_slots():
+    lay = plan_layout(Path("/srv/pgops"), 55000, 2)
+    assert [(n.name, n.port, n.slot) for n in lay.nodes] == [("primary", 55000, None),
+                                                             ("replica1", 55001, "pgops_replica1"),
+                                                             ("replica2", 55002, "pgops_replica2")]
+    assert "port=55000" in primary_conninfo(lay, lay.nodes[1]) and "password" not in primary_conninfo(lay, lay.nodes[1])
+
+
+def test_layout_reports_every_bad_value_at_once():
+    with pytest.raises(ConfigError) as info:
+        plan_layout(Path("relative dir"), 80, 99)
+    assert len(info.value.problems) == 4
+
+
+def test_next_version():
+    now = datetime(2026, 11, 21, 9, 30, 0, tzinfo=timezone.utc)
+    assert next_version([], [], now) == (1, 4)
+    assert next_version([1, 2, 7], [3, 3, 3], now) == (8, 3)
+    assert next_version([20250101000000], [14], now) == (20261121093000, 14)
+
+
+def test_scaffold_creates_the_triad(tmp_path):
+    p = scaffold(tmp_path, "shop", "add_orders")
+    assert p.name == "0001_add_orders" and {f.name for f in p.iterdir()} == {"up.sql", "down.sql", "verify.sql"}
+    assert scaffold(tmp_path, "shop", "next").name == "0002_next"
+    with pytest.raises(ConfigError):
+        scaffold(tmp_path, "Shop!", "Bad Name")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from .. import __version__
 
@@ -134,6 +135,29 @@ def record_applied(conn: psycopg.Connection, version: int, name: str, checksum: 
     conn.execute("INSERT INTO pgops.migrations (version, name, checksum, duration_ms, tool_version, transactional) "
                  "VALUES (%s, %s, %s, %s, %s, %s)",
                  (version, name, checksum, duration_ms, __version__, transactional))
+
+
+SERVER_DURATION_MS = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::int"
+
+
+def applied_row_sql(version: int, name: str, checksum: str, transactional: bool) -> sql.Composed:
+    """INSERT of a ledger row whose duration_ms is measured by the server (transaction start → now)."""
+    return sql.SQL("INSERT INTO pgops.migrations (version, name, checksum, duration_ms, tool_version, transactional) "
+                   "VALUES ({}, {}, {}, " + SERVER_DURATION_MS + ", {}, {})").format(
+        sql.Literal(version), sql.Literal(name), sql.Literal(checksum), sql.Literal(__version__),
+        sql.Literal(transactional))
+
+
+def removed_row_sql(version: int) -> sql.Composed:
+    return sql.SQL("DELETE FROM pgops.migrations WHERE version = {}").format(sql.Literal(version))
+
+
+def event_sql(event: str, version: int, name: str, checksum: str, detail: str) -> sql.Composed:
+    """INSERT of an event row, duration measured by the server like :func:`applied_row_sql`."""
+    return sql.SQL("INSERT INTO pgops.migration_events (event, version, name, checksum, duration_ms, tool_version, "
+                   "detail) VALUES ({}, {}, {}, {}, " + SERVER_DURATION_MS + ", {}, {})").format(
+        sql.Literal(event), sql.Literal(version), sql.Literal(name), sql.Literal(checksum),
+        sql.Literal(__version__), sql.Literal(detail))
 
 
 def remove_applied(conn: psycopg.Connection, version: int) -> None:

@@ -267,46 +267,66 @@ def _record_failure(conn: psycopg.Connection, m: Migration, direction: str, st: 
 
 def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
               opts: RunOptions) -> Applied:
-    """Run ``script`` in one transaction with its ledger change; retry the whole transaction on lock timeout."""
+    """Run ``script`` and its ledger change in one transaction; retry it whole on lock timeout.
+
+    The success path is one round trip: BEGIN, the parsed statements, the ledger row and the event,
+    COMMIT, sent as one simple-protocol batch (as ``psql -1`` runs a file, minus a round trip per
+    statement). When it fails, the transaction is rolled back and the statements are replayed one by
+    one inside a transaction that is always rolled back, to name the statement and line that failed.
+    """
     file = "up.sql" if direction == "up" else "down.sql"
+    ledger_change = (ledger.applied_row_sql(m.version, m.name, m.checksum, True) if direction == "up"
+                     else ledger.removed_row_sql(m.version))
     attempt = 0
     while True:
         attempt += 1
+        event = ledger.event_sql(direction, m.version, m.name, m.checksum,
+                                 f"{len(script.statements)} statement(s), attempt {attempt}")
+        parts = [st.text for st in script.statements] + [ledger_change.as_string(conn), event.as_string(conn)]
+        batch = "BEGIN;\n" + ";\n".join(parts) + ";\nCOMMIT;"
         t0 = time.monotonic()
-        current: Statement | None = None
         try:
-            with conn.transaction():
-                for current in script.statements:
-                    conn.execute(current.text, prepare=False)
-                ms = int((time.monotonic() - t0) * 1000)
-                if direction == "up":
-                    ledger.record_applied(conn, m.version, m.name, m.checksum, ms, True)
-                else:
-                    ledger.remove_applied(conn, m.version)
-                ledger.record_event(conn, direction, m.version, m.name, m.checksum, ms,
-                                    detail=f"{len(script.statements)} statement(s), attempt {attempt}")
-            return Applied(m.version, m.name, ms, True, attempt)
-        except pgerr.LockNotAvailable as exc:
-            if attempt <= opts.retries:
+            conn.execute(batch, prepare=False)
+            return Applied(m.version, m.name, int((time.monotonic() - t0) * 1000), True, attempt)
+        except psycopg.Error as exc:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, pgerr.LockNotAvailable) and attempt <= opts.retries:
                 delay = _backoff(attempt - 1, opts.retry_base_s)
-                log.warning("%s %s: lock timeout at statement %s, retry %d/%d in %.1fs", target.database, m.folder,
-                            current.index if current else "?", attempt, opts.retries, delay)
+                log.warning("%s %s: lock timeout, retry %d/%d in %.1fs", target.database, m.folder,
+                            attempt, opts.retries, delay)
                 time.sleep(delay)
                 continue
-            err = _error_text(exc) + f" after {attempt} attempt(s)"
-            _record_failure(conn, m, direction, current, err)
-            raise MigrationFailed(target.database, m.version, m.name, current.index, current.line, err,
-                                  "find the session holding the lock (pg_locks), then rerun; or raise "
-                                  "--lock-timeout / --retries.", folder=m.folder, file=file) from None
-        except psycopg.Error as exc:
             err = _error_text(exc)
-            if current is None:
+            failed = _locate_failure(conn, script) or script.statements[-1] if script.statements else None
+            if failed is None:
                 raise
-            _record_failure(conn, m, direction, current, err)
-            hint = "" if direction == "up" else (f"fix {m.folder}/down.sql, then run `invoke db.rollback "
-                                                 f"--db {target.database}` again.")
-            raise MigrationFailed(target.database, m.version, m.name, current.index, current.line, err, hint,
+            hint = ""
+            if isinstance(exc, pgerr.LockNotAvailable):
+                err += f" after {attempt} attempt(s)"
+                hint = ("find the session holding the lock (pg_locks), then rerun; or raise "
+                        "--lock-timeout / --retries.")
+            elif direction == "down":
+                hint = f"fix {m.folder}/down.sql, then run `invoke db.rollback --db {target.database}` again."
+            _record_failure(conn, m, direction, failed, err)
+            raise MigrationFailed(target.database, m.version, m.name, failed.index, failed.line, err, hint,
                                   folder=m.folder, file=file) from None
+
+
+def _locate_failure(conn: psycopg.Connection, script: Script) -> Statement | None:
+    """Replay ``script`` statement by statement in a transaction that is always rolled back and
+    return the first statement that fails (None if the replay succeeds, e.g. a passing lock)."""
+    try:
+        with conn.transaction(force_rollback=True):
+            for st in script.statements:
+                try:
+                    with conn.transaction():  # savepoint: keep going is pointless, stop at the first error
+                        conn.execute(st.text, prepare=False)
+                except psycopg.Error:
+                    return st
+    except psycopg.Error:
+        return None
+    return None
 
 
 def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,

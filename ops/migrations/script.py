@@ -10,16 +10,16 @@ DROP TABLE / DROP COLUMN for lint.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pglast
 from pglast import ast
-from pglast.parser import ParseError
+from pglast.parser import ParseError, parse_sql_json
 
 _DIRECTIVE = re.compile(r"^\s*--\s*pgops:([a-z_]+)(?:\s*=\s*([a-z0-9_]+))?", re.MULTILINE | re.IGNORECASE)
-_DB_OBJECT_STMTS = (ast.CreatedbStmt, ast.DropdbStmt, ast.CreateTableSpaceStmt, ast.DropTableSpaceStmt,
-                    ast.AlterSystemStmt)
 
 
 class ScriptError(ValueError):
@@ -32,20 +32,22 @@ class ScriptError(ValueError):
 
 @dataclass(frozen=True)
 class Statement:
-    """One top-level statement: its exact text, 1-based starting line, and parse node."""
+    """One top-level statement: its exact text, 1-based starting line, node type and raw parse tree
+    (libpg_query JSON). ``node`` is the pglast AST, built on first use (lint, plan)."""
 
     index: int  # 1-based position in the file
     text: str
     line: int
-    node: ast.Node
+    kind: str
+    tree: dict = field(repr=False, compare=False, default_factory=dict)
 
-    @property
-    def kind(self) -> str:
-        return type(self.node).__name__
+    @cached_property
+    def node(self) -> ast.Node:
+        return pglast.parse_sql(self.text)[0].stmt
 
     @property
     def needs_no_transaction(self) -> bool:
-        return refuses_transaction(self.node)
+        return refuses_transaction(self.kind, self.tree)
 
 
 @dataclass(frozen=True)
@@ -63,46 +65,45 @@ class Script:
         return not self.statements
 
 
-def refuses_transaction(node: ast.Node) -> bool:
-    """True when PostgreSQL refuses ``node`` inside a transaction block (PreventInTransactionBlock
-    callers in the PostgreSQL source: CONCURRENTLY index builds/drops/reindex, VACUUM, ALTER SYSTEM,
-    database and tablespace DDL)."""
-    if isinstance(node, ast.IndexStmt):
-        return bool(node.concurrent)
-    if isinstance(node, ast.DropStmt):
-        return bool(node.concurrent)
-    if isinstance(node, ast.ReindexStmt):
-        return any(getattr(p, "defname", "") == "concurrently" for p in (node.params or ()))
-    if isinstance(node, ast.VacuumStmt):
-        return bool(node.is_vacuumcmd)
-    return isinstance(node, _DB_OBJECT_STMTS)
+_NO_TX_KINDS = {"CreatedbStmt", "DropdbStmt", "CreateTableSpaceStmt", "DropTableSpaceStmt", "AlterSystemStmt"}
 
 
-def _line_at(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+def refuses_transaction(kind: str, tree: dict) -> bool:
+    """True when PostgreSQL refuses a statement of node type ``kind`` (fields ``tree``) inside a
+    transaction block (PreventInTransactionBlock callers in the PostgreSQL source: CONCURRENTLY
+    index builds/drops/reindex, VACUUM, ALTER SYSTEM, database and tablespace DDL)."""
+    if kind in ("IndexStmt", "DropStmt"):
+        return bool(tree.get("concurrent"))
+    if kind == "ReindexStmt":
+        return any(p.get("DefElem", {}).get("defname") == "concurrently" for p in tree.get("params", ()))
+    if kind == "VacuumStmt":
+        return bool(tree.get("is_vacuumcmd"))
+    return kind in _NO_TX_KINDS
 
 
 def parse_script(sql: str) -> Script:
     """Parse SQL text into a :class:`Script`.
 
     Raises :class:`ScriptError` (with the 1-based line) when PostgreSQL's parser rejects the text.
-    pglast reports statement locations as character offsets into ``sql``.
+    Splitting uses libpg_query's JSON tree (fast); the pglast AST is built lazily per statement.
     """
     directives = {m.group(1).lower(): (m.group(2) or "yes").lower() for m in _DIRECTIVE.finditer(sql)}
+    data = sql.encode("utf-8")
     try:
-        raw = pglast.parse_sql(sql)
+        raw = json.loads(parse_sql_json(sql))["stmts"]
     except ParseError as exc:
         loc = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        line = _line_at(sql, min(loc, len(sql)))
+        line = data.count(b"\n", 0, min(loc, len(data))) + 1
         raise ScriptError(f"{exc.args[0]} at line {line}", line) from None
     stmts = []
-    for i, rs in enumerate(raw, start=1):
-        start = rs.stmt_location or 0
-        end = start + rs.stmt_len if rs.stmt_len else len(sql)
-        chunk = sql[start:end]
+    for i, rs in enumerate(raw, start=1):  # libpg_query locations are byte offsets
+        start = rs.get("stmt_location", 0)
+        end = start + rs["stmt_len"] if rs.get("stmt_len") else len(data)
+        chunk = data[start:end]
         lead = len(chunk) - len(chunk.lstrip())
-        stmts.append(Statement(i, chunk.strip(), _line_at(sql, start + lead), rs.stmt))
-    has_tx = any(isinstance(s.node, ast.TransactionStmt) for s in stmts)
+        (kind, tree), = rs["stmt"].items()
+        stmts.append(Statement(i, chunk.decode("utf-8").strip(), data.count(b"\n", 0, start + lead) + 1, kind, tree))
+    has_tx = any(s.kind == "TransactionStmt" for s in stmts)
     mode = directives.get("transaction")
     if mode in ("off", "no", "false"):
         transactional, reason = False, "directive pgops:transaction=off"

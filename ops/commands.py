@@ -63,9 +63,7 @@ def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=N
                       lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0))
     if env.dsn_database and db and len(db) > 1:
         raise ConfigError(["with --dsn, deploy targets the DSN's one database; pass at most one --db"])
-    if env.dsn_database:
-        # --db names the migration folder; the DSN names the database it is applied to
-        from .deploy import ensure_database  # noqa: F401 (the DSN's database must already exist)
+    if env.dsn_database:  # --db names the migration folder; the DSN names the (existing) database
         report = _deploy_dsn(env, root, dbs[0], opts)
     else:
         report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress)
@@ -89,7 +87,7 @@ def _deploy_dsn(env: Environment, root: Path, folder: str, opts: RunOptions):
     select_databases(root, [folder])
     target = Target(env.dsn_database, env.primary, migrations_dir(root, folder))
     res = runner.migrate(target, opts=opts)
-    checks = runner.verify(target)
+    checks = runner.verify(target, record=bool(res.applied))
     failed = [c for c in checks if not c.passed]
     row = DeployRow(env.dsn_database, False, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
                     time.monotonic() - t0, len(checks) - len(failed), len(checks), failed)

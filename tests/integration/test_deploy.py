@@ -28,10 +28,15 @@ def test_deploy_brings_everything_to_newest_and_is_idempotent(tmp_path):
                 q = "SELECT version, checksum FROM pgops.migrations ORDER BY version"
                 assert p.execute(q).fetchall() == r.execute(q).fetchall() != []
 
+        def events():
+            with connect(stack.conninfo(), dbname="syncscript") as conn:
+                return conn.execute("SELECT count(*) FROM pgops.migration_events").fetchone()[0]
+        before = events()
         second = invoke(["deploy", "--json"], env)
         assert second.returncode == 0, second.stderr
         again = json.loads(second.stdout)
         assert all(r["migrations_applied"] == [] and not r["created"] for r in again["databases"])
+        assert events() == before  # a deploy that applies nothing writes nothing
 
         table = invoke(["deploy"], env)
         assert table.returncode == 0 and "syncscript" in table.stdout and "6 → 6" in table.stdout

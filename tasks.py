@@ -25,10 +25,14 @@ RUN_KNOBS = {
 }
 
 
-@task(iterable=["db"], help={**COMMON, "lock_wait": RUN_KNOBS["lock_wait"], "lock_timeout": RUN_KNOBS["lock_timeout"]})
-def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None):
-    """Bring up the stack, create missing databases, apply pending migrations, verify, summarise."""
-    cmd.deploy(stack=stack, db=db, dsn=dsn, sql_root=sql_root, json=json, lock_wait=lock_wait, lock_timeout=lock_timeout)
+@task(iterable=["db"], help={**COMMON, "lock_wait": RUN_KNOBS["lock_wait"], "lock_timeout": RUN_KNOBS["lock_timeout"],
+                             "repository": "where pre-deploy backups go (default: the stack's repository)",
+                             "no_backup": "skip the pre-deploy backup of databases with pending migrations"})
+def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None,
+           repository=None, no_backup=False):
+    """Stack up, create missing databases, back up those with pending migrations, migrate, verify, summarise."""
+    cmd.deploy(stack=stack, db=db, dsn=dsn, sql_root=sql_root, json=json, lock_wait=lock_wait, lock_timeout=lock_timeout,
+               repository=repository, no_backup=no_backup)
 
 
 # ---- local.* ------------------------------------------------------------------------------------
@@ -131,3 +135,54 @@ def db_seed(c, db="syncscript", users=1000, seed=42, stack=None, dsn=None, repla
 
 dbns = Collection("db", db_status, db_plan, db_migrate, db_rollback, db_verify, db_new, db_lint, db_baseline, db_seed)
 ns = Collection(deploy, local, dbns)
+
+
+# ---- backup.* -----------------------------------------------------------------------------------
+REPO_HELP = {"repository": "file:///path or s3://bucket/prefix (default: the stack's, or $PGOPS_REPOSITORY)",
+             "stack": COMMON["stack"], "dsn": COMMON["dsn"]}
+
+
+@task(name="create", iterable=["db"], help={**REPO_HELP, "db": COMMON["db"], "json": COMMON["json"],
+                                            "kind": "logical (pg_dump, default) or snapshot (local: pg_basebackup)"})
+def backup_create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, json=False):
+    """Take a backup; its manifest.json is written last (no manifest, no backup)."""
+    cmd.backup_create(db=db, dsn=dsn, stack=stack, kind=kind, repository=repository, json=json)
+
+
+@task(name="list", iterable=["db"], help={**REPO_HELP, "db": COMMON["db"], "json": COMMON["json"]})
+def backup_list(c, db=None, dsn=None, stack=None, repository=None, json=False):
+    """Backups with a manifest, newest first, and the age of each database's newest backup."""
+    cmd.backup_list(db=db, dsn=dsn, stack=stack, repository=repository, json=json)
+
+
+@task(name="show", help={**REPO_HELP, "backup_id": "backup id"})
+def backup_show(c, backup_id, dsn=None, stack=None, repository=None):
+    """Print a backup's manifest."""
+    cmd.backup_show(backup_id=backup_id, dsn=dsn, stack=stack, repository=repository)
+
+
+@task(name="verify", help={**REPO_HELP, "backup_id": "backup id", "json": COMMON["json"]})
+def backup_verify(c, backup_id, dsn=None, stack=None, repository=None, json=False):
+    """Re-hash the object against its manifest and read it with pg_restore --list; exit 7 on mismatch."""
+    cmd.backup_verify(backup_id=backup_id, dsn=dsn, stack=stack, repository=repository, json=json)
+
+
+@task(name="restore", help={**REPO_HELP, "backup_id": "backup id", "dsn": "target database DSN (required)",
+                            "clean": "replace what the backup holds in a non-empty target",
+                            "yes_overwrite_primary": "allow restoring over the stack's own primary"})
+def backup_restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, yes_overwrite_primary=False):
+    """Restore a logical backup into --dsn in one transaction (all or nothing), after verifying it."""
+    cmd.backup_restore(backup_id=backup_id, dsn=dsn, stack=stack, repository=repository, clean=clean,
+                       yes_overwrite_primary=yes_overwrite_primary)
+
+
+@task(name="prune", iterable=["db"], help={**REPO_HELP, "db": COMMON["db"], "json": COMMON["json"],
+                                           "apply": "really delete (default: dry run)",
+                                           "force": "allow deleting more than half of the backups"})
+def backup_prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=False, json=False):
+    """GFS retention (seed 002: 30 daily, 12 weekly, 12 monthly, 5 yearly) with safety floors; dry run by default."""
+    cmd.backup_prune(db=db, dsn=dsn, stack=stack, repository=repository, apply=apply, force=force, json=json)
+
+
+backupns = Collection("backup", backup_create, backup_list, backup_show, backup_verify, backup_restore, backup_prune)
+ns.add_collection(backupns)

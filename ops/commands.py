@@ -55,8 +55,10 @@ def _print_nodes(nodes, json, title):
 # ---- deploy -------------------------------------------------------------------------------------
 
 @cli.edge
-def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None):
+def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None,
+           repository=None, no_backup=False):
     env = resolve(stack, dsn)
+    repo = None if no_backup else _repository(env, repository)
     root = cli.sql_root_path(sql_root)
     dbs = list(db or []) or ([env.dsn_database] if env.dsn_database else None)
     opts = RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
@@ -64,33 +66,38 @@ def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=N
     if env.dsn_database and db and len(db) > 1:
         raise ConfigError(["with --dsn, deploy targets the DSN's one database; pass at most one --db"])
     if env.dsn_database:  # --db names the migration folder; the DSN names the (existing) database
-        report = _deploy_dsn(env, root, dbs[0], opts)
+        report = _deploy_dsn(env, root, dbs[0], opts, repo)
     else:
-        report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress)
+        report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress, repository=repo)
     if json:
         cli.emit_json(report.as_dict())
     else:
         cli.table(f"deploy: stack {report.stack} ({report.seconds:.1f} s)",
-                  ["database", "version", "migrations applied", "seconds", "checks passed"],
+                  ["database", "version", "migrations applied", "seconds", "checks passed", "pre-deploy backup"],
                   [[r.database + (" (created)" if r.created else ""), f"{_fmt_v(r.before)} → {_fmt_v(r.after)}",
-                    len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}"] for r in report.rows])
+                    len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}", r.backup_id or "—"]
+                   for r in report.rows])
         if report.replicas_behind:
             cli.err.print(f"warning: replicas still replaying after 30 s: {', '.join(report.replicas_behind)}")
     for r in report.rows:
         cli.verify_or_fail(r.database, r.failed_checks)
 
 
-def _deploy_dsn(env: Environment, root: Path, folder: str, opts: RunOptions):
+def _deploy_dsn(env: Environment, root: Path, folder: str, opts: RunOptions, repo):
     import time
+    from .backups.engine import create_logical
     from .deploy import DeployReport, DeployRow
     t0 = time.monotonic()
     select_databases(root, [folder])
     target = Target(env.dsn_database, env.primary, migrations_dir(root, folder))
-    res = runner.migrate(target, opts=opts)
+    backup_id = None
+    if repo is not None and runner.status(target).pending:
+        backup_id = create_logical(repo, env.primary, env.dsn_database, stack="dsn", note="pre-deploy").id
+    res = runner.migrate(target, opts=opts, note=f"pre-deploy backup {backup_id}" if backup_id else "")
     checks = runner.verify(target, record=bool(res.applied))
     failed = [c for c in checks if not c.passed]
     row = DeployRow(env.dsn_database, False, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
-                    time.monotonic() - t0, len(checks) - len(failed), len(checks), failed)
+                    time.monotonic() - t0, len(checks) - len(failed), len(checks), failed, backup_id)
     return DeployReport("dsn", [row], [], time.monotonic() - t0)
 
 
@@ -276,3 +283,142 @@ def db_seed(db="syncscript", users=1000, seed=42, stack=None, dsn=None, replace=
         cli.emit_json({"database": database, "seconds": round(seconds, 3), "rows": counts})
     else:
         cli.table(f"{database}: seeded in {seconds:.1f} s", ["table", "rows"], [[k, f"{v:,}"] for k, v in counts.items()])
+
+
+# ---- backup.* -----------------------------------------------------------------------------------
+
+def _repository(env: Environment, url: str | None):
+    import os
+    from .backups.repository import open_repository
+    url = url or os.environ.get("PGOPS_REPOSITORY") or env.repository
+    if not url:  # --dsn with no repository: the local stack's default directory
+        url = open_stack().layout.repository_dir.as_uri()
+    return open_repository(url, os.environ.get("PGOPS_KMS_KEY_ID"))
+
+
+def _backup_databases(env: Environment, db, sql_root=None) -> list[str]:
+    if env.dsn_database:
+        return [env.dsn_database]
+    return select_databases(cli.sql_root_path(sql_root), list(db or []) or None)
+
+
+def _age(created, now) -> str:
+    secs = int((now - created).total_seconds())
+    return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
+
+
+@cli.edge
+def backup_create(db=None, dsn=None, stack=None, kind="logical", repository=None, json=False):
+    from .backups import engine
+    env = resolve(stack, dsn)
+    repo = _repository(env, repository)
+    if kind not in ("logical", "snapshot"):
+        raise ConfigError([f"--kind must be logical or snapshot, not '{kind}'"])
+    if env.local is not None:
+        env.local.up()
+    made = []
+    if kind == "snapshot":
+        if env.stack != "local":
+            raise ConfigError(["--kind snapshot needs the local stack (RDS snapshots need an AWS stack)"],
+                              "run without --dsn, or use --kind logical.")
+        made.append(engine.create_physical(repo, env.primary, stack=env.stack))
+    else:
+        for d in _backup_databases(env, db):
+            if not json:
+                cli.progress(f"{d}: dumping to {repo.url}")
+            made.append(engine.create_logical(repo, env.primary, d, stack=env.stack))
+    if json:
+        cli.emit_json([m.summary() for m in made])
+    else:
+        cli.table("backups created", ["id", "database", "kind", "size (bytes)", "seconds", "ledger version"],
+                  [[m.id, m.database, m.kind, f"{m.size_bytes:,}", m.duration_s, m.ledger_version] for m in made])
+
+
+@cli.edge
+def backup_list(db=None, dsn=None, stack=None, repository=None, json=False):
+    from datetime import datetime, timezone
+    from .backups import engine
+    env = resolve(stack, dsn)
+    repo = _repository(env, repository)
+    dbs = [env.dsn_database] if env.dsn_database else (list(db or []) or [None])
+    found = [m for d in dbs for m in engine.list_backups(repo, d)]
+    if json:
+        cli.emit_json([m.summary() for m in found])
+        return
+    now = datetime.now(timezone.utc)
+    cli.table(f"backups in {repo.url}", ["id", "database", "kind", "created_at", "age", "size (bytes)", "ledger"],
+              [[m.id, m.database, m.kind, m.created_at, _age(m.created, now), f"{m.size_bytes:,}", m.ledger_version]
+               for m in found])
+    newest = {}
+    for m in found:
+        newest.setdefault(m.database, m)
+    for d, m in newest.items():
+        cli.out.print(f"{d}: newest backup {m.id} is {_age(m.created, now)} old")
+
+
+@cli.edge
+def backup_show(backup_id, dsn=None, stack=None, repository=None):
+    from .backups import engine
+    repo = _repository(resolve(stack, dsn), repository)
+    cli.out.print(engine.find_backup(repo, backup_id).to_json().decode())
+
+
+@cli.edge
+def backup_verify(backup_id, dsn=None, stack=None, repository=None, json=False):
+    from .backups import engine
+    repo = _repository(resolve(stack, dsn), repository)
+    m = engine.find_backup(repo, backup_id)
+    rows = engine.verify_backup(repo, m)
+    if json:
+        cli.emit_json({"id": m.id, "passed": all(r[1] for r in rows),
+                       "checks": [{"name": c, "passed": p, "detail": d} for c, p, d in rows]})
+    else:
+        cli.table(f"verify {m.id}", ["check", "passed", "detail"], [[c, "PASS" if p else "FAIL", d] for c, p, d in rows])
+    failed = [r for r in rows if not r[1]]
+    if failed:
+        raise engine.VerifyMismatch(f"Backup {m.id} failed verification: {'; '.join(c for c, _, _ in failed)}.",
+                                    f"do not restore it; take a new one with `invoke backup.create --db {m.database}`.")
+
+
+@cli.edge
+def backup_restore(backup_id, dsn, stack=None, repository=None, clean=False, yes_overwrite_primary=False):
+    from .backups import engine
+    from .dsn import parse
+    if not dsn:
+        raise ConfigError(["backup.restore needs --dsn TARGET (the database to restore into)"])
+    target = parse(dsn)
+    target_db = target.pop("dbname", None)
+    if not target_db:
+        raise ConfigError(["the target DSN names no database (dbname=...)"])
+    local = resolve(stack)
+    repo = _repository(local, repository)
+    m = engine.find_backup(repo, backup_id)
+    protected = local.primary if local.local is not None and local.local.exists else None
+    secs = engine.restore(repo, m, target, target_db, clean=clean, protected=protected,
+                          yes_overwrite_primary=yes_overwrite_primary)
+    cli.out.print(f"restored {m.id} ({m.database}, {m.size_bytes:,} bytes) into {target_db} in {secs:.1f} s")
+
+
+@cli.edge
+def backup_prune(db=None, dsn=None, stack=None, repository=None, apply=False, force=False, json=False):
+    from .backups import engine
+    env = resolve(stack, dsn)
+    repo = _repository(env, repository)
+    dbs = [env.dsn_database] if env.dsn_database else (list(db or []) or sorted(
+        {o.key.split("/")[1] for o in repo.list("backups/") if o.key.count("/") >= 2}))
+    reports = [engine.prune(repo, d, apply=apply, force=force) for d in dbs]
+    if json:
+        cli.emit_json([{"database": r.database, "applied": r.applied,
+                        "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
+                                      "reasons": list(i.reasons)} for i in r.plan.items],
+                        "deleted": r.deleted, "orphans": r.orphans, "aborted_uploads": r.aborted_uploads}
+                       for r in reports])
+        return
+    for r in reports:
+        cli.table(f"{r.database}: prune {'(applied)' if r.applied else '(dry run: add --apply to delete)'}",
+                  ["id", "created_at", "verdict", "reasons"],
+                  [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
+                   for i in r.plan.items])
+        if r.orphans or r.aborted_uploads:
+            cli.out.print(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
+                          + ("" if r.applied else " (would be removed)"))

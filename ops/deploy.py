@@ -17,7 +17,8 @@ from .dsn import connect, tool_application_name
 from .environment import Environment, migrations_dir
 from .errors import ConfigError
 from .migrations.discovery import list_databases
-from .migrations.runner import CheckResult, RunOptions, Target, migrate, verify
+from .backups.engine import create_logical
+from .migrations.runner import CheckResult, RunOptions, Target, migrate, status, verify
 
 
 @dataclass
@@ -33,12 +34,13 @@ class DeployRow:
     checks_passed: int
     checks_total: int
     failed_checks: list[CheckResult] = field(default_factory=list)
+    backup_id: str | None = None
 
     def as_dict(self) -> dict:
         return {"database": self.database, "created": self.created, "version_before": self.before,
                 "version_after": self.after, "migrations_applied": self.applied,
                 "seconds": round(self.seconds, 3), "checks_passed": self.checks_passed,
-                "checks_total": self.checks_total,
+                "checks_total": self.checks_total, "pre_deploy_backup": self.backup_id,
                 "failed_checks": [c.__dict__ for c in self.failed_checks]}
 
 
@@ -80,11 +82,15 @@ def ensure_database(params: dict, database: str) -> bool:
 
 
 def deploy(env: Environment, sql_root: Path, databases: list[str] | None = None, opts: RunOptions | None = None,
-           progress: Callable[[str], None] | None = None) -> DeployReport:
+           progress: Callable[[str], None] | None = None, repository=None) -> DeployReport:
     """Deploy every selected database of ``env`` (the local stack is brought up first).
 
+    A database that already existed and has pending migrations is backed up first (seed 002's
+    pre-migration backup) into ``repository`` (a :class:`~ops.backups.repository.Repository`; None
+    skips it); the backup id is in the report and in the ledger's ``up`` events.
     Raises the first :class:`~ops.errors.OpsError` met (migration failures name database and
-    migration). Failed verify checks do not raise: they are in the report for the caller to exit on.
+    migration; a failed backup stops the deploy before anything is applied). Failed verify checks do
+    not raise: they are in the report for the caller to exit on.
     """
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
@@ -97,11 +103,16 @@ def deploy(env: Environment, sql_root: Path, databases: list[str] | None = None,
         start = time.monotonic()
         created = ensure_database(env.primary, db)
         target = Target(db, env.primary, migrations_dir(sql_root, db))
+        backup_id = None
+        if repository is not None and not created and status(target).pending:
+            say(f"{db}: pre-deploy backup to {repository.url}")
+            backup_id = create_logical(repository, env.primary, db, stack=env.stack, note="pre-deploy").id
         say(f"{db}: migrating")
-        res = migrate(target, opts=opts, progress=lambda m, db=db: say(f"{db}: {m}"))
+        res = migrate(target, opts=opts, progress=lambda m, db=db: say(f"{db}: {m}"),
+                      note=f"pre-deploy backup {backup_id}" if backup_id else "")
         checks = verify(target, record=bool(res.applied))  # a deploy that applies nothing writes nothing
         failed = [c for c in checks if not c.passed]
         rows.append(DeployRow(db, created, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
-                              time.monotonic() - start, len(checks) - len(failed), len(checks), failed))
+                              time.monotonic() - start, len(checks) - len(failed), len(checks), failed, backup_id))
     behind = env.local.wait_replicas_caught_up() if env.local is not None else []
     return DeployReport(env.stack, rows, behind, time.monotonic() - t0)

@@ -64,7 +64,7 @@ class StackLayout:
 
     @property
     def repository_dir(self) -> Path:
-        return self.state_dir / "backups"
+        return self.state_dir / "repository"
 
 
 def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,

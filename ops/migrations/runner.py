@@ -177,7 +177,7 @@ def _table_size(conn: psycopg.Connection, table: str) -> tuple[int | None, int |
 
 def migrate(target: Target, *, to: int | None = None, resume: bool = False, accept_changed: tuple[int, ...] = (),
             allow_out_of_order: bool = False, strict: bool = False, opts: RunOptions | None = None,
-            progress: Progress | None = None) -> MigrateResult:
+            progress: Progress | None = None, note: str = "") -> MigrateResult:
     """Apply pending migrations (up to ``to``) under the advisory lock.
 
     Refuses, before changing anything: a dirty database without ``resume`` (:class:`DirtyDatabase`),
@@ -245,9 +245,9 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
         for m in pending:
             say(f"applying {m.folder}")
             if m.up.transactional:
-                applied = _apply_tx(conn, target, m, m.up, "up", opts)
+                applied = _apply_tx(conn, target, m, m.up, "up", opts, note)
             else:
-                applied = _apply_nontx(conn, target, m, m.up, "up", opts)
+                applied = _apply_nontx(conn, target, m, m.up, "up", opts, note=note)
             result.applied.append(applied)
             result.after = m.version if result.after is None else max(result.after, m.version)
         result.seconds = time.monotonic() - t0
@@ -266,7 +266,7 @@ def _record_failure(conn: psycopg.Connection, m: Migration, direction: str, st: 
 
 
 def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
-              opts: RunOptions) -> Applied:
+              opts: RunOptions, note: str = "") -> Applied:
     """Run ``script`` and its ledger change in one transaction; retry it whole on lock timeout.
 
     The success path is one round trip: BEGIN, the parsed statements, the ledger row and the event,
@@ -281,7 +281,7 @@ def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Sc
     while True:
         attempt += 1
         event = ledger.event_sql(direction, m.version, m.name, m.checksum,
-                                 f"{len(script.statements)} statement(s), attempt {attempt}")
+                                 f"{len(script.statements)} statement(s), attempt {attempt}" + (f"; {note}" if note else ""))
         parts = [st.text for st in script.statements] + [ledger_change.as_string(conn), event.as_string(conn)]
         batch = "BEGIN;\n" + ";\n".join(parts) + ";\nCOMMIT;"
         t0 = time.monotonic()
@@ -330,7 +330,7 @@ def _locate_failure(conn: psycopg.Connection, script: Script) -> Statement | Non
 
 
 def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
-                 opts: RunOptions, start: int = 0) -> Applied:
+                 opts: RunOptions, start: int = 0, note: str = "") -> Applied:
     """Run ``script`` statement by statement outside a transaction (as ``psql -f`` would), keeping an
     exact dirty record; on success record the ledger change and clear it in one transaction.
 
@@ -371,7 +371,8 @@ def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script:
             ledger.remove_applied(conn, m.version)
         ledger.clear_dirty(conn, m.version)
         ledger.record_event(conn, direction, m.version, m.name, m.checksum, ms,
-                            detail=f"{total} statement(s) outside a transaction ({script.mode_reason})")
+                            detail=f"{total} statement(s) outside a transaction ({script.mode_reason})"
+                            + (f"; {note}" if note else ""))
     return Applied(m.version, m.name, ms, False, attempts)
 
 

@@ -44,22 +44,36 @@ def test_deploy_brings_everything_to_newest_and_is_idempotent(tmp_path):
         destroy(open_stack(sd))
 
 
-def test_failed_deploy_names_database_and_migration_and_applies_nothing_half(tmp_path):
+def test_pre_deploy_backup_then_failed_deploy_applies_nothing_half(tmp_path):
     root = tmp_path / "sql" / "shop" / "migrations"
     (root / "001_orders").mkdir(parents=True)
     (root / "001_orders" / "up.sql").write_text("CREATE TABLE orders (id int PRIMARY KEY);\n")
-    (root / "002_broken").mkdir()
-    (root / "002_broken" / "up.sql").write_text("CREATE TABLE lines (id int);\nALTER TABLE nope ADD COLUMN x int;\n")
     sd = state_dir() / "stack"
     env = {"PGOPS_STATE_DIR": str(sd), "PGOPS_LOCAL_PORT": str(free_base_port(1))}
+    common = ["--sql-root", str(tmp_path / "sql")]
     try:
-        invoke(["local.up", "--replicas", "0"], env)
-        res = invoke(["deploy", "--sql-root", str(tmp_path / "sql")], env)
+        assert invoke(["local.up", "--replicas", "0"], env).returncode == 0
+        first = json.loads(invoke(["deploy", *common, "--json"], env).stdout)
+        assert first["databases"][0]["pre_deploy_backup"] is None  # created just now: nothing to back up
+        (root / "002_lines").mkdir()
+        (root / "002_lines" / "up.sql").write_text("CREATE TABLE lines (id int);\n")
+        second = json.loads(invoke(["deploy", *common, "--json"], env).stdout)
+        backup_id = second["databases"][0]["pre_deploy_backup"]
+        listed = json.loads(invoke(["backup.list", "--db", "shop", "--json"], env).stdout)
+        assert [b["id"] for b in listed] == [backup_id] and listed[0]["ledger_version"] == 1
+        with connect(open_stack(sd).conninfo(), dbname="shop") as conn:
+            detail = conn.execute("SELECT detail FROM pgops.migration_events WHERE event = 'up' AND version = 2").fetchone()[0]
+            assert f"pre-deploy backup {backup_id}" in detail
+
+        (root / "003_broken").mkdir()
+        (root / "003_broken" / "up.sql").write_text("CREATE TABLE more (id int);\nALTER TABLE nope ADD COLUMN x int;\n")
+        res = invoke(["deploy", *common], env)
         assert res.returncode == 5
-        assert "'shop'" in res.stderr and "002_broken" in res.stderr and "nope" in res.stderr
+        assert "'shop'" in res.stderr and "003_broken" in res.stderr and "nope" in res.stderr
         assert "Traceback" not in res.stderr
         with connect(open_stack(sd).conninfo(), dbname="shop") as conn:
-            assert conn.execute("SELECT version FROM pgops.migrations").fetchall() == [(1,)]
-            assert conn.execute("SELECT to_regclass('lines')").fetchone()[0] is None
+            assert conn.execute("SELECT version FROM pgops.migrations ORDER BY 1").fetchall() == [(1,), (2,)]
+            assert conn.execute("SELECT to_regclass('more')").fetchone()[0] is None
+        assert len(json.loads(invoke(["backup.list", "--db", "shop", "--json"], env).stdout)) == 2
     finally:
         destroy(open_stack(sd))

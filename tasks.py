@@ -186,3 +186,26 @@ def backup_prune(c, db=None, dsn=None, stack=None, repository=None, apply=False,
 
 backupns = Collection("backup", backup_create, backup_list, backup_show, backup_verify, backup_restore, backup_prune)
 ns.add_collection(backupns)
+
+
+# ---- drill.* ------------------------------------------------------------------------------------
+@task(name="run", iterable=["db"], help={
+    **REPO_HELP, "db": COMMON["db"], "backup": "backup id, or latest (default)",
+    "kind": "logical (default) or snapshot (physical backup of the local cluster)",
+    "json": "also write the JSON report to this PATH", "keep_target": "keep the scratch server and print how to reach it",
+    "sql_root": COMMON["sql_root"]})
+def drill_run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repository=None, json=None,
+              keep_target=False, sql_root=None):
+    """Restore a backup into a throwaway server, check the data, report RTO/RPO; exit 8 when it fails."""
+    cmd.drill_run(db=db, dsn=dsn, stack=stack, backup=backup, kind=kind, repository=repository, json=json,
+                  keep_target=keep_target, sql_root=sql_root)
+
+
+@task(name="history", iterable=["db"], help={**REPO_HELP, "db": COMMON["db"], "json": COMMON["json"]})
+def drill_history(c, db=None, dsn=None, stack=None, repository=None, json=False):
+    """Past restore drills with their outcome, RTO and RPO."""
+    cmd.drill_history(db=db, dsn=dsn, stack=stack, repository=repository, json=json)
+
+
+drillns = Collection("drill", drill_run, drill_history)
+ns.add_collection(drillns)

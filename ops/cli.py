@@ -50,10 +50,11 @@ def progress(msg: str) -> None:
     err.print(f"[dim]· {msg}[/]", markup=True)
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def table(title: str, columns: list[str], rows: list[list[Any]], whole_first: bool = False) -> None:
+    """Print a table; ``whole_first`` never wraps the first column (ids a user copies)."""
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
-        t.add_column(c, no_wrap=(i == 0))
+        t.add_column(c, no_wrap=whole_first and i == 0)
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r])
     out.print(t)

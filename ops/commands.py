@@ -10,7 +10,7 @@ from pathlib import Path
 from . import cli
 from .deploy import deploy as run_deploy, select_databases
 from .environment import Environment, migrations_dir, resolve
-from .errors import ConfigError, RollbackRefused
+from .errors import ConfigError, OpsError, RollbackRefused
 from .local.cluster import open_stack
 from .migrations import runner
 from .migrations.discovery import discover
@@ -331,7 +331,8 @@ def backup_create(db=None, dsn=None, stack=None, kind="logical", repository=None
         cli.emit_json([m.summary() for m in made])
     else:
         cli.table("backups created", ["id", "database", "kind", "size (bytes)", "seconds", "ledger version"],
-                  [[m.id, m.database, m.kind, f"{m.size_bytes:,}", m.duration_s, m.ledger_version] for m in made])
+                  [[m.id, m.database, m.kind, f"{m.size_bytes:,}", m.duration_s, m.ledger_version] for m in made],
+                  whole_first=True)
 
 
 @cli.edge
@@ -348,7 +349,7 @@ def backup_list(db=None, dsn=None, stack=None, repository=None, json=False):
     now = datetime.now(timezone.utc)
     cli.table(f"backups in {repo.url}", ["id", "database", "kind", "created_at", "age", "size (bytes)", "ledger"],
               [[m.id, m.database, m.kind, m.created_at, _age(m.created, now), f"{m.size_bytes:,}", m.ledger_version]
-               for m in found])
+               for m in found], whole_first=True)
     newest = {}
     for m in found:
         newest.setdefault(m.database, m)
@@ -418,7 +419,94 @@ def backup_prune(db=None, dsn=None, stack=None, repository=None, apply=False, fo
         cli.table(f"{r.database}: prune {'(applied)' if r.applied else '(dry run: add --apply to delete)'}",
                   ["id", "created_at", "verdict", "reasons"],
                   [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
-                   for i in r.plan.items])
+                   for i in r.plan.items], whole_first=True)
         if r.orphans or r.aborted_uploads:
             cli.out.print(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
                           + ("" if r.applied else " (would be removed)"))
+
+
+# ---- drill.* ------------------------------------------------------------------------------------
+
+@cli.edge
+def drill_run(db=None, dsn=None, stack=None, backup="latest", kind="logical", repository=None, json=None,
+              keep_target=False, sql_root=None):
+    from pathlib import Path as _P
+    from .backups import engine
+    from .backups.manifest import CLUSTER
+    from .drills.runner import run_drill, store_report
+    env = resolve(stack, dsn)
+    repo = _repository(env, repository)
+    root = cli.sql_root_path(sql_root)
+    if kind not in ("logical", "snapshot"):
+        raise ConfigError([f"--kind must be logical or snapshot, not '{kind}'"])
+    if backup and backup != "latest":
+        manifests = [engine.find_backup(repo, backup)]
+    else:
+        dbs = [CLUSTER] if kind == "snapshot" else _backup_databases(env, db, sql_root)
+        manifests = []
+        for d in dbs:
+            found = [m for m in engine.list_backups(repo, d) if m.kind == kind]
+            if not found:
+                raise OpsError(f"No {kind} backup of '{d}' in {repo.url}.",
+                                      f"take one with `invoke backup.create --db {d}`" +
+                                      (" --kind snapshot`." if kind == "snapshot" else "`."))
+            manifests.append(found[0])
+    protected = []
+    if env.local is not None:
+        protected = [env.local.conninfo(n) for n in env.local.layout.nodes]
+    else:
+        protected = [dict(env.primary, dbname=env.dsn_database)]
+    reports = []
+    try:
+        for m in manifests:
+            report = None
+            try:
+                report = run_drill(repo, m, sql_root=root, protected=protected, keep_target=keep_target,
+                                   progress=cli.progress, passfile_for_physical=(
+                                       env.local.layout.passfile if env.local is not None else None))
+            finally:
+                if report is not None:
+                    reports.append(report)
+                    store_report(repo, report)
+    finally:
+        if json:
+            doc = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
+            _P(json).write_text(__import__("json").dumps(doc, indent=2, sort_keys=True) + "\n")
+    for r in reports:
+        cli.table(f"drill {'PASSED' if r.passed else 'FAILED'}: {r.database} from {r.backup_id}",
+                  ["check", "passed", "detail"], [[c.name, "PASS" if c.passed else "FAIL", c.detail] for c in r.checks])
+        rto = "—" if r.rto_seconds is None else f"{r.rto_seconds:.1f} s"
+        cli.out.print(f"RTO {rto} · RPO {r.rpo_seconds:.0f} s · phases " +
+                      ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()))
+        if r.kept_target:
+            cli.out.print(f"target kept: {r.kept_target}")
+    failed = [r for r in reports if not r.passed]
+    if failed:
+        raise DrillFailed(failed)
+
+
+class DrillFailed(OpsError):
+    exit_code = 8
+
+    def __init__(self, reports):
+        why = "; ".join(f"{r.database} from {r.backup_id}: " + (r.error or ", ".join(
+            c.name for c in r.checks if not c.passed)) for r in reports)
+        super().__init__(f"Restore drill failed: {why}.",
+                         "read the report (`invoke drill.history`), then take a fresh backup with "
+                         "`invoke backup.create` and drill it again.")
+
+
+@cli.edge
+def drill_history(db=None, dsn=None, stack=None, repository=None, json=False):
+    from .drills.runner import history
+    env = resolve(stack, dsn)
+    repo = _repository(env, repository)
+    dbs = [env.dsn_database] if env.dsn_database else (list(db or []) or [None])
+    items = [h for d in dbs for h in history(repo, d)]
+    if json:
+        cli.emit_json([{k: h.get(k) for k in ("database", "backup_id", "kind", "started_at", "passed", "rto_seconds",
+                                              "rpo_seconds", "phases", "error")} for h in items])
+        return
+    cli.table(f"restore drills in {repo.url}", ["started_at", "database", "backup", "result", "RTO (s)", "RPO (s)"],
+              [[h.get("started_at"), h.get("database"), h.get("backup_id"), "PASS" if h.get("passed") else "FAIL",
+                h.get("rto_seconds"), h.get("rpo_seconds")] for h in items])

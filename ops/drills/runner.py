@@ -1,0 +1,307 @@
+"""I/O edge of restore drills on the local machine: a scratch PostgreSQL cluster of the same major
+version on a free loopback port, started for the drill and always torn down (success, failure, a
+failed check, Ctrl-C) unless ``keep_target``.
+
+Phases, each timed: fetch (download + sha256 against the manifest), restore (``pg_restore -j``
+stopping at the first error, or untar a physical backup and let PostgreSQL recover), analyze,
+checks, teardown. The report is written whatever the outcome, to the repository under
+``drills/<database>/`` and to ``json_path`` when given.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from psycopg import sql
+
+from ..backups.engine import client_env
+from ..backups.manifest import Manifest
+from ..backups.repository import Repository, RepositoryError
+from ..dsn import connect, redact, tool_application_name
+from ..errors import OpsError
+from ..local.cluster import LocalStack, _run, _own, node_pid, open_stack, pg_bindir
+from ..migrations.discovery import discover
+from ..migrations.runner import run_verify_script
+from ..migrations.script import ScriptError, parse_script
+from .report import Check, DrillReport, row_count_checks, rpo_seconds
+
+log = logging.getLogger(__name__)
+
+# A throwaway server: durability is worthless here, restore speed is not.
+DRILL_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "wal_level": "minimal",
+                  "max_wal_senders": "0", "archive_mode": "off", "max_wal_size": "'8GB'",
+                  "maintenance_work_mem": "'512MB'", "shared_buffers": "'512MB'", "autovacuum": "off"}
+JOBS = 2
+
+
+class DrillAborted(OpsError):
+    exit_code = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _iso(d: datetime) -> str:
+    return d.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _major(version: str) -> str:
+    return version.split()[0].split(".")[0]
+
+
+@contextmanager
+def _phase(report: DrillReport, name: str):
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        report.phases[name] = round(report.phases.get(name, 0.0) + time.monotonic() - t0, 3)
+
+
+def _fetch(repo: Repository, m: Manifest, dest: Path) -> list[Check]:
+    h, size = hashlib.sha256(), 0
+    try:
+        with open(dest, "wb") as f:
+            for chunk in repo.open_read(m.object_key):
+                h.update(chunk)
+                size += len(chunk)
+                f.write(chunk)
+    except RepositoryError as exc:
+        return [Check("checksum matches manifest", False, f"object unreadable: {exc}")]
+    os.chmod(dest, 0o644)
+    ok = h.hexdigest() == m.sha256 and size == m.size_bytes
+    return [Check("checksum matches manifest", ok,
+                  f"sha256 {h.hexdigest()[:16]}… size {size}; manifest {m.sha256[:16]}… size {m.size_bytes}")]
+
+
+def destroy_scratch(stack: LocalStack) -> None:
+    """Stop the scratch server however it is (running, half-stopped, crashed) and delete its files."""
+    node = stack.layout.primary
+    pid = node_pid(node)
+    if pid is not None:
+        proc = _run([str(pg_bindir() / "pg_ctl"), "-D", str(node.data_dir), "-m", "immediate", "-w", "-t", "30", "stop"],
+                    what="stopping the drill target", check=False)
+        if proc.returncode != 0 and node_pid(node) is not None:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while node_pid(node) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    shutil.rmtree(stack.layout.state_dir, ignore_errors=True)
+
+
+def _counts(conn) -> dict[str, int]:
+    tables = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2").fetchall()
+    return {f"{s}.{t}": conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
+        sql.Identifier(s), sql.Identifier(t))).fetchone()[0] for s, t in tables}
+
+
+def _schema_checks(conn, database: str, sql_root: Path, expected_ledger: int | None, check_ledger: bool) -> list[Check]:
+    """Ledger, every applied migration's verify.sql, and custom drill checks on the restored copy."""
+    out = []
+    has_ledger = conn.execute("SELECT to_regclass('pgops.migrations') IS NOT NULL").fetchone()[0]
+    applied = [r[0] for r in conn.execute("SELECT version FROM pgops.migrations ORDER BY 1")] if has_ledger else []
+    if check_ledger:
+        newest = applied[-1] if applied else None
+        out.append(Check("ledger newest migration matches manifest", newest == expected_ledger,
+                         f"restored {newest}, manifest {expected_ledger}"))
+    mdir = sql_root / database / "migrations"
+    if mdir.is_dir() and applied:
+        chain = {m.version: m for m in discover(mdir)}
+        for v in applied:
+            m = chain.get(v)
+            if m is not None and m.verify is not None:
+                out += [Check(f"verify {r.migration}: {r.check}", r.passed, r.detail)
+                        for r in run_verify_script(conn, m.folder, m.verify)]
+    for f in sorted((sql_root / database / "drills").glob("*.sql")):
+        try:
+            script = parse_script(f.read_text())
+        except ScriptError as exc:
+            out.append(Check(f"drill {f.name}", False, f"does not parse: {exc}"))
+            continue
+        out += [Check(f"drill {f.stem}: {r.check}", r.passed, r.detail) for r in run_verify_script(conn, f.stem, script)]
+    return out
+
+
+def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[dict] = (),
+              keep_target: bool = False, work_root: Path | None = None, jobs: int = JOBS,
+              progress: Callable[[str], None] | None = None, now: Callable[[], datetime] | None = None,
+              passfile_for_physical: Path | None = None) -> DrillReport:
+    """Restore ``m`` into a scratch cluster and check it. Always returns a report (the caller
+    writes it); re-raises KeyboardInterrupt after teardown. ``protected``: libpq parameters of the
+    stack's nodes, which the target must never be (system identifier and endpoint)."""
+    say = progress or (lambda _m: None)
+    clock = now or (lambda: datetime.now(timezone.utc))
+    started = clock()
+    t0 = time.monotonic()
+    report = DrillReport(m.database, m.id, m.kind, _iso(started), m.created_at,
+                         rpo_seconds=round(rpo_seconds(started, m.created), 3))
+    work = Path(tempfile.mkdtemp(prefix="pgops-drill-", dir=str(work_root) if work_root else "/tmp"))
+    os.chmod(work, 0o755)
+    scratch: LocalStack | None = None
+    try:
+        local_major = _major(subprocess.run([str(pg_bindir() / "postgres"), "--version"], capture_output=True,
+                                            text=True).stdout.split()[-1])
+        if _major(m.server_version) != local_major:
+            raise DrillAborted(f"Backup {m.id} is from PostgreSQL {m.server_version}; this machine runs {local_major}.",
+                               "run the drill where the same major version is installed.")
+        say(f"fetching {m.object_key}")
+        with _phase(report, "fetch"):
+            dump = work / ("dump.pgdump" if m.kind == "logical" else "base.tar.gz")
+            report.checks += _fetch(repo, m, dump)
+        if not report.checks[-1].passed:
+            raise DrillAborted("the backup object does not match its manifest")
+        with _phase(report, "restore"):
+            say("starting the drill target")
+            scratch = open_stack(work / "target", port=_free_port(), replicas=0, extra_settings=DRILL_SETTINGS)
+            if m.kind == "logical":
+                scratch.up()
+            else:
+                _unpack_physical(scratch, dump, passfile_for_physical)
+            _guard(scratch, protected, physical=m.kind != "logical")
+            report.target = f"127.0.0.1:{scratch.layout.primary.port} (scratch cluster {scratch.layout.state_dir})"
+            report.checks.append(_restore(scratch, m, dump, jobs, say))
+        if not report.checks[-1].passed:
+            raise DrillAborted("the restore did not finish")
+        databases = [m.database] if m.kind == "logical" else _databases(scratch)
+        with _phase(report, "analyze"):
+            for db in databases:
+                with connect(scratch.conninfo(), dbname=db, autocommit=True,
+                             application_name=tool_application_name("drill")) as conn:
+                    conn.execute("ANALYZE")
+        say("checking the restored data")
+        with _phase(report, "checks"):
+            for db in databases:
+                with connect(scratch.conninfo(), dbname=db, autocommit=True,
+                             application_name=tool_application_name("drill")) as conn:
+                    found = _counts(conn)
+                    prefix = "" if m.kind == "logical" else f"{db}."
+                    report.row_counts.update({prefix + k: v for k, v in found.items()})
+                    if m.kind == "logical":
+                        report.checks += row_count_checks(m.row_counts, found)
+                    report.checks += [Check(f"{prefix}{c.name}", c.passed, c.detail) for c in
+                                      _schema_checks(conn, db, sql_root, m.ledger_version, m.kind == "logical")]
+        if report.passed:
+            report.rto_seconds = round(time.monotonic() - t0, 3)
+    except DrillAborted as exc:
+        report.error = str(exc) if not report.checks or report.checks[-1].passed else report.checks[-1].name + " failed"
+    except OpsError as exc:
+        report.error = redact(str(exc))
+    except KeyboardInterrupt:
+        report.error = "interrupted (Ctrl-C)"
+        raise
+    finally:
+        with _phase(report, "teardown"):
+            if scratch is not None and keep_target and not report.error.startswith("interrupted"):
+                report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
+                                      f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "
+                                      f"pg_ctl -D {scratch.layout.primary.data_dir} stop && rm -rf {work}")
+            else:
+                if scratch is not None:
+                    destroy_scratch(scratch)
+                shutil.rmtree(work, ignore_errors=True)
+        report.finished_at = _iso(clock())
+    return report
+
+
+def _guard(scratch: LocalStack, protected: list[dict], physical: bool) -> None:
+    """The drill target must not be one of the stack's servers, judged by endpoint, data directory
+    and — for a logical drill, whose target is a fresh initdb — system identifier (a physical copy
+    shares its source's identifier by design)."""
+    def ident(params):
+        with connect(params, dbname="postgres", autocommit=True, connect_timeout=3,
+                     application_name=tool_application_name("drill")) as conn:
+            return conn.execute("SELECT system_identifier, current_setting('data_directory') "
+                                "FROM pg_control_system()").fetchone()
+    my_sysid, my_dir = ident(scratch.conninfo())
+    for p in protected:
+        if str(p.get("host")) in ("127.0.0.1", "localhost") and int(p.get("port", 0)) == scratch.layout.primary.port:
+            raise DrillAborted(f"the drill target's endpoint 127.0.0.1:{p['port']} is one of the stack's servers", "")
+        try:
+            sysid, data_dir = ident(p)
+        except OpsError:
+            continue  # a stack node that is down cannot be the target
+        if data_dir == my_dir or (not physical and sysid == my_sysid):
+            raise DrillAborted("the drill target is one of the stack's servers (same system identifier or "
+                               "data directory)", "")
+
+
+def _restore(scratch: LocalStack, m: Manifest, dump: Path, jobs: int, say) -> Check:
+    if m.kind != "logical":
+        return Check("restore finished without errors", True, "physical backup recovered to consistency and started")
+    params = scratch.conninfo()
+    params.pop("dbname")
+    with connect(params, dbname="postgres", autocommit=True, application_name=tool_application_name("drill")) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(m.database)))
+    args, env = client_env(params, m.database)
+    say(f"pg_restore -j {jobs}")
+    proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
+                           "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return Check("restore finished without errors", False, redact(proc.stderr.strip()[-600:]))
+    return Check("restore finished without errors", True, f"pg_restore -j {jobs} exit 0")
+
+
+def _unpack_physical(scratch: LocalStack, tarball: Path, passfile: Path | None) -> None:
+    node = scratch.layout.primary
+    scratch.layout.state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(scratch.layout.state_dir, 0o755)
+    node.data_dir.mkdir(parents=True)
+    _own(node.node_dir, 0o700)
+    _own(node.data_dir, 0o700)
+    _run(["tar", "-xzf", str(tarball), "-C", str(node.data_dir)], what="unpacking the physical backup")
+    with open(node.data_dir / "postgresql.auto.conf", "a") as f:
+        f.write(f"port = {node.port}\n" + "".join(f"{k} = {v}\n" for k, v in DRILL_SETTINGS.items()
+                                                  if k not in ("wal_level", "max_wal_senders")))
+    (node.data_dir / "standby.signal").unlink(missing_ok=True)
+    if passfile is None or not passfile.exists():
+        raise DrillAborted("a physical drill needs the source cluster's passfile to connect", "")
+    shutil.copy(passfile, scratch.layout.passfile)
+    _own(scratch.layout.passfile, 0o600)
+    scratch.up()
+
+
+def _databases(scratch: LocalStack) -> list[str]:
+    with connect(scratch.conninfo(), autocommit=True, application_name=tool_application_name("drill")) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate "
+                                           "AND datname <> 'postgres' ORDER BY 1")]
+
+
+# ---- reports ------------------------------------------------------------------------------------
+
+def store_report(repo: Repository, report: DrillReport) -> str:
+    """Write the JSON and Markdown report under ``drills/<database>/``; returns the JSON key."""
+    stamp = report.started_at.replace(":", "").replace("-", "").split(".")[0]
+    base = f"drills/{report.database}/{stamp}Z-{report.backup_id}"
+    repo.put_bytes(base + ".md", report.to_markdown().encode())
+    repo.put_bytes(base + ".json", report.to_json())
+    return base + ".json"
+
+
+def history(repo: Repository, database: str | None = None) -> list[dict]:
+    """Past drill reports (as dicts), newest first."""
+    import json
+    out = []
+    for obj in repo.list(f"drills/{database}/" if database else "drills/"):
+        if obj.key.endswith(".json"):
+            try:
+                out.append(json.loads(repo.get_bytes(obj.key)))
+            except ValueError:
+                continue
+    return sorted(out, key=lambda d: d.get("started_at", ""), reverse=True)

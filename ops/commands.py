@@ -457,17 +457,15 @@ def drill_run(db=None, dsn=None, stack=None, backup="latest", kind="logical", re
     else:
         protected = [dict(env.primary, dbname=env.dsn_database)]
     reports = []
+
+    def keep(report):  # runs whatever the outcome, Ctrl-C included
+        reports.append(report)
+        store_report(repo, report)
     try:
         for m in manifests:
-            report = None
-            try:
-                report = run_drill(repo, m, sql_root=root, protected=protected, keep_target=keep_target,
-                                   progress=cli.progress, passfile_for_physical=(
-                                       env.local.layout.passfile if env.local is not None else None))
-            finally:
-                if report is not None:
-                    reports.append(report)
-                    store_report(repo, report)
+            run_drill(repo, m, sql_root=root, protected=protected, keep_target=keep_target, progress=cli.progress,
+                      passfile_for_physical=env.local.layout.passfile if env.local is not None else None,
+                      on_report=keep)
     finally:
         if json:
             doc = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]

@@ -21,3 +21,19 @@ def publish_backup_metrics(client, database: str, *, succeeded: bool, age_second
         {"MetricName": "BackupSizeBytes", "Dimensions": dims, "Timestamp": now, "Value": float(size_bytes),
          "Unit": "Bytes"},
     ])
+
+
+def publish_drill_metrics(client, database: str, *, succeeded: bool, rto_seconds: float | None,
+                          rpo_seconds: float | None, now: datetime) -> None:
+    """Put ``DrillSucceeded`` (1/0), ``DrillRTOSeconds`` and ``DrillRPOSeconds`` for ``database``
+    (RTO only when the drill passed) — what the "no passed drill in 35 days" alarm watches."""
+    dims = [{"Name": "DBName", "Value": database}]
+    data = [{"MetricName": "DrillSucceeded", "Dimensions": dims, "Timestamp": now, "Value": 1.0 if succeeded else 0.0,
+             "Unit": "Count"}]
+    if rto_seconds is not None:
+        data.append({"MetricName": "DrillRTOSeconds", "Dimensions": dims, "Timestamp": now, "Value": float(rto_seconds),
+                     "Unit": "Seconds"})
+    if rpo_seconds is not None:
+        data.append({"MetricName": "DrillRPOSeconds", "Dimensions": dims, "Timestamp": now, "Value": float(rpo_seconds),
+                     "Unit": "Seconds"})
+    client.put_metric_data(Namespace=NAMESPACE, MetricData=data)

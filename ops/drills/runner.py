@@ -142,10 +142,13 @@ def _schema_checks(conn, database: str, sql_root: Path, expected_ledger: int | N
 def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[dict] = (),
               keep_target: bool = False, work_root: Path | None = None, jobs: int = JOBS,
               progress: Callable[[str], None] | None = None, now: Callable[[], datetime] | None = None,
-              passfile_for_physical: Path | None = None) -> DrillReport:
-    """Restore ``m`` into a scratch cluster and check it. Always returns a report (the caller
-    writes it); re-raises KeyboardInterrupt after teardown. ``protected``: libpq parameters of the
-    stack's nodes, which the target must never be (system identifier and endpoint)."""
+              passfile_for_physical: Path | None = None,
+              on_report: Callable[[DrillReport], None] | None = None) -> DrillReport:
+    """Restore ``m`` into a scratch cluster and check it; returns the report.
+
+    ``on_report`` is called with the finished report whatever the outcome — also after Ctrl-C,
+    before KeyboardInterrupt is re-raised — so the report is always written. ``protected``: libpq
+    parameters of the stack's nodes, which the target must never be."""
     say = progress or (lambda _m: None)
     clock = now or (lambda: datetime.now(timezone.utc))
     started = clock()
@@ -217,6 +220,8 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
                     destroy_scratch(scratch)
                 shutil.rmtree(work, ignore_errors=True)
         report.finished_at = _iso(clock())
+        if on_report is not None:
+            on_report(report)
     return report
 
 

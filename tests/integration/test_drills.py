@@ -1,0 +1,220 @@
+"""Restore drills on real PostgreSQL: a good backup passes with exact row counts; each kind of bad
+backup fails with a report saying why; nothing (process, port, data directory) outlives a drill,
+not even after Ctrl-C mid-restore."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ops.backups import engine
+from ops.backups.manifest import manifest_key
+from ops.backups.repository import FileRepository
+from ops.drills.runner import history, run_drill, store_report
+from ops.environment import DEFAULT_SQL_ROOT, migrations_dir
+from ops.local.cluster import pg_bindir
+from ops.migrations import runner
+from ops.migrations.runner import Target
+from ops.seeddata import seed_syncscript
+
+from .conftest import REPO, query
+
+SYNC = "syncscript"
+
+
+def leftovers() -> tuple[list[str], list[str]]:
+    """Drill servers still running and drill directories still on disk."""
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    running = [p for p in procs if "pgops-drill-" in p and "postgres" in p]
+    dirs = [str(p) for p in Path("/tmp").glob("pgops-drill-*")]
+    return running, dirs
+
+
+@pytest.fixture(scope="module")
+def source(pg):
+    """A seeded syncscript database (module-wide: drills only read it)."""
+    p = pg.conninfo()
+    p.pop("dbname")
+    name = "drill_src"
+    query(p, "postgres", f"DROP DATABASE IF EXISTS {name}")
+    query(p, "postgres", f"CREATE DATABASE {name}")
+    runner.migrate(Target(name, p, migrations_dir(DEFAULT_SQL_ROOT, SYNC)))
+    seed_syncscript(p, name, 1500, seed=11)
+    yield p, name
+    query(p, "postgres", f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture
+def sql_root(tmp_path):
+    """sql/ as the drills see it: the restored database is named drill_src, its chain is syncscript's."""
+    root = tmp_path / "sql"
+    (root / "drill_src").mkdir(parents=True)
+    (root / "drill_src" / "migrations").symlink_to(DEFAULT_SQL_ROOT / SYNC / "migrations")
+    (root / "drill_src" / "drills").symlink_to(DEFAULT_SQL_ROOT / SYNC / "drills")
+    return root
+
+
+def drill(repo, m, sql_root, **kw):
+    report = run_drill(repo, m, sql_root=sql_root, on_report=lambda r: store_report(repo, r), **kw)
+    assert leftovers() == ([], []), "a drill left a server or directory behind"
+    return report
+
+
+def failed(report):
+    return {c.name: c.detail for c in report.checks if not c.passed}
+
+
+def test_good_backup_passes_with_exact_row_counts(source, sql_root, tmp_path):
+    params, db = source
+    repo = FileRepository(tmp_path / "repo")
+    m = engine.create_logical(repo, params, db)
+    r = drill(repo, m, sql_root)
+    assert r.passed, failed(r)
+    assert r.row_counts["public.users"] == 1500 and r.row_counts == m.row_counts
+    names = {c.name for c in r.checks}
+    assert {"checksum matches manifest", "restore finished without errors",
+            "ledger newest migration matches manifest", "table public.tasks"} <= names
+    assert any(n.startswith("verify 001_users_and_sessions") for n in names)
+    assert any(n.startswith("drill referential_integrity") for n in names)
+    assert set(r.phases) == {"fetch", "restore", "analyze", "checks", "teardown"}
+    assert r.rto_seconds > 0 and r.rpo_seconds >= 0
+    stored = history(repo, db)
+    assert stored[0]["passed"] is True and stored[0]["backup_id"] == m.id
+    assert (tmp_path / "repo" / "drills" / db).glob("*.md")
+    # the newest drilled backup is what retention now protects
+    assert engine.drill_passed_ids(repo, db) == {m.id}
+
+
+def _rewrite(repo, m, data: bytes, **manifest_changes):
+    import hashlib
+    (repo.root / m.object_key).write_bytes(data)
+    new = replace(m, **manifest_changes)
+    repo.put_bytes(manifest_key(m.database, m.id), new.to_json())
+    return new
+
+
+@pytest.mark.parametrize("case", ["flipped byte", "truncated dump", "manifest of another dump",
+                                  "table dropped from dump", "row count off by one", "failing verify check"])
+def test_bad_backups_fail_with_a_reason(case, source, sql_root, tmp_path):
+    import hashlib
+    params, db = source
+    repo = FileRepository(tmp_path / "repo")
+    if case == "failing verify check":
+        query(params, db, "DROP INDEX idx_users_email")
+        try:
+            m = engine.create_logical(repo, params, db)
+        finally:
+            query(params, db, "CREATE INDEX idx_users_email ON users(email)")
+    else:
+        m = engine.create_logical(repo, params, db)
+    data = (repo.root / m.object_key).read_bytes()
+    if case == "flipped byte":
+        b = bytearray(data)
+        b[len(b) // 3] ^= 0x01
+        m = _rewrite(repo, m, bytes(b))
+    elif case == "truncated dump":
+        cut = data[: len(data) * 2 // 3]
+        m = _rewrite(repo, m, cut, size_bytes=len(cut), sha256=hashlib.sha256(cut).hexdigest())
+    elif case == "manifest of another dump":
+        other = engine.create_logical(repo, params, "postgres")
+        m = _rewrite(repo, m, data, sha256=other.sha256, size_bytes=other.size_bytes)
+    elif case == "table dropped from dump":
+        args = ["-h", "127.0.0.1", "-p", str(params["port"]), "-U", "postgres", "-d", db]
+        partial = subprocess.run([str(pg_bindir() / "pg_dump"), "-Fc", "-T", "public.savings_goals", *args],
+                                 env={**os.environ, "PGPASSFILE": params["passfile"]}, capture_output=True,
+                                 check=True).stdout
+        m = _rewrite(repo, m, partial, size_bytes=len(partial), sha256=hashlib.sha256(partial).hexdigest())
+    elif case == "row count off by one":
+        counts = dict(m.row_counts)
+        counts["public.expenses"] += 1
+        m = _rewrite(repo, m, data, row_counts=counts)
+    r = drill(repo, m, sql_root)
+    assert not r.passed and r.rto_seconds is None
+    why = failed(r)
+    expected = {
+        "flipped byte": "checksum matches manifest",
+        "truncated dump": "restore finished without errors",
+        "manifest of another dump": "checksum matches manifest",
+        "table dropped from dump": "table public.savings_goals",
+        "row count off by one": "table public.expenses",
+        "failing verify check": "verify 001_users_and_sessions: index idx_users_email",
+    }[case]
+    assert expected in why, why
+    stored = history(repo, db)[0]
+    assert stored["passed"] is False and any(c["name"] == expected and not c["passed"] for c in stored["checks"])
+
+
+def test_ctrl_c_mid_restore_leaves_nothing(pg, tmp_path):
+    p = pg.conninfo()
+    p.pop("dbname")
+    db = "drill_big"
+    query(p, "postgres", f"DROP DATABASE IF EXISTS {db}")
+    query(p, "postgres", f"CREATE DATABASE {db}")
+    try:
+        runner.migrate(Target(db, p, migrations_dir(DEFAULT_SQL_ROOT, SYNC)))
+        seed_syncscript(p, db, 25000, seed=5)
+        repo_dir = tmp_path / "repo"
+        engine.create_logical(FileRepository(repo_dir), p, db)
+        dsn = f"host=127.0.0.1 port={p['port']} user=postgres passfile={p['passfile']} dbname={db}"
+        proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "invoke"), "drill.run", "--dsn", dsn, "--repository",
+                                 repo_dir.as_uri(), "--json", str(tmp_path / "report.json")],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            if "pg_restore" in ps and "pgops-drill-" in ps:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the drill never reached the restore phase")
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert leftovers() == ([], [])
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["passed"] is False and "interrupted" in report["error"]
+        stored = history(FileRepository(repo_dir), db)
+        assert stored and stored[0]["error"] == report["error"]
+    finally:
+        query(p, "postgres", f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_physical_snapshot_drill_recovers_and_checks(pg, source, sql_root, tmp_path):
+    params, db = source
+    repo = FileRepository(tmp_path / "repo")
+    m = engine.create_physical(repo, params)
+    assert m.kind == "snapshot" and m.database == "_cluster"
+    r = drill(repo, m, sql_root, protected=[pg.conninfo()], passfile_for_physical=pg.layout.passfile)
+    assert r.passed, failed(r)
+    assert r.row_counts[f"{db}.public.users"] == 1500
+    assert any(c.name.startswith(f"{db}.verify 001_users_and_sessions") for c in r.checks)
+    # the stack's server is still the one it was: the drill never touched it
+    assert query(params, db, "SELECT count(*) FROM users") == [(1500,)]
+
+
+def test_cli_drill_failure_exits_8_and_names_the_check(pg, source, tmp_path):
+    params, db = source
+    repo_dir = tmp_path / "repo"
+    repo = FileRepository(repo_dir)
+    m = engine.create_logical(repo, params, db)
+    counts = dict(m.row_counts)
+    counts["public.users"] -= 1
+    repo.put_bytes(manifest_key(db, m.id), replace(m, row_counts=counts).to_json())
+    p = pg.conninfo()
+    dsn = f"host=127.0.0.1 port={p['port']} user=postgres passfile={p['passfile']} dbname={db}"
+    res = subprocess.run([str(REPO / ".venv" / "bin" / "invoke"), "drill.run", "--dsn", dsn, "--repository",
+                          repo_dir.as_uri(), "--json", str(tmp_path / "r.json")], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 8 and "table public.users" in res.stderr and "Traceback" not in res.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert {"passed", "database", "backup_id", "rto_seconds", "rpo_seconds", "phases", "checks", "row_counts"} <= set(doc)
+    hist = subprocess.run([str(REPO / ".venv" / "bin" / "invoke"), "drill.history", "--dsn", dsn, "--repository",
+                           repo_dir.as_uri(), "--json"], cwd=REPO, capture_output=True, text=True)
+    assert json.loads(hist.stdout)[0]["passed"] is False
+    assert leftovers() == ([], [])

@@ -113,7 +113,8 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
         count_error: list[BaseException] = []
 
         def count_rows():  # same snapshot as the dump, while the dump streams
-            try:
+            try:  # one core for the counts: parallel workers would starve pg_dump
+                conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
                 for t in tables:
                     counts[t] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
                         sql.Identifier(*t.split(".", 1)))).fetchone()[0]

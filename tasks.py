@@ -27,12 +27,19 @@ RUN_KNOBS = {
 
 @task(iterable=["db"], help={**COMMON, "lock_wait": RUN_KNOBS["lock_wait"], "lock_timeout": RUN_KNOBS["lock_timeout"],
                              "repository": "where pre-deploy backups go (default: the stack's repository)",
-                             "no_backup": "skip the pre-deploy backup of databases with pending migrations"})
+                             "no_backup": "skip the pre-deploy backup of databases with pending migrations",
+                             "yes": "AWS stacks: apply the previewed changes (without it, preview and stop)"})
 def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None,
-           repository=None, no_backup=False):
+           repository=None, no_backup=False, yes=False):
     """Stack up, create missing databases, back up those with pending migrations, migrate, verify, summarise."""
     cmd.deploy(stack=stack, db=db, dsn=dsn, sql_root=sql_root, json=json, lock_wait=lock_wait, lock_timeout=lock_timeout,
-               repository=repository, no_backup=no_backup)
+               repository=repository, no_backup=no_backup, yes=yes)
+
+
+@task(help={"stack": "AWS stack name (required)", "json": COMMON["json"]})
+def preview(c, stack=None, json=False):
+    """Pulumi preview of an AWS stack: what `invoke deploy --stack NAME --yes` would change."""
+    cmd.preview(stack=stack, json=json)
 
 
 # ---- local.* ------------------------------------------------------------------------------------
@@ -134,7 +141,7 @@ def db_seed(c, db="syncscript", users=1000, seed=42, stack=None, dsn=None, repla
 
 
 dbns = Collection("db", db_status, db_plan, db_migrate, db_rollback, db_verify, db_new, db_lint, db_baseline, db_seed)
-ns = Collection(deploy, local, dbns)
+ns = Collection(deploy, preview, local, dbns)
 
 
 # ---- backup.* -----------------------------------------------------------------------------------

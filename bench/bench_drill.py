@@ -10,6 +10,7 @@ every verify.sql and drill check, and tears its cluster down.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -48,8 +49,10 @@ def main() -> None:
         drill_s = time.perf_counter() - t0
         if res.returncode != 0:
             raise SystemExit(res.stderr[-800:])
+        phases = json.loads((out / "drill.json").read_text())["phases"]
     dump = next((out / "repo").rglob("dump.pgdump"))
-    target = open_stack(out / "raw", port=free_port(), replicas=0, extra_settings=DRILL_SETTINGS)
+    dump_mb = dump.stat().st_size / 1e6
+    target = open_stack(out / "raw", port=free_port(), replicas=0, extra_settings=DRILL_SETTINGS, throwaway=True)
     target.up()
     try:
         psql(target, "postgres", "-c", "CREATE DATABASE syncscript")
@@ -61,10 +64,11 @@ def main() -> None:
     finally:
         target.down(purge=True)
         shutil.rmtree(out, ignore_errors=True)
-    print(f"database {size / 1e9:.2f} GB, dump {dump.stat().st_size / 1e6:.0f} MB:")
+    print(f"database {size / 1e9:.2f} GB, dump {dump_mb:.0f} MB:")
     print(f"  pgops drill.run (fetch, restore -j {JOBS}, analyze, checks, teardown)  {drill_s:7.1f} s")
     print(f"  pg_restore -j {JOBS} into an empty cluster                             {raw_s:7.1f} s")
     print(f"  ratio {drill_s / raw_s:.3f}")
+    print("  drill phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
 
 
 if __name__ == "__main__":

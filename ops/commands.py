@@ -56,7 +56,10 @@ def _print_nodes(nodes, json, title):
 
 @cli.edge
 def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None,
-           repository=None, no_backup=False):
+           repository=None, no_backup=False, yes=False):
+    from .environment import stack_name
+    if not dsn and stack_name(stack) != "local":
+        return _deploy_aws(stack_name(stack), db, sql_root, json, yes)
     env = resolve(stack, dsn)
     repo = None if no_backup else _repository(env, repository)
     root = cli.sql_root_path(sql_root)
@@ -69,18 +72,53 @@ def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=N
         report = _deploy_dsn(env, root, dbs[0], opts, repo)
     else:
         report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress, repository=repo)
-    if json:
-        cli.emit_json(report.as_dict())
-    else:
-        cli.table(f"deploy: stack {report.stack} ({report.seconds:.1f} s)",
-                  ["database", "version", "migrations applied", "seconds", "checks passed", "pre-deploy backup"],
-                  [[r.database + (" (created)" if r.created else ""), f"{_fmt_v(r.before)} → {_fmt_v(r.after)}",
-                    len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}", r.backup_id or "—"]
-                   for r in report.rows])
-        if report.replicas_behind:
-            cli.err.print(f"warning: replicas still replaying after 30 s: {', '.join(report.replicas_behind)}")
+    _print_deploy(report, json)
     for r in report.rows:
         cli.verify_or_fail(r.database, r.failed_checks)
+
+
+def _print_deploy(report, json):
+    if json:
+        cli.emit_json(report.as_dict())
+        return
+    cli.table(f"deploy: stack {report.stack} ({report.seconds:.1f} s)",
+              ["database", "version", "migrations applied", "seconds", "checks passed", "pre-deploy backup"],
+              [[r.database + (" (created)" if r.created else ""), f"{_fmt_v(r.before)} → {_fmt_v(r.after)}",
+                len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}", r.backup_id or "—"]
+               for r in report.rows])
+    if report.replicas_behind:
+        cli.err.print(f"warning: replicas still replaying after 30 s: {', '.join(report.replicas_behind)}")
+
+
+def _deploy_aws(stack, db, sql_root, json, yes):
+    from .aws_stack import ca_bundle, deploy_aws, open_workspace
+    workspace = open_workspace(stack)
+    preview, report = deploy_aws(stack, workspace, yes=yes, sql_root=cli.sql_root_path(sql_root),
+                                 databases=list(db or []) or None, sslrootcert=ca_bundle(),
+                                 progress=None if json else cli.progress)
+    if report is None:
+        if json:
+            cli.emit_json({"stack": stack, "preview": preview, "applied": False})
+        else:
+            cli.out.print(f"preview of stack {stack}: {preview}\nnothing applied: rerun with --yes to apply.")
+        return
+    _print_deploy(report, json)
+    for r in report.rows:
+        cli.verify_or_fail(r.database, r.failed_checks)
+
+
+@cli.edge
+def preview(stack=None, json=False):
+    from .aws_stack import open_workspace
+    from .environment import stack_name
+    name = stack_name(stack)
+    if name == "local":
+        raise ConfigError(["the local stack has no Pulumi preview"], "run `invoke preview --stack NAME` for an AWS stack.")
+    text = open_workspace(name).preview()
+    if json:
+        cli.emit_json({"stack": name, "preview": text})
+    else:
+        cli.out.print(f"preview of stack {name}: {text}")
 
 
 def _deploy_dsn(env: Environment, root: Path, folder: str, opts: RunOptions, repo):
@@ -309,6 +347,7 @@ def _age(created, now) -> str:
 
 @cli.edge
 def backup_create(db=None, dsn=None, stack=None, kind="logical", repository=None, json=False):
+    from datetime import datetime, timezone
     from .backups import engine
     env = resolve(stack, dsn)
     repo = _repository(env, repository)
@@ -316,17 +355,41 @@ def backup_create(db=None, dsn=None, stack=None, kind="logical", repository=None
         raise ConfigError([f"--kind must be logical or snapshot, not '{kind}'"])
     if env.local is not None:
         env.local.up()
+    clients = None
+    if env.is_aws:
+        from .aws_stack import boto_clients
+        clients = boto_clients(env.region)
+    now = lambda: datetime.now(timezone.utc)  # noqa: E731
     made = []
+    if kind == "snapshot" and env.is_aws:
+        from .aws_stack import snapshot_backups
+        snaps = snapshot_backups(env, clients, _backup_databases(env, db), now())
+        if json:
+            cli.emit_json([{"id": s.id, "database": s.database, "kind": "snapshot", "created_at": s.created_at.isoformat(),
+                            "status": s.status, "location": f"rds:{s.instance}"} for s in snaps])
+        else:
+            cli.table("RDS snapshots started", ["id", "database", "status"], [[s.id, s.database, s.status] for s in snaps],
+                      whole_first=True)
+        return
     if kind == "snapshot":
         if env.stack != "local":
-            raise ConfigError(["--kind snapshot needs the local stack (RDS snapshots need an AWS stack)"],
+            raise ConfigError(["--kind snapshot needs the local stack or an AWS stack, not --dsn"],
                               "run without --dsn, or use --kind logical.")
         made.append(engine.create_physical(repo, env.primary, stack=env.stack))
     else:
+        from .aws_stack import publish_freshness
         for d in _backup_databases(env, db):
             if not json:
                 cli.progress(f"{d}: dumping to {repo.url}")
-            made.append(engine.create_logical(repo, env.primary, d, stack=env.stack))
+            try:
+                m = engine.create_logical(repo, env.primary, d, stack=env.stack)
+            except OpsError:
+                if clients is not None:
+                    publish_freshness(env, clients, repo, d, succeeded=False, size_bytes=0, now=now())
+                raise
+            made.append(m)
+            if clients is not None:
+                publish_freshness(env, clients, repo, d, succeeded=True, size_bytes=m.size_bytes, now=now())
     if json:
         cli.emit_json([m.summary() for m in made])
     else:
@@ -439,6 +502,14 @@ def drill_run(db=None, dsn=None, stack=None, backup="latest", kind="logical", re
     root = cli.sql_root_path(sql_root)
     if kind not in ("logical", "snapshot"):
         raise ConfigError([f"--kind must be logical or snapshot, not '{kind}'"])
+    if kind == "snapshot" and env.is_aws:  # restore an RDS snapshot into a throwaway instance
+        from datetime import datetime, timezone
+        from .aws_stack import aws_snapshot_drill, boto_clients
+        clients = boto_clients(env.region)
+        reports = [aws_snapshot_drill(env, clients, repo, d, root, lambda: datetime.now(timezone.utc))
+                   for d in _backup_databases(env, db, sql_root)]
+        _print_drills(reports)
+        return
     if backup and backup != "latest":
         manifests = [engine.find_backup(repo, backup)]
     else:
@@ -466,10 +537,22 @@ def drill_run(db=None, dsn=None, stack=None, backup="latest", kind="logical", re
             run_drill(repo, m, sql_root=root, protected=protected, keep_target=keep_target, progress=cli.progress,
                       passfile_for_physical=env.local.layout.passfile if env.local is not None else None,
                       on_report=keep)
+            if env.is_aws:
+                from datetime import datetime, timezone
+                from .aws_stack import boto_clients
+                from .backups.metrics import publish_drill_metrics
+                r = reports[-1]
+                publish_drill_metrics(boto_clients(env.region).cloudwatch, m.database, succeeded=r.passed,
+                                      rto_seconds=r.rto_seconds, rpo_seconds=r.rpo_seconds,
+                                      now=datetime.now(timezone.utc))
     finally:
         if json:
             doc = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
             _P(json).write_text(__import__("json").dumps(doc, indent=2, sort_keys=True) + "\n")
+    _print_drills(reports)
+
+
+def _print_drills(reports):
     for r in reports:
         cli.table(f"drill {'PASSED' if r.passed else 'FAILED'}: {r.database} from {r.backup_id}",
                   ["check", "passed", "detail"], [[c.name, "PASS" if c.passed else "FAIL", c.detail] for c in r.checks])

@@ -29,6 +29,11 @@ class Environment:
     repository: str | None = None
     region: str | None = None
     local: LocalStack | None = field(default=None, compare=False)
+    outputs: dict = field(default_factory=dict, compare=False)  # an AWS stack's (non-secret) Pulumi outputs
+
+    @property
+    def is_aws(self) -> bool:
+        return bool(self.outputs)
 
 
 def stack_name(stack: str | None) -> str:
@@ -39,7 +44,9 @@ def resolve(stack: str | None = None, dsn: str | None = None, state_dir: Path | 
     """Resolve the target of a task.
 
     ``dsn`` (or ``$PGOPS_DSN``) wins: its database is the default target. Otherwise ``stack``
-    (default ``local``). Raises :class:`ConfigError` for a DSN without a database or an unknown stack.
+    (default ``local``); any other name is an AWS stack read through Pulumi (raises
+    :class:`~ops.aws_stack.PulumiMissing` without the CLI). Raises :class:`ConfigError` for a DSN
+    without a database.
     """
     dsn = dsn or os.environ.get("PGOPS_DSN")
     if dsn:
@@ -49,10 +56,13 @@ def resolve(stack: str | None = None, dsn: str | None = None, state_dir: Path | 
             raise ConfigError(["the DSN names no database (dbname=...)"], "add dbname=NAME to the DSN.")
         return Environment("dsn", params, dsn_database=dbname)
     name = stack_name(stack)
-    if name != "local":
-        raise ConfigError([f"stack '{name}' is not available: this version runs the 'local' stack and any "
-                           f"PostgreSQL reached with --dsn"],
-                          "run with --stack local (the default) or pass --dsn 'host=... dbname=... user=...'.")
+    if name != "local":  # an AWS stack: endpoints from its Pulumi outputs, credentials from its secret
+        from .aws_stack import boto_clients, ca_bundle, environment_from_outputs, open_workspace
+        outputs = open_workspace(name).outputs()
+        if not outputs.get("primary_endpoint"):
+            raise ConfigError([f"stack '{name}' has no outputs yet"], f"deploy it first: `invoke deploy --stack {name} --yes`.")
+        return environment_from_outputs(name, outputs, boto_clients(outputs["region"]), sslrootcert=ca_bundle(),
+                                        wait=False)
     st = open_stack(state_dir)
     params = st.conninfo()
     params.pop("dbname", None)

@@ -64,6 +64,7 @@ class Repository(Protocol):
     def pending_uploads(self, prefix: str) -> list[PendingUpload]: ...
     def abort_upload(self, upload: PendingUpload) -> None: ...
     def location(self, key: str) -> str: ...
+    def local_path(self, key: str) -> Path | None: ...
 
 
 def _hash_copy(stream: BinaryIO, sink) -> Written:
@@ -154,6 +155,10 @@ class FileRepository:
 
     def location(self, key: str) -> str:
         return self._path(key).as_uri()
+
+    def local_path(self, key: str) -> Path | None:
+        """The object's file, so readers (pg_restore -j) can use it in place without a copy."""
+        return self._path(key)
 
 
 class S3Repository:
@@ -273,6 +278,9 @@ class S3Repository:
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def local_path(self, key: str) -> Path | None:
+        return None
 
 
 def _read_full(stream: BinaryIO, n: int) -> bytes:

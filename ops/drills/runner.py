@@ -72,20 +72,30 @@ def _phase(report: DrillReport, name: str):
         report.phases[name] = round(report.phases.get(name, 0.0) + time.monotonic() - t0, 3)
 
 
-def _fetch(repo: Repository, m: Manifest, dest: Path) -> list[Check]:
+def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]]:
+    """Download (or, for a logical backup in a file repository, read in place: pg_restore runs as
+    this user) and hash the object. Returns the path to restore from and the checksum check."""
     h, size = hashlib.sha256(), 0
+    in_place = repo.local_path(m.object_key) if m.kind == "logical" else None
     try:
-        with open(dest, "wb") as f:
-            for chunk in repo.open_read(m.object_key):
-                h.update(chunk)
-                size += len(chunk)
-                f.write(chunk)
-    except RepositoryError as exc:
-        return [Check("checksum matches manifest", False, f"object unreadable: {exc}")]
-    os.chmod(dest, 0o644)
+        if in_place is not None:
+            with open(in_place, "rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    h.update(chunk)
+                    size += len(chunk)
+            dest = in_place
+        else:
+            with open(dest, "wb") as f:
+                for chunk in repo.open_read(m.object_key):
+                    h.update(chunk)
+                    size += len(chunk)
+                    f.write(chunk)
+            os.chmod(dest, 0o644)
+    except (RepositoryError, OSError) as exc:
+        return dest, [Check("checksum matches manifest", False, f"object unreadable: {exc}")]
     ok = h.hexdigest() == m.sha256 and size == m.size_bytes
-    return [Check("checksum matches manifest", ok,
-                  f"sha256 {h.hexdigest()[:16]}… size {size}; manifest {m.sha256[:16]}… size {m.size_bytes}")]
+    return dest, [Check("checksum matches manifest", ok,
+                        f"sha256 {h.hexdigest()[:16]}… size {size}; manifest {m.sha256[:16]}… size {m.size_bytes}")]
 
 
 def destroy_scratch(stack: LocalStack) -> None:
@@ -103,13 +113,31 @@ def destroy_scratch(stack: LocalStack) -> None:
     shutil.rmtree(stack.layout.state_dir, ignore_errors=True)
 
 
-def _counts(conn) -> dict[str, int]:
-    tables = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2").fetchall()
-    return {f"{s}.{t}": conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
-        sql.Identifier(s), sql.Identifier(t))).fetchone()[0] for s, t in tables}
+def _counts(params: dict, dbname: str, jobs: int) -> dict[str, int]:
+    """Exact row counts of every table, biggest tables first over ``jobs`` connections."""
+    from concurrent.futures import ThreadPoolExecutor
+    with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("drill")) as conn:
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' "
+            "ORDER BY pg_relation_size(c.oid) DESC").fetchall()
+    queue = list(tables)
+    out: dict[str, int] = {}
+
+    def worker():
+        with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("drill")) as c:
+            while queue:
+                try:
+                    s, t = queue.pop(0)
+                except IndexError:
+                    return
+                out[f"{s}.{t}"] = c.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    sql.Identifier(s), sql.Identifier(t))).fetchone()[0]
+    with ThreadPoolExecutor(jobs) as pool:
+        for f in [pool.submit(worker) for _ in range(jobs)]:
+            f.result()
+    return dict(sorted(out.items()))
 
 
 def _schema_checks(conn, database: str, sql_root: Path, expected_ledger: int | None, check_ledger: bool) -> list[Check]:
@@ -158,6 +186,7 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     work = Path(tempfile.mkdtemp(prefix="pgops-drill-", dir=str(work_root) if work_root else "/tmp"))
     os.chmod(work, 0o755)
     scratch: LocalStack | None = None
+    starter = None
     try:
         local_major = _major(subprocess.run([str(pg_bindir() / "postgres"), "--version"], capture_output=True,
                                             text=True).stdout.split()[-1])
@@ -165,16 +194,24 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
             raise DrillAborted(f"Backup {m.id} is from PostgreSQL {m.server_version}; this machine runs {local_major}.",
                                "run the drill where the same major version is installed.")
         say(f"fetching {m.object_key}")
+        scratch = open_stack(work / "target", port=_free_port(), replicas=0, extra_settings=DRILL_SETTINGS,
+                             throwaway=True)
+        if m.kind == "logical":  # initdb and start the target while the object is fetched and hashed
+            from concurrent.futures import ThreadPoolExecutor
+            pool = ThreadPoolExecutor(1)
+            starter = pool.submit(scratch.up)
+            pool.shutdown(wait=False)
         with _phase(report, "fetch"):
-            dump = work / ("dump.pgdump" if m.kind == "logical" else "base.tar.gz")
-            report.checks += _fetch(repo, m, dump)
+            dump, fetched = _fetch(repo, m, work / ("dump.pgdump" if m.kind == "logical" else "base.tar.gz"))
+            report.checks += fetched
         if not report.checks[-1].passed:
+            if starter is not None:
+                starter.exception()  # let it finish before teardown
             raise DrillAborted("the backup object does not match its manifest")
         with _phase(report, "restore"):
             say("starting the drill target")
-            scratch = open_stack(work / "target", port=_free_port(), replicas=0, extra_settings=DRILL_SETTINGS)
-            if m.kind == "logical":
-                scratch.up()
+            if starter is not None:
+                starter.result()
             else:
                 _unpack_physical(scratch, dump, passfile_for_physical)
             _guard(scratch, protected, physical=m.kind != "logical")
@@ -183,17 +220,22 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
         if not report.checks[-1].passed:
             raise DrillAborted("the restore did not finish")
         databases = [m.database] if m.kind == "logical" else _databases(scratch)
+        target_params = scratch.conninfo()
+        target_params.pop("dbname")
         with _phase(report, "analyze"):
             for db in databases:
-                with connect(scratch.conninfo(), dbname=db, autocommit=True,
-                             application_name=tool_application_name("drill")) as conn:
-                    conn.execute("ANALYZE")
+                args, env = client_env(target_params, db)
+                env["PGOPTIONS"] = "-c default_statistics_target=10"  # plans for the checks, not for production
+                proc = subprocess.run([str(pg_bindir() / "vacuumdb"), "--analyze-only", f"--jobs={jobs}", "--no-password",
+                                       "--quiet", "--dbname", args[1]], env=env, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise DrillAborted(f"ANALYZE failed: {redact(proc.stderr.strip()[-300:])}", "")
         say("checking the restored data")
         with _phase(report, "checks"):
             for db in databases:
+                found = _counts(target_params, db, jobs)
                 with connect(scratch.conninfo(), dbname=db, autocommit=True,
                              application_name=tool_application_name("drill")) as conn:
-                    found = _counts(conn)
                     prefix = "" if m.kind == "logical" else f"{db}."
                     report.row_counts.update({prefix + k: v for k, v in found.items()})
                     if m.kind == "logical":
@@ -211,6 +253,11 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
         raise
     finally:
         with _phase(report, "teardown"):
+            if starter is not None:  # never tear down under a target that is still starting
+                try:
+                    starter.exception(timeout=120)
+                except BaseException:
+                    pass
             if scratch is not None and keep_target and not report.error.startswith("interrupted"):
                 report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
                                       f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "

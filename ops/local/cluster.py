@@ -159,9 +159,10 @@ def _conninfo(layout: StackLayout, node: NodeSpec) -> dict:
 class LocalStack:
     """The local stack under one state directory. Build with :func:`open_stack`."""
 
-    def __init__(self, layout: StackLayout, extra_settings: dict[str, str] | None = None):
+    def __init__(self, layout: StackLayout, extra_settings: dict[str, str] | None = None, throwaway: bool = False):
         self.layout = layout
         self.extra_settings = dict(extra_settings or {})
+        self.throwaway = throwaway  # restore-drill targets: initdb without fsync or data checksums
 
     # ---- connection parameters -------------------------------------------------------------
     def conninfo(self, node: NodeSpec | None = None) -> dict:
@@ -208,9 +209,10 @@ class LocalStack:
         pwfile.write_text(password + "\n")
         _own(pwfile, 0o600)
         try:
+            durability = ["--no-sync"] if self.throwaway else ["--data-checksums"]
             _run([str(bindir / "initdb"), "-D", str(node.data_dir), "-U", "postgres", "--auth-local=peer",
                   "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
-                  "--data-checksums"], what=f"initdb of local node '{node.name}'")
+                  *durability], what=f"initdb of local node '{node.name}'")
         finally:
             pwfile.unlink(missing_ok=True)
         conf = node.data_dir / "pgops.conf"
@@ -367,7 +369,7 @@ class LocalStack:
 
 
 def open_stack(state_dir: Path | None = None, port: int | None = None, replicas: int | None = None,
-               extra_settings: dict[str, str] | None = None) -> LocalStack:
+               extra_settings: dict[str, str] | None = None, throwaway: bool = False) -> LocalStack:
     """The local stack under ``state_dir`` (default :func:`default_state_dir`).
 
     An existing stack keeps the port recorded in its ``stack.json``; asking for another raises
@@ -396,4 +398,4 @@ def open_stack(state_dir: Path | None = None, port: int | None = None, replicas:
         replicas = recorded["replicas"] if replicas is None else replicas
     layout = plan_layout(state_dir, DEFAULT_BASE_PORT if port is None else port,
                          DEFAULT_REPLICAS if replicas is None else replicas)
-    return LocalStack(layout, extra_settings)
+    return LocalStack(layout, extra_settings, throwaway)

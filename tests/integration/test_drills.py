@@ -192,7 +192,7 @@ def test_physical_snapshot_drill_recovers_and_checks(pg, source, sql_root, tmp_p
     m = engine.create_physical(repo, params)
     assert m.kind == "snapshot" and m.database == "_cluster"
     r = drill(repo, m, sql_root, protected=[pg.conninfo()], passfile_for_physical=pg.layout.passfile)
-    assert r.passed, failed(r)
+    assert r.passed, (r.error, failed(r))
     assert r.row_counts[f"{db}.public.users"] == 1500
     assert any(c.name.startswith(f"{db}.verify 001_users_and_sessions") for c in r.checks)
     # the stack's server is still the one it was: the drill never touched it

@@ -1,0 +1,166 @@
+"""Typed stack configuration for the Pulumi program, validated with every error reported at once
+(patroni ``config.py`` habit). Keys live under the ``pgops:`` namespace of ``Pulumi.<stack>.yaml``;
+the README lists every one."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# vCPUs, memory (GiB) and RDS's default max_connections (LEAST(DBInstanceClassMemory/9531392, 5000))
+# for the classes the stack configs use; other classes need pgops:vcpus / memoryGb / maxConnections.
+INSTANCE_FACTS = {
+    "db.t4g.micro": (2, 1), "db.t4g.small": (2, 2), "db.t4g.medium": (2, 4), "db.t4g.large": (2, 8),
+    "db.m6g.large": (2, 8), "db.m6g.xlarge": (4, 16), "db.m7g.large": (2, 8), "db.m7g.xlarge": (4, 16),
+    "db.r6g.large": (2, 16), "db.r6g.xlarge": (4, 32), "db.r7g.large": (2, 16), "db.r7g.xlarge": (4, 32),
+}
+
+
+CONFIG_KEYS = ("environment", "region", "vpcId", "subnetIds", "allowedCidrs", "allowedSecurityGroupIds",
+               "engineVersion", "parameterGroupFamily", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
+               "multiAz", "replicaCount", "replicaInstanceClass", "backupRetentionDays", "deletionProtection",
+               "logMinDurationStatementMs", "logicalReplication", "masterUsername", "databases", "alarmEmails",
+               "vcpus", "memoryGb", "maxConnections", "crossRegion", "crossRegionReplica", "crossRegionSubnetIds",
+               "objectLockDays", "backupPrefix", "iaAfterDays", "glacierAfterDays", "noncurrentExpireDays",
+               "awsBackupPlan")
+"""Every ``pgops:`` key the program reads (plus the secret ``pgops:masterPassword``)."""
+
+
+class ConfigInvalid(Exception):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    environment: str
+    region: str
+    vpc_id: str
+    subnet_ids: list[str]
+    allowed_cidrs: list[str]
+    allowed_security_group_ids: list[str]
+    engine_version: str
+    parameter_group_family: str
+    instance_class: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    multi_az: bool
+    replica_count: int
+    replica_instance_class: str
+    backup_retention_days: int
+    deletion_protection: bool
+    log_min_duration_statement_ms: int
+    logical_replication: bool
+    master_username: str
+    databases: list[str]
+    alarm_emails: list[str]
+    vcpus: int
+    memory_gb: float
+    max_connections: int
+    cross_region: str | None = None
+    cross_region_replica: bool = False
+    cross_region_subnet_ids: list[str] = field(default_factory=list)
+    object_lock_days: int = 0
+    backup_prefix: str = "pgops"
+    ia_after_days: int = 30
+    glacier_after_days: int = 90
+    noncurrent_expire_days: int = 30
+    aws_backup_plan: bool = False
+
+
+def _get(raw: Mapping[str, Any], key: str, default=None):
+    return raw.get(f"pgops:{key}", raw.get(key, default))
+
+
+def parse_config(stack: str, raw: Mapping[str, Any], region: str | None = None) -> StackConfig:
+    """Build a :class:`StackConfig` from a stack's config mapping (``pgops:key`` → value).
+
+    Raises :class:`ConfigInvalid` listing every problem: missing keys, wrong types, and the safety
+    rules (backup retention ≥ 7 days, deletion protection on in prod, storage ceiling ≥ allocation,
+    at most 5 replicas, no public CIDR 0.0.0.0/0).
+    """
+    problems: list[str] = []
+
+    def need(key, typ, default=None, required=False):
+        v = _get(raw, key, default)
+        if v is None:
+            if required:
+                problems.append(f"pgops:{key} is required")
+            return default
+        if typ is bool and isinstance(v, str):
+            v = v.lower() == "true"
+        if typ in (int, float) and isinstance(v, str):
+            try:
+                v = typ(v)
+            except ValueError:
+                problems.append(f"pgops:{key} must be a number, not {v!r}")
+                return default
+        if typ is list and not isinstance(v, list):
+            problems.append(f"pgops:{key} must be a list")
+            return default
+        if typ is not list and not isinstance(v, typ) and not (typ is float and isinstance(v, int)):
+            problems.append(f"pgops:{key} must be {typ.__name__}, not {type(v).__name__}")
+            return default
+        return v
+
+    environment = need("environment", str, "dev")
+    region = region or _get(raw, "aws:region") or need("region", str, None, required=True)
+    instance_class = need("instanceClass", str, "db.t4g.micro")
+    facts = INSTANCE_FACTS.get(instance_class)
+    vcpus = need("vcpus", int, facts[0] if facts else None, required=not facts)
+    memory_gb = need("memoryGb", float, facts[1] if facts else None, required=not facts)
+    default_conns = min(int((memory_gb or 0) * 1024 ** 3 / 9531392), 5000) if memory_gb else None
+    cfg = dict(
+        stack=stack, environment=environment, region=region,
+        vpc_id=need("vpcId", str, required=True),
+        subnet_ids=need("subnetIds", list, None, required=True) or [],
+        allowed_cidrs=need("allowedCidrs", list, []),
+        allowed_security_group_ids=need("allowedSecurityGroupIds", list, []),
+        engine_version=need("engineVersion", str, "16.4"),
+        parameter_group_family=need("parameterGroupFamily", str, "postgres16"),
+        instance_class=instance_class,
+        allocated_storage_gb=need("allocatedStorageGb", int, 20),
+        max_allocated_storage_gb=need("maxAllocatedStorageGb", int, 100),
+        multi_az=need("multiAz", bool, environment == "prod"),
+        replica_count=need("replicaCount", int, 1),
+        replica_instance_class=need("replicaInstanceClass", str, instance_class),
+        backup_retention_days=need("backupRetentionDays", int, 7),
+        deletion_protection=need("deletionProtection", bool, True),
+        log_min_duration_statement_ms=need("logMinDurationStatementMs", int, 1000),
+        logical_replication=need("logicalReplication", bool, False),
+        master_username=need("masterUsername", str, "pgops_admin"),
+        databases=need("databases", list, ["syncscript", "describeit"]),
+        alarm_emails=need("alarmEmails", list, []),
+        vcpus=vcpus, memory_gb=memory_gb,
+        max_connections=need("maxConnections", int, default_conns, required=default_conns is None),
+        cross_region=need("crossRegion", str, None),
+        cross_region_replica=need("crossRegionReplica", bool, False),
+        cross_region_subnet_ids=need("crossRegionSubnetIds", list, []),
+        object_lock_days=need("objectLockDays", int, 0),
+        backup_prefix=need("backupPrefix", str, "pgops"),
+        ia_after_days=need("iaAfterDays", int, 30),
+        glacier_after_days=need("glacierAfterDays", int, 90),
+        noncurrent_expire_days=need("noncurrentExpireDays", int, 30),
+        aws_backup_plan=need("awsBackupPlan", bool, False),
+    )
+    if environment not in ("dev", "prod"):
+        problems.append(f"pgops:environment must be dev or prod, not {environment!r}")
+    if isinstance(cfg["backup_retention_days"], int) and cfg["backup_retention_days"] < 7:
+        problems.append("pgops:backupRetentionDays must be at least 7")
+    if environment == "prod" and cfg["deletion_protection"] is False:
+        problems.append("pgops:deletionProtection cannot be false in prod")
+    if isinstance(cfg["max_allocated_storage_gb"], int) and isinstance(cfg["allocated_storage_gb"], int) \
+            and cfg["max_allocated_storage_gb"] < cfg["allocated_storage_gb"]:
+        problems.append("pgops:maxAllocatedStorageGb must be at least pgops:allocatedStorageGb")
+    if isinstance(cfg["replica_count"], int) and not 0 <= cfg["replica_count"] <= 5:
+        problems.append("pgops:replicaCount must be 0..5")
+    if any(c in ("0.0.0.0/0", "::/0") for c in cfg["allowed_cidrs"] or []):
+        problems.append("pgops:allowedCidrs may not open the database to the internet (0.0.0.0/0)")
+    if not cfg["allowed_cidrs"] and not cfg["allowed_security_group_ids"]:
+        problems.append("pgops:allowedCidrs or pgops:allowedSecurityGroupIds must admit someone")
+    if cfg["cross_region_replica"] and not (cfg["cross_region"] and cfg["cross_region_subnet_ids"]):
+        problems.append("pgops:crossRegionReplica needs pgops:crossRegion and pgops:crossRegionSubnetIds")
+    if problems:
+        raise ConfigInvalid(problems)
+    return StackConfig(**cfg)

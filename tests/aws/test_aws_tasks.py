@@ -1,0 +1,78 @@
+"""AWS-stack task wiring against moto: RDS snapshot backups, freshness metrics, and the snapshot
+drill's teardown and report when the restored instance cannot be reached (moto serves no
+PostgreSQL)."""
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ops.aws_stack import AwsClients, aws_snapshot_drill, publish_freshness, snapshot_backups
+from ops.backups.manifest import Manifest
+from ops.backups.repository import S3Repository
+from ops.drills.runner import history
+from ops.environment import Environment
+
+
+@pytest.fixture
+def stack_env(monkeypatch):
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        ec2 = boto3.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")["Subnet"]["SubnetId"]
+                   for i, z in ((1, "a"), (2, "b"))]
+        sg = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
+        rds = boto3.client("rds")
+        rds.create_db_subnet_group(DBSubnetGroupName="pgops-dev", DBSubnetGroupDescription="d", SubnetIds=subnets)
+        rds.create_db_instance(DBInstanceIdentifier="pgops-dev-primary", DBInstanceClass="db.t4g.micro", Engine="postgres",
+                               AllocatedStorage=20, MasterUsername="ops", MasterUserPassword="x" * 12,
+                               DBSubnetGroupName="pgops-dev", VpcSecurityGroupIds=[sg])
+        boto3.client("s3").create_bucket(Bucket="pgops-dev-backups",
+                                         CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        outputs = {"primary_id": "pgops-dev-primary", "subnet_group": "pgops-dev", "security_group_id": sg,
+                   "region": "eu-west-1", "backup_repository": "s3://pgops-dev-backups/pgops"}
+        env = Environment("dev", {"host": "unused", "port": 5432, "user": "ops", "password": "x" * 12,
+                                  "sslmode": "disable", "connect_timeout": 2}, outputs=outputs, region="eu-west-1")
+        clients = AwsClients(rds, boto3.client("secretsmanager"), boto3.client("cloudwatch"))
+        yield env, clients, S3Repository("pgops-dev-backups", "pgops")
+
+
+def metric_names(cw):
+    return {m["MetricName"] for m in cw.list_metrics(Namespace="pgops")["Metrics"]}
+
+
+def test_snapshot_backup_and_freshness(stack_env):
+    env, clients, repo = stack_env
+    now = datetime.now(timezone.utc)
+    snaps = snapshot_backups(env, clients, ["syncscript"], now)
+    assert snaps[0].id.startswith("pgops-syncscript-") and snaps[0].instance == "pgops-dev-primary"
+    m = Manifest("b1", "syncscript", "logical", (now - timedelta(hours=2)).isoformat(), now.isoformat(), 1.0, 10,
+                 "0" * 64, "backups/syncscript/b1/dump.pgdump", "s3://x", "16.4", "pg_dump 16", 6, "0.1.0",
+                 "pg_dump custom", {})
+    repo.put_bytes("backups/syncscript/b1/manifest.json", m.to_json())
+    repo.put_bytes("drills/syncscript/x.json", b'{"passed": true, "backup_id": "b1", "started_at": "%s"}'
+                   % (now - timedelta(days=3)).isoformat().encode())
+    publish_freshness(env, clients, repo, "syncscript", succeeded=True, size_bytes=10, now=now)
+    assert metric_names(clients.cloudwatch) == {"BackupSucceeded", "BackupAgeSeconds", "BackupSizeBytes",
+                                                "PassedDrillAgeSeconds"}
+    age = clients.cloudwatch.get_metric_statistics(
+        Namespace="pgops", MetricName="BackupAgeSeconds", Dimensions=[{"Name": "DBName", "Value": "syncscript"}],
+        StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=5), Period=60, Statistics=["Maximum"])
+    assert age["Datapoints"][0]["Maximum"] == pytest.approx(7200, abs=5)
+
+
+def test_snapshot_drill_tears_down_and_reports_when_the_target_is_unreachable(stack_env, tmp_path):
+    env, clients, repo = stack_env
+    snapshot_backups(env, clients, ["syncscript"], datetime.now(timezone.utc))
+    r = aws_snapshot_drill(env, clients, repo, "syncscript", tmp_path, lambda: datetime.now(timezone.utc),
+                           wait_delay_s=1)
+    assert not r.passed and r.error and r.rto_seconds is None
+    ids = {i["DBInstanceIdentifier"] for i in clients.rds.describe_db_instances()["DBInstances"]}
+    assert ids == {"pgops-dev-primary"}  # the drill instance is gone
+    assert history(repo, "syncscript")[0]["passed"] is False
+    assert "DrillSucceeded" in metric_names(clients.cloudwatch)

@@ -43,13 +43,14 @@ def main() -> None:
             subprocess.run([str(bin_dir / "invoke"), *step, "--dsn", dsn], cwd=REPO, check=True, capture_output=True)
         with connect(st.conninfo(), dbname="syncscript") as conn:
             size = conn.execute("SELECT pg_database_size('syncscript')").fetchone()[0]
-        t0 = time.perf_counter()
-        res = subprocess.run([str(bin_dir / "invoke"), "drill.run", "--dsn", dsn, "--repository", repo, "--json",
-                              str(out / "drill.json")], cwd=REPO, capture_output=True, text=True)
-        drill_s = time.perf_counter() - t0
-        if res.returncode != 0:
-            raise SystemExit(res.stderr[-800:])
-        phases = json.loads((out / "drill.json").read_text())["phases"]
+    # the source server is gone now: its autovacuum must not compete with either restore
+    t0 = time.perf_counter()
+    res = subprocess.run([str(bin_dir / "invoke"), "drill.run", "--dsn", dsn, "--repository", repo, "--json",
+                          str(out / "drill.json")], cwd=REPO, capture_output=True, text=True)
+    drill_s = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(res.stderr[-800:])
+    phases = json.loads((out / "drill.json").read_text())["phases"]
     dump = next((out / "repo").rglob("dump.pgdump"))
     dump_mb = dump.stat().st_size / 1e6
     target = open_stack(out / "raw", port=free_port(), replicas=0, extra_settings=DRILL_SETTINGS, throwaway=True)

@@ -15,3 +15,16 @@ def pytest_collection_modifyitems(items):
         tier = Path(str(item.fspath)).parent.name
         if tier in TIERS:
             item.add_marker(TIERS[tier])
+
+
+@pytest.fixture
+def moto_aws(monkeypatch):
+    """In-process moto for every AWS API, with fake credentials and no real endpoint or profile."""
+    from moto import mock_aws
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        yield

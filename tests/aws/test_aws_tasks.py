@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ops.aws_stack import AwsClients, aws_snapshot_drill, publish_freshness, snapshot_backups
 from ops.backups.manifest import Manifest
@@ -15,31 +14,16 @@ from ops.environment import Environment
 
 
 @pytest.fixture
-def stack_env(monkeypatch):
-    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        ec2 = boto3.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")["Subnet"]["SubnetId"]
-                   for i, z in ((1, "a"), (2, "b"))]
-        sg = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
-        rds = boto3.client("rds")
-        rds.create_db_subnet_group(DBSubnetGroupName="pgops-dev", DBSubnetGroupDescription="d", SubnetIds=subnets)
-        rds.create_db_instance(DBInstanceIdentifier="pgops-dev-primary", DBInstanceClass="db.t4g.micro", Engine="postgres",
-                               AllocatedStorage=20, MasterUsername="ops", MasterUserPassword="x" * 12,
-                               DBSubnetGroupName="pgops-dev", VpcSecurityGroupIds=[sg])
-        boto3.client("s3").create_bucket(Bucket="pgops-dev-backups",
-                                         CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        outputs = {"primary_id": "pgops-dev-primary", "subnet_group": "pgops-dev", "security_group_id": sg,
-                   "region": "eu-west-1", "backup_repository": "s3://pgops-dev-backups/pgops"}
-        env = Environment("dev", {"host": "unused", "port": 5432, "user": "ops", "password": "x" * 12,
-                                  "sslmode": "disable", "connect_timeout": 2}, outputs=outputs, region="eu-west-1")
-        clients = AwsClients(rds, boto3.client("secretsmanager"), boto3.client("cloudwatch"))
-        yield env, clients, S3Repository("pgops-dev-backups", "pgops")
+def stack_env(rds_network):
+    boto3.client("s3").create_bucket(Bucket="pgops-dev-backups",
+                                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    outputs = {"primary_id": rds_network.primary, "subnet_group": rds_network.subnet_group,
+               "security_group_id": rds_network.security_group, "region": "eu-west-1",
+               "backup_repository": "s3://pgops-dev-backups/pgops"}
+    env = Environment("dev", {"host": "unused", "port": 5432, "user": "ops", "password": "x" * 12,
+                              "sslmode": "disable", "connect_timeout": 2}, outputs=outputs, region="eu-west-1")
+    clients = AwsClients(rds_network.rds, boto3.client("secretsmanager"), boto3.client("cloudwatch"))
+    return env, clients, S3Repository("pgops-dev-backups", "pgops")
 
 
 def metric_names(cw):

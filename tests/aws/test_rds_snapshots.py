@@ -3,51 +3,40 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ops.backups import metrics, rds
 from ops.retention import RetentionPolicy, RetentionRefused
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        client = boto3.client("rds")
-        client.create_db_instance(DBInstanceIdentifier="app-primary", DBInstanceClass="db.t4g.micro",
-                                  Engine="postgres", AllocatedStorage=20, MasterUsername="ops",
-                                  MasterUserPassword="not-a-real-secret")
-        yield client
+def aws(rds_network):
+    return rds_network.rds
 
 
 def test_create_list_tags(aws):
     now = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
-    s = rds.create_snapshot(aws, "app-primary", "syncscript", now)
+    s = rds.create_snapshot(aws, "pgops-dev-primary", "syncscript", now)
     assert s.id == "pgops-syncscript-20261121-020000"
-    aws.create_db_snapshot(DBSnapshotIdentifier="hand-made", DBInstanceIdentifier="app-primary")
-    listed = rds.list_snapshots(aws, "app-primary")
+    aws.create_db_snapshot(DBSnapshotIdentifier="hand-made", DBInstanceIdentifier="pgops-dev-primary")
+    listed = rds.list_snapshots(aws, "pgops-dev-primary")
     assert [x.id for x in listed] == [s.id]  # the untagged, hand-made snapshot is never ours
     tags = {t["Key"]: t["Value"] for t in aws.describe_db_snapshots(DBSnapshotIdentifier=s.id)["DBSnapshots"][0]["TagList"]}
     assert tags == {"pgops:managed": "true", "pgops:database": "syncscript"}
 
 
 def test_prune_dry_run_then_apply_keeps_hand_made(aws):
-    aws.create_db_snapshot(DBSnapshotIdentifier="hand-made", DBInstanceIdentifier="app-primary")
-    ids = [rds.create_snapshot(aws, "app-primary", "syncscript", datetime(2026, 11, d, 2, tzinfo=timezone.utc)).id
+    aws.create_db_snapshot(DBSnapshotIdentifier="hand-made", DBInstanceIdentifier="pgops-dev-primary")
+    ids = [rds.create_snapshot(aws, "pgops-dev-primary", "syncscript", datetime(2026, 11, d, 2, tzinfo=timezone.utc)).id
            for d in range(10, 14)]
     # moto stamps SnapshotCreateTime with the real clock; prune must order by it, so judge from later
     now = datetime.now(timezone.utc) + timedelta(days=1)
-    plan, would = rds.prune_snapshots(aws, "app-primary", "syncscript", now,
+    plan, would = rds.prune_snapshots(aws, "pgops-dev-primary", "syncscript", now,
                                       policy=RetentionPolicy(keep_last=2), max_delete_fraction=0.5)
     assert len(would) == 2 and len(plan.to_keep) == 2
-    assert len(rds.list_snapshots(aws, "app-primary")) == 4  # dry run deleted nothing
-    _, deleted = rds.prune_snapshots(aws, "app-primary", "syncscript", now, policy=RetentionPolicy(keep_last=2),
+    assert len(rds.list_snapshots(aws, "pgops-dev-primary")) == 4  # dry run deleted nothing
+    _, deleted = rds.prune_snapshots(aws, "pgops-dev-primary", "syncscript", now, policy=RetentionPolicy(keep_last=2),
                                      apply=True)
-    left = {s.id for s in rds.list_snapshots(aws, "app-primary")}
+    left = {s.id for s in rds.list_snapshots(aws, "pgops-dev-primary")}
     assert left == set(ids) - set(deleted) and len(left) == 2
     all_ids = {s["DBSnapshotIdentifier"] for s in aws.describe_db_snapshots()["DBSnapshots"]}
     assert "hand-made" in all_ids
@@ -55,7 +44,7 @@ def test_prune_dry_run_then_apply_keeps_hand_made(aws):
 
 def test_prune_refuses_empty_listing(aws):
     with pytest.raises(RetentionRefused):
-        rds.prune_snapshots(aws, "app-primary", "syncscript", datetime.now(timezone.utc), apply=True)
+        rds.prune_snapshots(aws, "pgops-dev-primary", "syncscript", datetime.now(timezone.utc), apply=True)
 
 
 def test_backup_metrics(aws):

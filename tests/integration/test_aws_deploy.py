@@ -8,7 +8,6 @@ import os
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ops.aws_stack import AwsClients, deploy_aws
 from ops.backups.engine import list_backups
@@ -34,14 +33,8 @@ class FakeWorkspace:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        yield
+def aws(moto_aws):
+    return None
 
 
 def test_preview_only_without_yes_then_up_and_database_steps(aws, pg, tmp_path):

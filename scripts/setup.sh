@@ -13,11 +13,12 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 #    pgops starts its own on loopback ports.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   say "installing PostgreSQL server packages (postgresql-15)"
-  "${SUDO[@]}" mkdir -p /etc/postgresql-common
-  if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
-    echo "create_main_cluster = false" | "${SUDO[@]}" tee -a /etc/postgresql-common/createcluster.conf >/dev/null
-  fi
+  export DEBIAN_FRONTEND=noninteractive
   "${SUDO[@]}" apt-get update -qq
+  # As the official PostgreSQL Docker image does: postgresql-common first, then tell it not to
+  # create (and start) a default cluster, then the server.
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
+  "${SUDO[@]}" sed -ri 's/#?\s*create_main_cluster\s*=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       postgresql-15 postgresql-client-15 >/dev/null
 fi

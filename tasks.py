@@ -200,12 +200,13 @@ ns.add_collection(backupns)
     **REPO_HELP, "db": COMMON["db"], "backup": "backup id, or latest (default)",
     "kind": "logical (default) or snapshot (physical backup of the local cluster)",
     "json": "also write the JSON report to this PATH", "keep_target": "keep the scratch server and print how to reach it",
-    "sql_root": COMMON["sql_root"]})
+    "sql_root": COMMON["sql_root"],
+    "target_dsn": "restore a logical backup into a temporary database on this server instead of a scratch cluster"})
 def drill_run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repository=None, json=None,
-              keep_target=False, sql_root=None):
+              keep_target=False, sql_root=None, target_dsn=None):
     """Restore a backup into a throwaway server, check the data, report RTO/RPO; exit 8 when it fails."""
     cmd.drill_run(db=db, dsn=dsn, stack=stack, backup=backup, kind=kind, repository=repository, json=json,
-                  keep_target=keep_target, sql_root=sql_root)
+                  keep_target=keep_target, sql_root=sql_root, target_dsn=target_dsn)
 
 
 @task(name="history", iterable=["db"], help={**REPO_HELP, "db": COMMON["db"], "json": COMMON["json"]})

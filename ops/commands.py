@@ -471,13 +471,31 @@ def backup_prune(db=None, dsn=None, stack=None, repository=None, apply=False, fo
     dbs = [env.dsn_database] if env.dsn_database else (list(db or []) or sorted(
         {o.key.split("/")[1] for o in repo.list("backups/") if o.key.count("/") >= 2}))
     reports = [engine.prune(repo, d, apply=apply, force=force) for d in dbs]
+    snapshot_plans = []
+    if env.is_aws:  # the same policy and floors over the stack's pgops-managed RDS snapshots
+        from datetime import datetime, timezone
+        from .aws_stack import boto_clients
+        from .backups import rds
+        client = boto_clients(env.region).rds
+        for d in sorted({s.database for s in rds.list_snapshots(client, env.outputs["primary_id"])}):
+            plan, _ = rds.prune_snapshots(client, env.outputs["primary_id"], d, datetime.now(timezone.utc),
+                                          apply=apply, force=force, drill_passed=engine.drill_passed_ids(repo, d))
+            snapshot_plans.append((d, plan))
     if json:
         cli.emit_json([{"database": r.database, "applied": r.applied,
                         "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
                                       "reasons": list(i.reasons)} for i in r.plan.items],
                         "deleted": r.deleted, "orphans": r.orphans, "aborted_uploads": r.aborted_uploads}
-                       for r in reports])
+                       for r in reports] +
+                      [{"database": d, "kind": "rds-snapshot", "applied": apply,
+                        "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
+                                      "reasons": list(i.reasons)} for i in plan.items]} for d, plan in snapshot_plans])
         return
+    for d, plan in snapshot_plans:
+        cli.table(f"{d}: RDS snapshots {'(applied)' if apply else '(dry run: add --apply to delete)'}",
+                  ["id", "created_at", "verdict", "reasons"],
+                  [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
+                   for i in plan.items], whole_first=True)
     for r in reports:
         cli.table(f"{r.database}: prune {'(applied)' if r.applied else '(dry run: add --apply to delete)'}",
                   ["id", "created_at", "verdict", "reasons"],
@@ -492,11 +510,12 @@ def backup_prune(db=None, dsn=None, stack=None, repository=None, apply=False, fo
 
 @cli.edge
 def drill_run(db=None, dsn=None, stack=None, backup="latest", kind="logical", repository=None, json=None,
-              keep_target=False, sql_root=None):
+              keep_target=False, sql_root=None, target_dsn=None):
     from pathlib import Path as _P
     from .backups import engine
     from .backups.manifest import CLUSTER
     from .drills.runner import run_drill, store_report
+    from .dsn import parse
     env = resolve(stack, dsn)
     repo = _repository(env, repository)
     root = cli.sql_root_path(sql_root)
@@ -536,7 +555,7 @@ def drill_run(db=None, dsn=None, stack=None, backup="latest", kind="logical", re
         for m in manifests:
             run_drill(repo, m, sql_root=root, protected=protected, keep_target=keep_target, progress=cli.progress,
                       passfile_for_physical=env.local.layout.passfile if env.local is not None else None,
-                      on_report=keep)
+                      on_report=keep, target=parse(target_dsn) if target_dsn else None)
             if env.is_aws:
                 from datetime import datetime, timezone
                 from .aws_stack import boto_clients

@@ -171,8 +171,12 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
               keep_target: bool = False, work_root: Path | None = None, jobs: int = JOBS,
               progress: Callable[[str], None] | None = None, now: Callable[[], datetime] | None = None,
               passfile_for_physical: Path | None = None,
-              on_report: Callable[[DrillReport], None] | None = None) -> DrillReport:
+              on_report: Callable[[DrillReport], None] | None = None,
+              target: dict | None = None) -> DrillReport:
     """Restore ``m`` into a scratch cluster and check it; returns the report.
+
+    ``target``: libpq parameters of an existing server (``--target-dsn``) to restore a logical
+    backup into instead: a database ``pgops_drill_<hex>`` is created there and dropped at teardown.
 
     ``on_report`` is called with the finished report whatever the outcome — also after Ctrl-C,
     before KeyboardInterrupt is re-raised — so the report is always written. ``protected``: libpq
@@ -187,16 +191,27 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     os.chmod(work, 0o755)
     scratch: LocalStack | None = None
     starter = None
+    conn_params: dict = {}
+    restore_db = m.database
+    created_db = False
     try:
+        if target is not None and m.kind != "logical":
+            raise DrillAborted("--target-dsn takes logical backups only; physical ones restore into a scratch cluster", "")
         local_major = _major(subprocess.run([str(pg_bindir() / "postgres"), "--version"], capture_output=True,
                                             text=True).stdout.split()[-1])
         if _major(m.server_version) != local_major:
             raise DrillAborted(f"Backup {m.id} is from PostgreSQL {m.server_version}; this machine runs {local_major}.",
                                "run the drill where the same major version is installed.")
         say(f"fetching {m.object_key}")
-        scratch = open_stack(work / "target", port=_free_port(), replicas=0, extra_settings=DRILL_SETTINGS,
-                             throwaway=True)
-        if m.kind == "logical":  # initdb and start the target while the object is fetched and hashed
+        if target is None:
+            scratch = open_stack(work / "target", port=_free_port(), replicas=0, extra_settings=DRILL_SETTINGS,
+                                 throwaway=True)
+            conn_params = scratch.conninfo()
+        else:
+            conn_params = dict(target)
+            restore_db = f"pgops_drill_{os.urandom(4).hex()}"
+        maintenance_db = conn_params.pop("dbname", None) or "postgres"
+        if scratch is not None and m.kind == "logical":  # initdb and start the target while the object is fetched
             from concurrent.futures import ThreadPoolExecutor
             pool = ThreadPoolExecutor(1)
             starter = pool.submit(scratch.up)
@@ -212,16 +227,23 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
             say("starting the drill target")
             if starter is not None:
                 starter.result()
-            else:
+            elif scratch is not None:
                 _unpack_physical(scratch, dump, passfile_for_physical)
-            _guard(scratch, protected, physical=m.kind != "logical")
-            report.target = f"127.0.0.1:{scratch.layout.primary.port} (scratch cluster {scratch.layout.state_dir})"
-            report.checks.append(_restore(scratch, m, dump, jobs, say))
+            _guard(conn_params, maintenance_db, protected, physical=m.kind != "logical")
+            if scratch is not None:
+                report.target = f"127.0.0.1:{scratch.layout.primary.port} (scratch cluster {scratch.layout.state_dir})"
+            else:
+                report.target = f"{conn_params.get('host')}:{conn_params.get('port', 5432)}/{restore_db} (--target-dsn)"
+            if m.kind == "logical":
+                with connect(conn_params, dbname=maintenance_db, autocommit=True,
+                             application_name=tool_application_name("drill")) as conn:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(restore_db)))
+                created_db = True
+            report.checks.append(_restore(conn_params, restore_db, m, dump, jobs, say))
         if not report.checks[-1].passed:
             raise DrillAborted("the restore did not finish")
-        databases = [m.database] if m.kind == "logical" else _databases(scratch)
-        target_params = scratch.conninfo()
-        target_params.pop("dbname")
+        databases = [restore_db] if m.kind == "logical" else _databases(scratch)
+        target_params = conn_params
         with _phase(report, "analyze"):
             for db in databases:
                 args, env = client_env(target_params, db)
@@ -234,14 +256,15 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
         with _phase(report, "checks"):
             for db in databases:
                 found = _counts(target_params, db, jobs)
-                with connect(scratch.conninfo(), dbname=db, autocommit=True,
+                with connect(target_params, dbname=db, autocommit=True,
                              application_name=tool_application_name("drill")) as conn:
                     prefix = "" if m.kind == "logical" else f"{db}."
                     report.row_counts.update({prefix + k: v for k, v in found.items()})
                     if m.kind == "logical":
                         report.checks += row_count_checks(m.row_counts, found)
+                    source_db = m.database if m.kind == "logical" else db  # sql/<name>/ of the backed-up database
                     report.checks += [Check(f"{prefix}{c.name}", c.passed, c.detail) for c in
-                                      _schema_checks(conn, db, sql_root, m.ledger_version, m.kind == "logical")]
+                                      _schema_checks(conn, source_db, sql_root, m.ledger_version, m.kind == "logical")]
         if report.passed:
             report.rto_seconds = round(time.monotonic() - t0, 3)
     except DrillAborted as exc:
@@ -258,13 +281,19 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
                     starter.exception(timeout=120)
                 except BaseException:
                     pass
-            if scratch is not None and keep_target and not report.error.startswith("interrupted"):
+            keep = keep_target and not report.error.startswith("interrupted")
+            if keep and scratch is not None:
                 report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
                                       f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "
                                       f"pg_ctl -D {scratch.layout.primary.data_dir} stop && rm -rf {work}")
+            elif keep and created_db:
+                report.kept_target = (f"database {restore_db} on {report.target}; remove with: "
+                                      f"DROP DATABASE {restore_db}")
             else:
                 if scratch is not None:
                     destroy_scratch(scratch)
+                elif created_db:
+                    _drop_database(conn_params, maintenance_db, restore_db)
                 shutil.rmtree(work, ignore_errors=True)
         report.finished_at = _iso(clock())
         if on_report is not None:
@@ -272,21 +301,22 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     return report
 
 
-def _guard(scratch: LocalStack, protected: list[dict], physical: bool) -> None:
+def _guard(params: dict, maintenance_db: str, protected: list[dict], physical: bool) -> None:
     """The drill target must not be one of the stack's servers, judged by endpoint, data directory
-    and — for a logical drill, whose target is a fresh initdb — system identifier (a physical copy
-    shares its source's identifier by design)."""
-    def ident(params):
-        with connect(params, dbname="postgres", autocommit=True, connect_timeout=3,
+    and — for a logical drill, whose target is a fresh initdb or a separate server — system
+    identifier (a physical copy shares its source's identifier by design)."""
+    def ident(p, db):
+        with connect(p, dbname=db, autocommit=True, connect_timeout=3,
                      application_name=tool_application_name("drill")) as conn:
             return conn.execute("SELECT system_identifier, current_setting('data_directory') "
                                 "FROM pg_control_system()").fetchone()
-    my_sysid, my_dir = ident(scratch.conninfo())
+    my_sysid, my_dir = ident(params, maintenance_db)
     for p in protected:
-        if str(p.get("host")) in ("127.0.0.1", "localhost") and int(p.get("port", 0)) == scratch.layout.primary.port:
-            raise DrillAborted(f"the drill target's endpoint 127.0.0.1:{p['port']} is one of the stack's servers", "")
+        if str(p.get("host")) == str(params.get("host")) and int(p.get("port", 5432)) == int(params.get("port", 5432)):
+            raise DrillAborted(f"the drill target's endpoint {params.get('host')}:{params.get('port', 5432)} "
+                               "is one of the stack's servers", "")
         try:
-            sysid, data_dir = ident(p)
+            sysid, data_dir = ident({k: v for k, v in p.items() if k != "dbname"}, p.get("dbname") or "postgres")
         except OpsError:
             continue  # a stack node that is down cannot be the target
         if data_dir == my_dir or (not physical and sysid == my_sysid):
@@ -294,14 +324,19 @@ def _guard(scratch: LocalStack, protected: list[dict], physical: bool) -> None:
                                "data directory)", "")
 
 
-def _restore(scratch: LocalStack, m: Manifest, dump: Path, jobs: int, say) -> Check:
+def _drop_database(params: dict, maintenance_db: str, dbname: str) -> None:
+    try:
+        with connect(params, dbname=maintenance_db, autocommit=True,
+                     application_name=tool_application_name("drill")) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    except OpsError as exc:
+        log.warning("could not drop drill database %s: %s", dbname, exc)
+
+
+def _restore(params: dict, dbname: str, m: Manifest, dump: Path, jobs: int, say) -> Check:
     if m.kind != "logical":
         return Check("restore finished without errors", True, "physical backup recovered to consistency and started")
-    params = scratch.conninfo()
-    params.pop("dbname")
-    with connect(params, dbname="postgres", autocommit=True, application_name=tool_application_name("drill")) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(m.database)))
-    args, env = client_env(params, m.database)
+    args, env = client_env(params, dbname)
     say(f"pg_restore -j {jobs}")
     proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
                            "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)

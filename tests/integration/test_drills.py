@@ -218,3 +218,23 @@ def test_cli_drill_failure_exits_8_and_names_the_check(pg, source, tmp_path):
                            repo_dir.as_uri(), "--json"], cwd=REPO, capture_output=True, text=True)
     assert json.loads(hist.stdout)[0]["passed"] is False
     assert leftovers() == ([], [])
+
+
+def test_target_dsn_drill_uses_a_temporary_database_and_never_the_stack(pg, source, sql_root, tmp_path):
+    from .conftest import destroy, make_stack
+    params, db = source
+    repo = FileRepository(tmp_path / "repo")
+    m = engine.create_logical(repo, params, db)
+    other = make_stack(0)
+    other.up()
+    try:
+        r = drill(repo, m, sql_root, protected=[pg.conninfo()], target=other.conninfo())
+        assert r.passed, (r.error, failed(r))
+        assert "--target-dsn" in r.target and r.row_counts == m.row_counts
+        p = other.conninfo()
+        assert query({k: v for k, v in p.items() if k != "dbname"}, "postgres",
+                     "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgops_drill_%'") == [(0,)]
+        refused = drill(repo, m, sql_root, protected=[pg.conninfo()], target=pg.conninfo())
+        assert not refused.passed and "one of the stack's servers" in refused.error
+    finally:
+        destroy(other)

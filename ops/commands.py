@@ -57,8 +57,9 @@ def _print_nodes(nodes, json, title):
 @cli.edge
 def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=None, lock_timeout=None,
            repository=None, no_backup=False, yes=False):
+    import os
     from .environment import stack_name
-    if not dsn and stack_name(stack) != "local":
+    if not (dsn or os.environ.get("PGOPS_DSN")) and stack_name(stack) != "local":
         return _deploy_aws(stack_name(stack), db, sql_root, json, yes)
     env = resolve(stack, dsn)
     repo = None if no_backup else _repository(env, repository)
@@ -66,12 +67,7 @@ def deploy(stack=None, db=None, dsn=None, sql_root=None, json=False, lock_wait=N
     dbs = list(db or []) or ([env.dsn_database] if env.dsn_database else None)
     opts = RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
                       lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0))
-    if env.dsn_database and db and len(db) > 1:
-        raise ConfigError(["with --dsn, deploy targets the DSN's one database; pass at most one --db"])
-    if env.dsn_database:  # --db names the migration folder; the DSN names the (existing) database
-        report = _deploy_dsn(env, root, dbs[0], opts, repo)
-    else:
-        report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress, repository=repo)
+    report = run_deploy(env, root, dbs, opts, progress=None if json else cli.progress, repository=repo)
     _print_deploy(report, json)
     for r in report.rows:
         cli.verify_or_fail(r.database, r.failed_checks)
@@ -119,24 +115,6 @@ def preview(stack=None, json=False):
         cli.emit_json({"stack": name, "preview": text})
     else:
         cli.out.print(f"preview of stack {name}: {text}")
-
-
-def _deploy_dsn(env: Environment, root: Path, folder: str, opts: RunOptions, repo):
-    import time
-    from .backups.engine import create_logical
-    from .deploy import DeployReport, DeployRow
-    t0 = time.monotonic()
-    select_databases(root, [folder])
-    target = Target(env.dsn_database, env.primary, migrations_dir(root, folder))
-    backup_id = None
-    if repo is not None and runner.status(target).pending:
-        backup_id = create_logical(repo, env.primary, env.dsn_database, stack="dsn", note="pre-deploy").id
-    res = runner.migrate(target, opts=opts, note=f"pre-deploy backup {backup_id}" if backup_id else "")
-    checks = runner.verify(target, record=bool(res.applied))
-    failed = [c for c in checks if not c.passed]
-    row = DeployRow(env.dsn_database, False, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
-                    time.monotonic() - t0, len(checks) - len(failed), len(checks), failed, backup_id)
-    return DeployReport("dsn", [row], [], time.monotonic() - t0)
 
 
 # ---- db.* ---------------------------------------------------------------------------------------

@@ -88,21 +88,29 @@ def deploy(env: Environment, sql_root: Path, databases: list[str] | None = None,
     A database that already existed and has pending migrations is backed up first (seed 002's
     pre-migration backup) into ``repository`` (a :class:`~ops.backups.repository.Repository`; None
     skips it); the backup id is in the report and in the ledger's ``up`` events.
+    With a ``--dsn`` environment the DSN's database (which must exist) is migrated with the chain of
+    the one folder in ``databases``.
     Raises the first :class:`~ops.errors.OpsError` met (migration failures name database and
     migration; a failed backup stops the deploy before anything is applied). Failed verify checks do
     not raise: they are in the report for the caller to exit on.
     """
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
-    dbs = select_databases(sql_root, databases)
+    folders = select_databases(sql_root, databases)
+    if env.dsn_database:  # --dsn: one existing database, migrated with the chain of the one folder named
+        if len(folders) != 1:
+            raise ConfigError(["with --dsn, deploy targets the DSN's one database; pass one --db (its migration folder)"])
+        plan = [(folders[0], env.dsn_database)]
+    else:
+        plan = [(f, f) for f in folders]
     if env.local is not None:
         say("bringing up the local stack")
         env.local.up()
     rows = []
-    for db in dbs:
+    for folder, db in plan:
         start = time.monotonic()
-        created = ensure_database(env.primary, db)
-        target = Target(db, env.primary, migrations_dir(sql_root, db))
+        created = False if env.dsn_database else ensure_database(env.primary, db)
+        target = Target(db, env.primary, migrations_dir(sql_root, folder))
         backup_id = None
         if repository is not None and not created and status(target).pending:
             say(f"{db}: pre-deploy backup to {repository.url}")

@@ -70,6 +70,13 @@ def client_env(params: Mapping, dbname: str) -> tuple[list[str], dict]:
     return ["-d", make_conninfo(dbname=dbname, **rest)], env
 
 
+USER_TABLES_SQL = (
+    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ")
+"""Every plain table (and leaf partition) outside the system schemas: what manifests count."""
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -99,10 +106,7 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         server_version = conn.execute("SHOW server_version").fetchone()[0]
-        tables = [f"{s}.{t}" for s, t in conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2")]
+        tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES_SQL + "ORDER BY 1, 2")]
         ledger_version = None
         if conn.execute("SELECT to_regclass('pgops.migrations') IS NOT NULL").fetchone()[0]:
             ledger_version = conn.execute("SELECT max(version) FROM pgops.migrations").fetchone()[0]

@@ -25,7 +25,7 @@ from typing import Callable
 
 from psycopg import sql
 
-from ..backups.engine import client_env
+from ..backups.engine import USER_TABLES_SQL, client_env
 from ..backups.manifest import Manifest
 from ..backups.repository import Repository, RepositoryError
 from ..dsn import connect, redact, tool_application_name
@@ -117,11 +117,7 @@ def _counts(params: dict, dbname: str, jobs: int) -> dict[str, int]:
     """Exact row counts of every table, biggest tables first over ``jobs`` connections."""
     from concurrent.futures import ThreadPoolExecutor
     with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("drill")) as conn:
-        tables = conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' "
-            "ORDER BY pg_relation_size(c.oid) DESC").fetchall()
+        tables = conn.execute(USER_TABLES_SQL + "ORDER BY pg_relation_size(c.oid) DESC").fetchall()
     queue = list(tables)
     out: dict[str, int] = {}
 

@@ -99,3 +99,19 @@ def test_new_and_lint(tmp_path):
     lint = json.loads(invoke(["db.lint", "--sql-root", str(tmp_path), "--json"]).stdout)
     assert [f["rule"] for f in lint["shop"]] == ["PG007"]
     assert lint["shop"][0]["file"] == "0001_add_orders/up.sql"
+
+
+def test_deploy_with_dsn_migrates_the_dsn_database_with_the_named_chain(pg, params, dbname, chain_dir, tmp_path):
+    chain_dir({"001_t": {"up.sql": "CREATE TABLE t (id int);\n",
+                         "verify.sql": "SELECT 't exists', to_regclass('t') IS NOT NULL, '';\n"}})
+    common = ["--dsn", dsn(pg, dbname), "--db", "app", "--sql-root", str(chain_dir.root),
+              "--repository", (tmp_path / "repo").as_uri()]
+    first = invoke(["deploy", *common, "--json"])
+    assert first.returncode == 0, first.stderr
+    row = json.loads(first.stdout)["databases"][0]
+    assert (row["database"], row["created"], row["version_after"], row["checks_passed"]) == (dbname, False, 1, 1)
+    chain_dir({"002_u": {"up.sql": "CREATE TABLE u (id int);\n"}})
+    second = json.loads(invoke(["deploy", *common, "--json"]).stdout)["databases"][0]
+    assert second["version_after"] == 2 and second["pre_deploy_backup"]
+    two = invoke(["deploy", "--dsn", dsn(pg, dbname), "--db", "app", "--db", "other", "--sql-root", str(chain_dir.root)])
+    assert two.returncode == 2

@@ -150,7 +150,7 @@ class LockHeld(MigrationError):
         super().__init__(
             f"Database '{database}': another migration runner holds the pgops advisory lock ({who}); "
             f"waited {waited:.0f} s.",
-            f"wait for it to finish and run the command again, or raise --lock-wait.",
+            "wait for it to finish and run the command again, or raise --lock-wait.",
         )
 
 
@@ -164,7 +164,7 @@ class PreflightRefused(MigrationError):
             f"transaction open {b['xact_age_s']:.0f} s)" for b in blockers)
         super().__init__(
             f"Database '{database}': preflight found {len(blockers)} session(s) that would block migration locks: {desc}.",
-            f"end them (SELECT pg_terminate_backend(pid)) or rerun with `--preflight wait` / `--preflight skip`.",
+            "end them (SELECT pg_terminate_backend(pid)) or rerun with `--preflight wait` / `--preflight skip`.",
         )
 
 

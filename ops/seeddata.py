@@ -182,7 +182,7 @@ def seed_syncscript(params: Mapping, database: str, users: int, seed: int, repla
         if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
             if not replace:
                 raise OpsError(f"Database '{database}' already has users; seeding would mix two data sets.",
-                               f"rerun with `--replace` to truncate the syncscript tables first.")
+                               "rerun with `--replace` to truncate the syncscript tables first.")
             conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
         conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         conn.execute("SET LOCAL synchronous_commit = off")

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
-import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from .. import __version__
 from ..dsn import connect, describe, redact, tool_application_name
-from ..errors import ConfigError, OpsError
+from ..errors import OpsError
 from ..local.cluster import pg_bindir
 from ..retention import SEED_002_POLICY, BackupFacts, PrunePlan, RetentionPolicy, plan_prune
 from .manifest import (CLUSTER, LOGICAL_OBJECT, PHYSICAL_OBJECT, Manifest, backup_prefix, manifest_key,

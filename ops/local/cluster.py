@@ -17,11 +17,9 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psycopg
 
 from ..dsn import connect, redact, tool_application_name
 from ..errors import ConfigError, LocalStackError, PortBusy

@@ -6,7 +6,7 @@ explicit so every refusal names the migration.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import RollbackRefused
 from .discovery import Migration

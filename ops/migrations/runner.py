@@ -236,7 +236,7 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
                 with conn.transaction():
                     ledger.update_checksum(conn, v, m.checksum)
                     ledger.record_event(conn, "accept_changed", v, m.name, m.checksum,
-                                        detail=f"ledger checksum updated from disk by --accept-changed")
+                                        detail="ledger checksum updated from disk by --accept-changed")
                 result.accepted.append(v)
         if dirty_m is not None:
             say(f"resuming {dirty_m.folder} at statement {(st.dirty.failed_statement or st.dirty.statements_done + 1)}")

@@ -12,7 +12,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg import sql
 

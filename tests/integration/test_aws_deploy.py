@@ -4,7 +4,6 @@ PostgreSQL, so the database steps after `up` really run."""
 from __future__ import annotations
 
 import json
-import os
 
 import boto3
 import pytest

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -15,9 +14,7 @@ import pytest
 from psycopg import sql
 
 from ops.backups import engine
-from ops.backups.manifest import manifest_key
 from ops.backups.repository import FileRepository, S3Repository
-from ops.dsn import connect
 from ops.environment import DEFAULT_SQL_ROOT, migrations_dir
 from ops.migrations import runner
 from ops.migrations.runner import Target

@@ -92,7 +92,6 @@ def test_good_backup_passes_with_exact_row_counts(source, sql_root, tmp_path):
 
 
 def _rewrite(repo, m, data: bytes, **manifest_changes):
-    import hashlib
     (repo.root / m.object_key).write_bytes(data)
     new = replace(m, **manifest_changes)
     repo.put_bytes(manifest_key(m.database, m.id), new.to_json())

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -271,30 +272,49 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
         report.error = "interrupted (Ctrl-C)"
         raise
     finally:
-        with _phase(report, "teardown"):
-            if starter is not None:  # never tear down under a target that is still starting
-                try:
-                    starter.exception(timeout=120)
-                except BaseException:
-                    pass
-            keep = keep_target and not report.error.startswith("interrupted")
-            if keep and scratch is not None:
-                report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
-                                      f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "
-                                      f"pg_ctl -D {scratch.layout.primary.data_dir} stop && rm -rf {work}")
-            elif keep and created_db:
-                report.kept_target = (f"database {restore_db} on {report.target}; remove with: "
-                                      f"DROP DATABASE {restore_db}")
-            else:
-                if scratch is not None:
-                    destroy_scratch(scratch)
-                elif created_db:
-                    _drop_database(conn_params, maintenance_db, restore_db)
-                shutil.rmtree(work, ignore_errors=True)
+        # Teardown must complete even when Ctrl-C lands in it (or its pending signal surfaces here
+        # after pg_restore, in the same process group, already died of it): retry until done.
+        late_interrupt = False
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            report.error = "interrupted (Ctrl-C)"
+        while True:
+            try:
+                with _phase(report, "teardown"):
+                    _teardown(report, starter, scratch, created_db, keep_target, conn_params, maintenance_db,
+                              restore_db, work, m)
+                break
+            except KeyboardInterrupt:
+                late_interrupt = True
+                report.error = "interrupted (Ctrl-C)"
         report.finished_at = _iso(clock())
         if on_report is not None:
             on_report(report)
+        if late_interrupt:
+            raise KeyboardInterrupt
     return report
+
+
+def _teardown(report: DrillReport, starter, scratch: LocalStack | None, created_db: bool, keep_target: bool,
+              conn_params: dict, maintenance_db: str, restore_db: str, work: Path, m: Manifest) -> None:
+    """Stop and delete the drill target (or, with keep_target, say how to reach and remove it)."""
+    if starter is not None:  # never tear down under a target that is still starting
+        try:
+            starter.exception(timeout=120)
+        except Exception:  # a failed start is torn down like any other
+            pass
+    keep = keep_target and not report.error.startswith("interrupted")
+    if keep and scratch is not None:
+        report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
+                              f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "
+                              f"pg_ctl -D {scratch.layout.primary.data_dir} stop && rm -rf {work}")
+    elif keep and created_db:
+        report.kept_target = f"database {restore_db} on {report.target}; remove with: DROP DATABASE {restore_db}"
+    else:
+        if scratch is not None:
+            destroy_scratch(scratch)
+        elif created_db:
+            _drop_database(conn_params, maintenance_db, restore_db)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _guard(params: dict, maintenance_db: str, protected: list[dict], physical: bool) -> None:

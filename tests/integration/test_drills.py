@@ -237,3 +237,26 @@ def test_target_dsn_drill_uses_a_temporary_database_and_never_the_stack(pg, sour
         assert not refused.passed and "one of the stack's servers" in refused.error
     finally:
         destroy(other)
+
+
+def test_ctrl_c_landing_in_teardown_still_tears_down_and_reports(source, sql_root, tmp_path, monkeypatch):
+    """The pending SIGINT can surface only once teardown has begun (pg_restore, in the same process
+    group, died of it first): teardown must finish, the report say so, and Ctrl-C still win."""
+    import ops.drills.runner as dr
+    params, db = source
+    repo = FileRepository(tmp_path / "repo")
+    m = engine.create_logical(repo, params, db)
+    real = dr.destroy_scratch
+    calls = []
+
+    def interrupted_once(stack):
+        calls.append(stack)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real(stack)
+    monkeypatch.setattr(dr, "destroy_scratch", interrupted_once)
+    reports = []
+    with pytest.raises(KeyboardInterrupt):
+        run_drill(repo, m, sql_root=sql_root, on_report=reports.append)
+    assert len(calls) == 2 and reports[0].error == "interrupted (Ctrl-C)"
+    assert leftovers() == ([], [])

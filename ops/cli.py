@@ -9,7 +9,9 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +30,7 @@ def edge(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _terminate_like_ctrl_c()
         logging.basicConfig(level=os.environ.get("PGOPS_LOG_LEVEL", "WARNING"),
                             format="%(levelname)s %(name)s: %(message)s")
         try:
@@ -39,6 +42,15 @@ def edge(fn: Callable) -> Callable:
             err.print("[bold red]interrupted[/]", markup=True)
             raise SystemExit(130) from None
     return wrapper
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (systemd, cron timeouts, CI) unwinds like Ctrl-C, so every ``finally`` runs: no drill
+    target, partial backup or lock outlives a terminated task."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def emit_json(data: Any) -> None:

@@ -149,7 +149,8 @@ def test_bad_backups_fail_with_a_reason(case, source, sql_root, tmp_path):
     assert stored["passed"] is False and any(c["name"] == expected and not c["passed"] for c in stored["checks"])
 
 
-def test_ctrl_c_mid_restore_leaves_nothing(pg, tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the task"])
+def test_ctrl_c_mid_restore_leaves_nothing(how, pg, tmp_path):
     p = pg.conninfo()
     p.pop("dbname")
     db = "drill_big"
@@ -161,9 +162,12 @@ def test_ctrl_c_mid_restore_leaves_nothing(pg, tmp_path):
         repo_dir = tmp_path / "repo"
         engine.create_logical(FileRepository(repo_dir), p, db)
         dsn = f"host=127.0.0.1 port={p['port']} user=postgres passfile={p['passfile']} dbname={db}"
+        # A terminal's Ctrl-C: SIGINT to the whole foreground group, with SIGINT at its default
+        # disposition (a backgrounded CI shell starts children with SIGINT ignored).
         proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "invoke"), "drill.run", "--dsn", dsn, "--repository",
                                  repo_dir.as_uri(), "--json", str(tmp_path / "report.json")],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
@@ -173,7 +177,10 @@ def test_ctrl_c_mid_restore_leaves_nothing(pg, tmp_path):
         else:
             pytest.fail("the drill never reached the restore phase")
         time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
+        if how.startswith("ctrl-c"):
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)  # a scheduler's stop: only the task is told
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err
         assert leftovers() == ([], [])

@@ -331,18 +331,21 @@ class PruneReport:
     applied: bool = False
 
 
-def drill_passed_ids(repo: Repository, database: str) -> set[str]:
-    """Backup ids whose restore drill passed, from drill reports under ``drills/<database>/``."""
-    ids = set()
-    for obj in repo.list(f"drills/{database}/"):
+def drill_reports(repo: Repository, database: str | None = None) -> list[dict]:
+    """Restore-drill reports under ``drills/<database>/`` (all databases when None), newest first."""
+    out = []
+    for obj in repo.list(f"drills/{database}/" if database else "drills/"):
         if obj.key.endswith(".json"):
             try:
-                doc = json.loads(repo.get_bytes(obj.key))
-                if doc.get("passed") and doc.get("backup_id"):
-                    ids.add(doc["backup_id"])
+                out.append(json.loads(repo.get_bytes(obj.key)))
             except ValueError:
-                continue
-    return ids
+                log.warning("unreadable drill report %s", obj.key)
+    return sorted(out, key=lambda d: d.get("started_at", ""), reverse=True)
+
+
+def drill_passed_ids(repo: Repository, database: str) -> set[str]:
+    """Backup ids whose restore drill passed: what retention's drill floor protects."""
+    return {d["backup_id"] for d in drill_reports(repo, database) if d.get("passed") and d.get("backup_id")}
 
 
 def _orphans(repo: Repository, database: str, now: datetime) -> list[str]:

@@ -31,7 +31,7 @@ from ..backups.manifest import Manifest
 from ..backups.repository import Repository, RepositoryError
 from ..dsn import connect, redact, tool_application_name
 from ..errors import OpsError
-from ..local.cluster import LocalStack, _run, _own, node_pid, open_stack, pg_bindir
+from ..local.cluster import LocalStack, chown_server, node_pid, open_stack, pg_bindir, run_server_cmd
 from ..migrations.discovery import discover
 from ..migrations.runner import run_verify_script
 from ..migrations.script import ScriptError, parse_script
@@ -104,7 +104,7 @@ def destroy_scratch(stack: LocalStack) -> None:
     node = stack.layout.primary
     pid = node_pid(node)
     if pid is not None:
-        proc = _run([str(pg_bindir() / "pg_ctl"), "-D", str(node.data_dir), "-m", "immediate", "-w", "-t", "30", "stop"],
+        proc = run_server_cmd([str(pg_bindir() / "pg_ctl"), "-D", str(node.data_dir), "-m", "immediate", "-w", "-t", "30", "stop"],
                     what="stopping the drill target", check=False)
         if proc.returncode != 0 and node_pid(node) is not None:
             os.kill(pid, signal.SIGKILL)
@@ -366,9 +366,9 @@ def _unpack_physical(scratch: LocalStack, tarball: Path, passfile: Path | None) 
     scratch.layout.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(scratch.layout.state_dir, 0o755)
     node.data_dir.mkdir(parents=True)
-    _own(node.node_dir, 0o700)
-    _own(node.data_dir, 0o700)
-    _run(["tar", "-xzf", str(tarball), "-C", str(node.data_dir)], what="unpacking the physical backup")
+    chown_server(node.node_dir, 0o700)
+    chown_server(node.data_dir, 0o700)
+    run_server_cmd(["tar", "-xzf", str(tarball), "-C", str(node.data_dir)], what="unpacking the physical backup")
     with open(node.data_dir / "postgresql.auto.conf", "a") as f:
         f.write(f"port = {node.port}\n" + "".join(f"{k} = {v}\n" for k, v in DRILL_SETTINGS.items()
                                                   if k not in ("wal_level", "max_wal_senders")))
@@ -376,7 +376,7 @@ def _unpack_physical(scratch: LocalStack, tarball: Path, passfile: Path | None) 
     if passfile is None or not passfile.exists():
         raise DrillAborted("a physical drill needs the source cluster's passfile to connect", "")
     shutil.copy(passfile, scratch.layout.passfile)
-    _own(scratch.layout.passfile, 0o600)
+    chown_server(scratch.layout.passfile, 0o600)
     scratch.up()
 
 
@@ -399,12 +399,5 @@ def store_report(repo: Repository, report: DrillReport) -> str:
 
 def history(repo: Repository, database: str | None = None) -> list[dict]:
     """Past drill reports (as dicts), newest first."""
-    import json
-    out = []
-    for obj in repo.list(f"drills/{database}/" if database else "drills/"):
-        if obj.key.endswith(".json"):
-            try:
-                out.append(json.loads(repo.get_bytes(obj.key)))
-            except ValueError:
-                continue
-    return sorted(out, key=lambda d: d.get("started_at", ""), reverse=True)
+    from ..backups.engine import drill_reports
+    return drill_reports(repo, database)

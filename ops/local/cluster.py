@@ -76,7 +76,7 @@ def _server_ids() -> tuple[int, int]:
     return pw.pw_uid, pw.pw_gid
 
 
-def _run(args: list[str], *, what: str, env: dict | None = None, check: bool = True,
+def run_server_cmd(args: list[str], *, what: str, env: dict | None = None, check: bool = True,
          timeout: float | None = 300) -> subprocess.CompletedProcess:
     """Run a server command (as ``postgres`` when we are root); no shell, arguments as a list."""
     kwargs: dict = {}
@@ -94,7 +94,7 @@ def _run(args: list[str], *, what: str, env: dict | None = None, check: bool = T
     return proc
 
 
-def _own(path: Path, mode: int) -> None:
+def chown_server(path: Path, mode: int) -> None:
     uid, gid = _server_ids()
     os.chown(path, uid, gid)
     os.chmod(path, mode)
@@ -199,23 +199,23 @@ class LocalStack:
         if node.node_dir.exists():
             shutil.rmtree(node.node_dir)  # a half-made primary from an interrupted init
         node.node_dir.mkdir(parents=True)
-        _own(node.node_dir, 0o700)
+        chown_server(node.node_dir, 0o700)
         password = secrets.token_urlsafe(24)
         lay.passfile.write_text(f"127.0.0.1:*:*:postgres:{password}\n")
-        _own(lay.passfile, 0o600)
+        chown_server(lay.passfile, 0o600)
         pwfile = node.node_dir / "initpw"
         pwfile.write_text(password + "\n")
-        _own(pwfile, 0o600)
+        chown_server(pwfile, 0o600)
         try:
             durability = ["--no-sync"] if self.throwaway else ["--data-checksums"]
-            _run([str(bindir / "initdb"), "-D", str(node.data_dir), "-U", "postgres", "--auth-local=peer",
+            run_server_cmd([str(bindir / "initdb"), "-D", str(node.data_dir), "-U", "postgres", "--auth-local=peer",
                   "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
                   *durability], what=f"initdb of local node '{node.name}'")
         finally:
             pwfile.unlink(missing_ok=True)
         conf = node.data_dir / "pgops.conf"
         conf.write_text("# written by pgops: local stack settings\n" + render_conf(server_settings(node, self.extra_settings)))
-        _own(conf, 0o600)
+        chown_server(conf, 0o600)
         with open(node.data_dir / "postgresql.conf", "a") as f:
             f.write("\ninclude 'pgops.conf'\n")
 
@@ -232,8 +232,8 @@ class LocalStack:
         if not _port_free(node.port):
             raise PortBusy(node.port, node.name, PORT_SETTING)
         node.log_file.touch()
-        _own(node.log_file, 0o600)
-        proc = _run([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-l", str(node.log_file), "-w",
+        chown_server(node.log_file, 0o600)
+        proc = run_server_cmd([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-l", str(node.log_file), "-w",
                      "-t", str(START_TIMEOUT_S), "start"], what=f"starting local node '{node.name}'", check=False)
         if proc.returncode != 0:
             tail = "".join(node.log_file.read_text(errors="replace").splitlines(True)[-8:])
@@ -247,11 +247,11 @@ class LocalStack:
         if node.node_dir.exists():
             shutil.rmtree(node.node_dir)  # an interrupted basebackup: rebuild from scratch
         node.node_dir.mkdir(parents=True)
-        _own(node.node_dir, 0o700)
+        chown_server(node.node_dir, 0o700)
         with connect(self.conninfo(), autocommit=True, application_name=tool_application_name("local")) as conn:
             conn.execute("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
                          "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (node.slot, node.slot))
-        _run([str(bindir / "pg_basebackup"), "-D", str(node.data_dir), "-h", "127.0.0.1",
+        run_server_cmd([str(bindir / "pg_basebackup"), "-D", str(node.data_dir), "-h", "127.0.0.1",
               "-p", str(lay.primary.port), "-U", "postgres", "--no-password", "-X", "stream",
               "-S", node.slot, "-c", "fast"], what=f"pg_basebackup for replica '{node.name}'",
              env={"PGPASSFILE": str(lay.passfile)})
@@ -264,7 +264,7 @@ class LocalStack:
                 "primary_slot_name": f"'{node.slot}'",
             }))
         for p in (node.data_dir / "standby.signal", auto):
-            _own(p, 0o600)
+            chown_server(p, 0o600)
         (node.node_dir / READY_MARK).touch()
 
     def _write_state(self, bindir: Path) -> None:
@@ -357,7 +357,7 @@ class LocalStack:
             if node_pid(node) is None:
                 continue
             bindir = bindir or pg_bindir()
-            _run([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
+            run_server_cmd([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
                  what=f"stopping local node '{node.name}'")
             done.append(f"stopped {node.name} (port {node.port})")
         if purge and self.layout.state_dir.exists():

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import StackConfig
+from .database import rotating_key
 
 
 @dataclass
@@ -101,8 +102,7 @@ class BackupStore(pulumi.ComponentResource):
     def _replication(self, name, c: StackConfig, args: BackupStoreArgs, tags):
         far = aws.Provider(f"{name}-far", region=c.cross_region, opts=pulumi.ResourceOptions(parent=self))
         far_opts = pulumi.ResourceOptions(parent=self, provider=far)
-        far_key = aws.kms.Key(f"{name}-far-key", description=f"pgops {c.stack}: backup copy in {c.cross_region}",
-                              enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=far_opts)
+        far_key = rotating_key(f"{name}-far-key", f"pgops {c.stack}: backup copy in {c.cross_region}", tags, far_opts)
         self.replica_bucket = aws.s3.Bucket(f"{name}-copy", bucket_prefix=f"pgops-{c.stack}-copy-", tags=tags,
                                             opts=far_opts)
         _bucket_hardening(f"{name}-copy", self.replica_bucket, far_key.arn, far_opts)

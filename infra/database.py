@@ -17,6 +17,12 @@ import pulumi_aws as aws
 from .config import StackConfig
 
 
+def rotating_key(name: str, description: str, tags: dict, opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A customer-managed KMS key with yearly rotation and a 30-day deletion window."""
+    return aws.kms.Key(name, description=description, enable_key_rotation=True, deletion_window_in_days=30,
+                       tags=tags, opts=opts)
+
+
 @dataclass
 class PostgresClusterArgs:
     config: StackConfig
@@ -30,8 +36,7 @@ class PostgresCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {"pgops:stack": c.stack, "pgops:environment": c.environment, "pgops:managed": "true"}
 
-        self.key = aws.kms.Key(f"{name}-key", description=f"pgops {c.stack}: RDS, Performance Insights, secrets",
-                               enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
+        self.key = rotating_key(f"{name}-key", f"pgops {c.stack}: RDS, Performance Insights, secrets", tags, child)
         aws.kms.Alias(f"{name}-key-alias", name=f"alias/pgops-{c.stack}", target_key_id=self.key.key_id, opts=child)
 
         self.subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=c.subnet_ids, tags=tags, opts=child)
@@ -94,8 +99,7 @@ class PostgresCluster(pulumi.ComponentResource):
         if c.cross_region_replica:
             far = aws.Provider(f"{name}-far", region=c.cross_region, opts=child)
             far_opts = pulumi.ResourceOptions(parent=self, provider=far)
-            far_key = aws.kms.Key(f"{name}-far-key", description=f"pgops {c.stack}: cross-region replica",
-                                  enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=far_opts)
+            far_key = rotating_key(f"{name}-far-key", f"pgops {c.stack}: cross-region replica", tags, far_opts)
             far_subnets = aws.rds.SubnetGroup(f"{name}-far-subnets", subnet_ids=c.cross_region_subnet_ids, tags=tags,
                                               opts=far_opts)
             self.cross_region_replica = aws.rds.Instance(

@@ -470,18 +470,19 @@ def backup_prune(db=None, dsn=None, stack=None, repository=None, apply=False, fo
                                       "reasons": list(i.reasons)} for i in plan.items]} for d, plan in snapshot_plans])
         return
     for d, plan in snapshot_plans:
-        cli.table(f"{d}: RDS snapshots {'(applied)' if apply else '(dry run: add --apply to delete)'}",
-                  ["id", "created_at", "verdict", "reasons"],
-                  [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
-                   for i in plan.items], whole_first=True)
+        _print_verdicts(f"{d}: RDS snapshots", plan, apply)
     for r in reports:
-        cli.table(f"{r.database}: prune {'(applied)' if r.applied else '(dry run: add --apply to delete)'}",
-                  ["id", "created_at", "verdict", "reasons"],
-                  [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
-                   for i in r.plan.items], whole_first=True)
+        _print_verdicts(f"{r.database}: prune", r.plan, r.applied)
         if r.orphans or r.aborted_uploads:
             cli.out.print(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
                           + ("" if r.applied else " (would be removed)"))
+
+
+def _print_verdicts(title: str, plan, applied: bool) -> None:
+    cli.table(f"{title} {'(applied)' if applied else '(dry run: add --apply to delete)'}",
+              ["id", "created_at", "verdict", "reasons"],
+              [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
+               for i in plan.items], whole_first=True)
 
 
 # ---- drill.* ------------------------------------------------------------------------------------

@@ -196,13 +196,5 @@ def plan_prune(backups: Sequence[BackupFacts], policy: RetentionPolicy, now: dat
     return plan
 
 
-def parse_policy(spec: dict[str, int]) -> RetentionPolicy:
-    """Build a policy from ``{"keep_daily": 30, ...}``; unknown keys raise ValueError."""
-    unknown = set(spec) - set(RetentionPolicy.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown retention keys: {', '.join(sorted(unknown))}")
-    return RetentionPolicy(**spec)
-
-
 __all__ = ["RetentionPolicy", "SEED_002_POLICY", "Verdict", "apply_policy", "BackupFacts", "PruneItem",
-           "PrunePlan", "RetentionRefused", "plan_prune", "parse_policy"]
+           "PrunePlan", "RetentionRefused", "plan_prune"]

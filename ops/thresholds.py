@@ -71,10 +71,6 @@ THRESHOLDS: tuple[Threshold, ...] = (
 )
 
 
-def by_key(key: str) -> Threshold:
-    return next(t for t in THRESHOLDS if t.key == key)
-
-
 def resolve(t: Threshold, facts: dict[str, float]) -> float:
     """The absolute threshold for an instance: ``t.threshold`` times ``facts[t.relative_to]``.
     Raises KeyError naming the missing fact."""

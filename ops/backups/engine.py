@@ -195,16 +195,22 @@ def _discard(repo: Repository, key: str) -> None:
 
 # ---- list / show --------------------------------------------------------------------------------
 
+def _documents(repo: Repository, prefix: str, suffix: str, parse: Callable[[bytes], object]) -> list:
+    """Every object under ``prefix`` ending in ``suffix``, parsed; unreadable ones are logged and skipped."""
+    out = []
+    for obj in repo.list(prefix):
+        if obj.key.endswith(suffix):
+            try:
+                out.append(parse(repo.get_bytes(obj.key)))
+            except (ValueError, TypeError) as exc:
+                log.warning("unreadable %s: %s", obj.key, exc)
+    return out
+
+
 def list_backups(repo: Repository, database: str | None = None) -> list[Manifest]:
     """Every backup with a manifest (others do not exist), newest first by manifest created_at."""
-    out = []
-    for obj in repo.list(f"backups/{database}/" if database else "backups/"):
-        if obj.key.endswith("/manifest.json"):
-            try:
-                out.append(Manifest.from_json(repo.get_bytes(obj.key)))
-            except (ValueError, TypeError) as exc:
-                log.warning("unreadable manifest %s: %s", obj.key, exc)
-    return sorted(out, key=lambda m: m.created, reverse=True)
+    found = _documents(repo, f"backups/{database}/" if database else "backups/", "/manifest.json", Manifest.from_json)
+    return sorted(found, key=lambda m: m.created, reverse=True)
 
 
 def find_backup(repo: Repository, backup_id: str) -> Manifest:
@@ -333,13 +339,7 @@ class PruneReport:
 
 def drill_reports(repo: Repository, database: str | None = None) -> list[dict]:
     """Restore-drill reports under ``drills/<database>/`` (all databases when None), newest first."""
-    out = []
-    for obj in repo.list(f"drills/{database}/" if database else "drills/"):
-        if obj.key.endswith(".json"):
-            try:
-                out.append(json.loads(repo.get_bytes(obj.key)))
-            except ValueError:
-                log.warning("unreadable drill report %s", obj.key)
+    out = _documents(repo, f"drills/{database}/" if database else "drills/", ".json", json.loads)
     return sorted(out, key=lambda d: d.get("started_at", ""), reverse=True)
 
 

@@ -191,6 +191,10 @@ def test_cli_with_dsn_on_an_unmanaged_database(pg, params, dbname, tmp_path):
         assert again.returncode == 7 and "not empty" in again.stderr and "--clean" in again.stderr
     finally:
         query(params, "postgres", f'DROP DATABASE "{target}"')
+    pruned = invoke(["backup.prune", "--dsn", dsn, "--repository", repo])
+    assert pruned.returncode == 0 and "dry run" in pruned.stdout and "newest backup (safety floor)" in pruned.stdout
+    verdicts = json.loads(invoke(["backup.prune", "--dsn", dsn, "--repository", repo, "--json"]).stdout)
+    assert [v["keep"] for v in verdicts[0]["verdicts"]] == [True] and verdicts[0]["applied"] is False
     missing = invoke(["backup.verify", "nope", "--dsn", dsn, "--repository", repo])
     assert missing.returncode == 1 and "No backup 'nope'" in missing.stderr
 

@@ -86,7 +86,7 @@ def test_good_backup_passes_with_exact_row_counts(source, sql_root, tmp_path):
     assert r.rto_seconds > 0 and r.rpo_seconds >= 0
     stored = history(repo, db)
     assert stored[0]["passed"] is True and stored[0]["backup_id"] == m.id
-    assert (tmp_path / "repo" / "drills" / db).glob("*.md")
+    assert list((tmp_path / "repo" / "drills" / db).glob("*.md"))
     # the newest drilled backup is what retention now protects
     assert engine.drill_passed_ids(repo, db) == {m.id}
 

@@ -224,3 +224,9 @@ def test_events_are_append_only(target, params, dbname):
     runner.migrate(target(T))
     with pytest.raises(psycopg.errors.RaiseException):
         query(params, dbname, "DELETE FROM pgops.migration_events")
+
+
+def test_empty_migration_is_a_recorded_no_op(target, params, dbname):
+    res = runner.migrate(target({**T, "002_nothing_yet": {"up.sql": "-- written later\n"}}))
+    assert [a.version for a in res.applied] == [1, 2]
+    assert [v for v, _ in ledger(params, dbname)] == [1, 2]

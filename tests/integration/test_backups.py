@@ -195,6 +195,7 @@ def test_cli_with_dsn_on_an_unmanaged_database(pg, params, dbname, tmp_path):
     assert pruned.returncode == 0 and "dry run" in pruned.stdout and "keep" in pruned.stdout  # table wraps reasons
     verdicts = json.loads(invoke(["backup.prune", "--dsn", dsn, "--repository", repo, "--json"]).stdout)
     assert [v["keep"] for v in verdicts[0]["verdicts"]] == [True] and verdicts[0]["applied"] is False
+    assert "newest backup (safety floor)" in verdicts[0]["verdicts"][0]["reasons"]
     missing = invoke(["backup.verify", "nope", "--dsn", dsn, "--repository", repo])
     assert missing.returncode == 1 and "No backup 'nope'" in missing.stderr
 

@@ -1,102 +1,172 @@
-"""The task edge: what the user reads. Tables and progress on stderr/stdout through rich; ``--json``
-prints machine-readable JSON on stdout and nothing else there. Every expected failure
-(:class:`~ops.errors.OpsError`) becomes one paragraph on stderr and the error's exit code — never a
-traceback. The library below never prints; ``tasks.py`` only parses options and calls these.
+"""The task edge: what the user reads.
+
+Tables go to stdout through rich; progress and errors to stderr; ``--json`` prints JSON on stdout
+and nothing else there. Every expected failure (:class:`~ops.errors.OpsError`) becomes one
+paragraph on stderr and the error's exit code (:data:`ops.errors.EXIT_CODES`) — never a
+traceback. User and server text is printed literally, never as rich markup. Every "Next:" hint
+repeats the invocation's ``--dsn``/``--stack``/``--sql-root`` so the suggested command targets
+the same database. The library below never prints; the task modules call these.
 """
 from __future__ import annotations
 
 import functools
-import json
+import json as jsonlib
 import logging
 import os
+import re
+import shlex
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .dsn import redact
 from .errors import ConfigError, OpsError, VerifyFailed
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_WIDE = 400  # columns when stdout is not a terminal: piped output never cuts an id or a name
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
+              width=None if sys.stdout.isatty() else _WIDE)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False,
+              width=None if sys.stderr.isatty() else _WIDE)
+
+#: tasks that take the target options; hints naming them get the invocation's options appended.
+TARGET_TASKS = {"deploy", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
+                "backup.create", "backup.list", "backup.show", "backup.verify", "backup.prune", "backup.restore",
+                "drill.run", "drill.history"}
+SQL_ROOT_TASKS = {"deploy", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
+                  "db.lint", "db.new", "drill.run"}
+_INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z]+)?)([^`]*)`")
+
+
+def target_args(stack: str | None, dsn: str | None, sql_root: str | None) -> dict[str, list[str]]:
+    """The invocation's target options as hint fragments (the DSN redacted, shell-quoted)."""
+    frags = {}
+    if dsn:
+        frags["--dsn"] = ["--dsn", shlex.quote(redact(dsn))]
+    elif stack:
+        frags["--stack"] = ["--stack", shlex.quote(stack)]
+    if sql_root:
+        frags["--sql-root"] = ["--sql-root", shlex.quote(sql_root)]
+    return frags
+
+
+def with_target_args(text: str, frags: dict[str, list[str]]) -> str:
+    """Append the invocation's target options to every `` `invoke TASK …` `` in ``text`` that takes
+    them and does not already name them."""
+    if not frags:
+        return text
+
+    def add(m: re.Match) -> str:
+        task, rest = m.group(1), m.group(2)
+        extra = []
+        for flag, frag in frags.items():
+            takes = task in SQL_ROOT_TASKS if flag == "--sql-root" else task in TARGET_TASKS
+            if takes and flag not in rest and not (flag in ("--dsn", "--stack") and ("--dsn" in rest or "--stack" in rest)):
+                extra += frag
+        return f"`invoke {task}{rest}{' ' + ' '.join(extra) if extra else ''}`"
+    return _INVOKE.sub(add, text)
 
 
 def edge(fn: Callable) -> Callable:
-    """Map expected failures to a message and exit code; Ctrl-C to exit 130."""
+    """Wrap a task body: expected failures → one paragraph + exit code; Ctrl-C, SIGTERM and
+    SIGHUP → exit 130 after every ``finally`` ran."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        _terminate_like_ctrl_c()
+        _signals_unwind_like_ctrl_c()
         logging.basicConfig(level=os.environ.get("PGOPS_LOG_LEVEL", "WARNING"),
                             format="%(levelname)s %(name)s: %(message)s")
+        frags = target_args(kwargs.get("stack"), kwargs.get("dsn"), kwargs.get("sql_root"))
         try:
             return fn(*args, **kwargs)
         except OpsError as exc:
-            err.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True)
+            err.print(Text.assemble(("error: ", "bold red"), with_target_args(redact(str(exc)), frags)))
             raise SystemExit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("[bold red]interrupted[/]", markup=True)
+            err.print(Text("interrupted", style="bold red"))
             raise SystemExit(130) from None
     return wrapper
 
 
-def _terminate_like_ctrl_c() -> None:
-    """SIGTERM (systemd, cron timeouts, CI) unwinds like Ctrl-C, so every ``finally`` runs: no drill
-    target, partial backup or lock outlives a terminated task."""
+def _signals_unwind_like_ctrl_c() -> None:
+    """SIGTERM (systemd, cron timeouts, CI) and SIGHUP (a dropped SSH session) unwind like Ctrl-C,
+    so every ``finally`` runs: no drill target, partial backup or lock outlives a killed task."""
     def handler(signum, frame):
         raise KeyboardInterrupt
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGHUP, handler)
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(jsonlib.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 
 def progress(msg: str) -> None:
-    err.print(f"[dim]· {msg}[/]", markup=True)
+    err.print(Text(f"· {msg}", style="dim"))
+
+
+def say(msg: str) -> None:
+    out.print(Text(msg))
+
+
+def warn(msg: str, style: str = "yellow") -> None:
+    err.print(Text(msg, style=style))
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]], whole_first: bool = False) -> None:
-    """Print a table; ``whole_first`` never wraps the first column (ids a user copies)."""
-    t = Table(title=title, title_justify="left")
+    """Print a table of literal text. The first column (ids, names a user copies) is never
+    wrapped or cut; other cells fold rather than end in an ellipsis."""
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    t = Table(title=Text(title), title_justify="left")
     for i, c in enumerate(columns):
-        t.add_column(c, no_wrap=whole_first and i == 0)
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        if i == 0:
+            width = max([len(c), *(len(r[0]) for r in cells)]) if cells else len(c)
+            t.add_column(Text(c), no_wrap=True, min_width=width, overflow="fold")
+        else:
+            t.add_column(Text(c), overflow="fold")
+    for r in cells:
+        t.add_row(*[Text(v) for v in r])
     out.print(t)
 
 
-def as_int(value: Any, option: str) -> int | None:
-    """Parse an integer option; raises :class:`ConfigError` naming the option."""
+def as_int(value: Any, option: str, *, minimum: int | None = None) -> int | None:
+    """Parse an integer option (None/"" → None). Raises :class:`ConfigError` (exit 2) naming the
+    option when it is not an integer or below ``minimum``."""
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        n = int(value)
     except (TypeError, ValueError):
         raise ConfigError([f"{option} must be an integer, not '{value}'"]) from None
+    if minimum is not None and n < minimum:
+        raise ConfigError([f"{option} must be at least {minimum}, not {n}"])
+    return n
 
 
-def as_float(value: Any, option: str, default: float) -> float:
+def as_float(value: Any, option: str, default: float, *, minimum: float = 0.0) -> float:
+    """Parse a number of seconds (None/"" → ``default``). Raises :class:`ConfigError` (exit 2)."""
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        n = float(value)
     except (TypeError, ValueError):
         raise ConfigError([f"{option} must be a number of seconds, not '{value}'"]) from None
+    if n != n or n < minimum:
+        raise ConfigError([f"{option} must be a number of seconds ≥ {minimum:g}, not '{value}'"])
+    return n
 
 
-def sql_root_path(sql_root: str | None) -> Path:
-    from .environment import DEFAULT_SQL_ROOT
-    root = Path(sql_root).resolve() if sql_root else DEFAULT_SQL_ROOT
-    if not root.is_dir():
-        raise ConfigError([f"--sql-root {root} is not a directory"], "pass the folder holding <database>/migrations/.")
-    return root
+def choice(value: Any, option: str, allowed: tuple[str, ...]) -> str:
+    """Validate an enumerated option; raises :class:`ConfigError` (exit 2) listing the choices."""
+    if value not in allowed:
+        raise ConfigError([f"{option} must be one of {', '.join(allowed)}, not '{value}'"])
+    return value
 
 
 def verify_or_fail(database: str, results: list) -> None:

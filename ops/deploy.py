@@ -1,4 +1,4 @@
-"""``invoke deploy`` on the local stack: stack up → create databases → migrate → verify → summary.
+"""``invoke deploy``: servers up → create databases → pre-deploy backup → migrate → verify → summary.
 
 Plan as data, then a loop that stops at the first failure (patroni ``ha.py``). Each database's
 migrations are atomic per migration (see :mod:`ops.migrations.runner`); a failure names the
@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from psycopg import sql
+from psycopg import errors, sql
 
-from .dsn import connect, tool_application_name
-from .environment import Environment, migrations_dir
-from .errors import ConfigError
-from .migrations.discovery import list_databases
 from .backups.engine import create_logical
-from .migrations.runner import CheckResult, RunOptions, Target, migrate, status, verify
+from .dsn import connect, tool_application_name
+from .migrations.runner import CheckResult, RunOptions, migrate, status, verify
+from .migrations.runner import Target as MigrationTarget
+from .pulumi_stack import StackWorkspace
+from .settings import Settings
+from .targets import AbstractTarget, AwsClients, AwsTarget, boto_clients, migrations_dir
 
 
 @dataclass
@@ -56,71 +57,78 @@ class DeployReport:
                 "replicas_behind": self.replicas_behind, "seconds": round(self.seconds, 3)}
 
 
-def select_databases(sql_root: Path, wanted: list[str] | None) -> list[str]:
-    """The databases to deploy: every folder under ``sql_root`` with migrations, or ``wanted``.
-    Raises :class:`ConfigError` naming every unknown database at once."""
-    known = list_databases(sql_root)
-    if not wanted:
-        if not known:
-            raise ConfigError([f"no databases under {sql_root} (expected <name>/migrations/ folders)"],
-                              "create one with `invoke db.new --db NAME --name init`.")
-        return known
-    unknown = [d for d in wanted if d not in known]
-    if unknown:
-        raise ConfigError([f"unknown database '{d}' (not a folder with migrations under {sql_root})" for d in unknown],
-                          f"choose from: {', '.join(known) or 'none'}.")
-    return list(dict.fromkeys(wanted))
-
-
 def ensure_database(params: dict, database: str) -> bool:
-    """CREATE DATABASE when missing. Returns True when it was created."""
+    """CREATE DATABASE when missing. Returns True when this call created it.
+
+    Two first deploys racing both see it missing; the loser's CREATE DATABASE fails with
+    duplicate_database (42P04) or, when the catalogs collide first, unique_violation (23505) on
+    ``pg_database_datname_index`` — either means "it exists now", which is all a deploy needs.
+    """
     with connect(params, dbname="postgres", autocommit=True, application_name=tool_application_name("deploy")) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
             return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            return False
         return True
 
 
-def deploy(env: Environment, sql_root: Path, databases: list[str] | None = None, opts: RunOptions | None = None,
+def deploy(target: AbstractTarget, databases: list[str] | None = None, opts: RunOptions | None = None,
            progress: Callable[[str], None] | None = None, repository=None) -> DeployReport:
-    """Deploy every selected database of ``env`` (the local stack is brought up first).
+    """Deploy every selected database of ``target`` (whose servers are brought up first).
 
     A database that already existed and has pending migrations is backed up first (seed 002's
     pre-migration backup) into ``repository`` (a :class:`~ops.backups.repository.Repository`; None
-    skips it); the backup id is in the report and in the ledger's ``up`` events.
-    With a ``--dsn`` environment the DSN's database (which must exist) is migrated with the chain of
-    the one folder in ``databases``.
+    skips it); the backup id is in the report and in the ledger's ``up`` events. For a ``--dsn``
+    target the DSN's database (which must exist) is migrated with the chain of the one folder named.
     Raises the first :class:`~ops.errors.OpsError` met (migration failures name database and
     migration; a failed backup stops the deploy before anything is applied). Failed verify checks do
     not raise: they are in the report for the caller to exit on.
     """
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
-    folders = select_databases(sql_root, databases)
-    if env.dsn_database:  # --dsn: one existing database, migrated with the chain of the one folder named
-        if len(folders) != 1:
-            raise ConfigError(["with --dsn, deploy targets the DSN's one database; pass one --db (its migration folder)"])
-        plan = [(folders[0], env.dsn_database)]
-    else:
-        plan = [(f, f) for f in folders]
-    if env.local is not None:
-        say("bringing up the local stack")
-        env.local.up()
+    refs = target.databases(databases)
+    target.ensure_up(say)
     rows = []
-    for folder, db in plan:
+    for ref in refs:
         start = time.monotonic()
-        created = False if env.dsn_database else ensure_database(env.primary, db)
-        target = Target(db, env.primary, migrations_dir(sql_root, folder))
+        created = ensure_database(target.primary, ref.name) if target.create_databases() else False
+        mt = MigrationTarget(ref.name, target.primary, migrations_dir(target.settings.sql_root, ref.folder))
         backup_id = None
-        if repository is not None and not created and status(target).pending:
-            say(f"{db}: pre-deploy backup to {repository.url}")
-            backup_id = create_logical(repository, env.primary, db, stack=env.stack, note="pre-deploy").id
-        say(f"{db}: migrating")
-        res = migrate(target, opts=opts, progress=lambda m, db=db: say(f"{db}: {m}"),
+        if repository is not None and not created and status(mt).pending:
+            say(f"{ref.name}: pre-deploy backup to {repository.url}")
+            backup_id = create_logical(repository, target.primary, ref.name, stack=target.name, note="pre-deploy").id
+        say(f"{ref.name}: migrating")
+        res = migrate(mt, opts=opts, progress=lambda m, db=ref.name: say(f"{db}: {m}"),
                       note=f"pre-deploy backup {backup_id}" if backup_id else "")
-        checks = verify(target, record=bool(res.applied))  # a deploy that applies nothing writes nothing
+        checks = verify(mt, record=bool(res.applied))  # a deploy that applies nothing writes nothing
         failed = [c for c in checks if not c.passed]
-        rows.append(DeployRow(db, created, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
+        rows.append(DeployRow(ref.name, created, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
                               time.monotonic() - start, len(checks) - len(failed), len(checks), failed, backup_id))
-    behind = env.local.wait_replicas_caught_up() if env.local is not None else []
-    return DeployReport(env.stack, rows, behind, time.monotonic() - t0)
+    return DeployReport(target.name, rows, target.wait_replicas(), time.monotonic() - t0)
+
+
+def deploy_aws(settings: Settings, workspace: StackWorkspace, *, yes: bool, databases: list[str] | None,
+               clients_for: Callable[[str], AwsClients] = boto_clients, sslmode: str = "verify-full",
+               sslrootcert: str | None = None, progress: Callable[[str], None] | None = None,
+               wait_delay_s: float = 30) -> tuple[str, DeployReport | None]:
+    """``invoke deploy --stack NAME``: preview → without ``yes`` stop → up → read the outputs →
+    wait until the instances are available → the database steps of :func:`deploy` (pre-deploy
+    backup to the stack's S3 repository, migrate, verify) over ``sslmode`` TLS.
+
+    Returns (preview text, report or None when only previewed).
+    """
+    from .backups.repository import open_repository
+    say = progress or (lambda _m: None)
+    say(f"previewing stack {settings.stack}")
+    preview = workspace.preview()
+    if not yes:
+        return preview, None
+    say(f"updating stack {settings.stack}")
+    outputs = workspace.up()
+    say("waiting for the instances to be available")
+    target = AwsTarget.from_outputs(settings, settings.stack, outputs, clients_for(outputs["region"]), sslmode=sslmode,
+                                    sslrootcert=sslrootcert, wait=True, wait_delay_s=wait_delay_s)
+    repo = open_repository(target.repository_url(), target.kms_key_id())
+    return preview, deploy(target, databases, repository=repo, progress=say)

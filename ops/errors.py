@@ -187,3 +187,115 @@ class VerifyFailed(MigrationError):
 
 class LintFailed(MigrationError):
     """``--strict`` and lint found problems in pending migrations."""
+
+
+class RetentionRefused(OpsError):
+    """A prune would break a safety floor (more than half deleted, an empty listing, a clock in the future)."""
+
+    exit_code = 6
+
+
+class BackupError(OpsError):
+    """Base of backup, repository, verify and restore failures."""
+
+    exit_code = 7
+
+
+class RepositoryError(BackupError):
+    """The backup repository cannot be read or written (bad URL, permissions, a cut connection)."""
+
+
+class BackupFailed(BackupError):
+    """A backup could not be taken; the partial object was removed (no manifest, no backup)."""
+
+
+class VerifyMismatch(BackupError):
+    """A backup object does not match its manifest (size, sha256) or pg_restore cannot read it."""
+
+
+class RestoreRefused(BackupError):
+    """A restore would be unsafe (the stack's own server, a non-empty target, a physical backup)."""
+
+
+class DrillAborted(OpsError):
+    """A restore drill could not be started or finished (not a failed check: see DrillFailed)."""
+
+    exit_code = 8
+
+
+class ConfirmationRequired(ConfigError):
+    """A destructive plan was not confirmed: no terminal to ask on and no ``--yes``. Nothing changed."""
+
+    def __init__(self, what: str, rerun: str):
+        self.what = what
+        super().__init__([f"{what}: refusing to apply without a confirmation (no terminal to ask on and no --yes); "
+                          "nothing was changed"], f"review the plan above, then run `{rerun}`.")
+
+
+class PlanAborted(OpsError):
+    """The user answered no at the confirmation prompt. Nothing changed."""
+
+    exit_code = 1
+
+    def __init__(self, what: str):
+        super().__init__(f"{what}: not confirmed; nothing was changed.")
+
+
+class StackNotFound(ConfigError):
+    """``--stack NAME`` names no ``Pulumi.<NAME>.yaml`` in the project."""
+
+    def __init__(self, stack: str, known: list[str]):
+        self.stack, self.known = stack, list(known)
+        super().__init__([f"stack '{stack}' does not exist (no Pulumi.{stack}.yaml in the project)"],
+                         f"choose one of: local, {', '.join(self.known) or '(no AWS stacks configured)'}; "
+                         "a new AWS stack starts from a copy of Pulumi.dev.yaml.")
+
+
+class PulumiMissing(OpsError):
+    """The ``pulumi`` CLI the Automation API drives is not installed."""
+
+    exit_code = 9
+
+    def __init__(self, stack: str):
+        super().__init__(
+            f"Stack '{stack}' is an AWS stack managed by Pulumi, and the `pulumi` CLI is not installed on this "
+            "machine (the Automation API drives it).",
+            "install it with `curl -fsSL https://get.pulumi.com | sh` (or `brew install pulumi`), run "
+            "`pulumi login` (or `pulumi login --local`), then rerun the command.")
+
+
+class DrillFailed(OpsError):
+    """One or more restore drills failed a check or could not restore; the reports say which."""
+
+    exit_code = 8
+
+    def __init__(self, reports):
+        why = "; ".join(f"{r.database} from {r.backup_id}: " + (r.error or ", ".join(
+            c.name for c in r.checks if not c.passed)) for r in reports)
+        super().__init__(f"Restore drill failed: {why}.",
+                         "read the report (`invoke drill.history`), then take a fresh backup with "
+                         "`invoke backup.create` and drill it again.")
+
+
+class Unhealthy(OpsError):
+    """A read task found what it reports unhealthy (nodes down, a dirty database)."""
+
+    exit_code = 1
+
+
+#: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "ok"),
+    (1, "other expected failure (unknown backup id, a read task reporting something unhealthy, "
+        "a plan not confirmed at the prompt)"),
+    (2, "bad option or configuration, or a destructive plan without a terminal and without `--yes` "
+        "(nothing changed)"),
+    (3, "local stack"),
+    (4, "cannot connect"),
+    (5, "migration (failed, dirty, drift, out of order, lock held, preflight, verify failed)"),
+    (6, "retention refused"),
+    (7, "backup, repository, verify or restore"),
+    (8, "restore drill failed"),
+    (9, "`pulumi` CLI missing for an AWS stack"),
+    (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
+)

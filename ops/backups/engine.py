@@ -428,3 +428,9 @@ def _delete(repo: Repository, key: str, apply: bool) -> None:
         repo.delete(key)
     else:
         log.info("dry run: would delete %s", key)
+
+
+def repository_databases(repo: Repository) -> list[str]:
+    """Every database that has any object under ``backups/<database>/`` in ``repo`` — a manifest or
+    only an orphan (an interrupted first backup), so retention reaches both."""
+    return sorted({o.key.split("/")[1] for o in repo.list("backups/") if o.key.count("/") >= 2})

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+from .. import settings
 from ..dsn import connect, redact, tool_application_name
 from ..errors import ConfigError, LocalStackError, PortBusy
 from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, StackLayout,
@@ -35,10 +36,7 @@ START_TIMEOUT_S = 60
 
 def default_state_dir() -> Path:
     """``$PGOPS_STATE_DIR``, else ``.pgops/local`` in the project checkout."""
-    env = os.environ.get("PGOPS_STATE_DIR")
-    if env:
-        return Path(env).resolve()
-    return Path(__file__).resolve().parents[2] / ".pgops" / "local"
+    return settings.current().state_dir
 
 
 def pg_bindir() -> Path:
@@ -47,9 +45,9 @@ def pg_bindir() -> Path:
 
     Raises :class:`LocalStackError` with the install command when no server is installed.
     """
-    env = os.environ.get("PGOPS_PG_BINDIR")
-    if env:
-        return Path(env)
+    configured = settings.current().pg_bindir
+    if configured:
+        return configured
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
                         key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
     if candidates:
@@ -380,11 +378,8 @@ def open_stack(state_dir: Path | None = None, port: int | None = None, replicas:
         recorded = json.loads((state_dir / "stack.json").read_text())
     except (OSError, ValueError):
         pass
-    env_port = os.environ.get("PGOPS_LOCAL_PORT")
-    if port is None and env_port:
-        if not env_port.isdigit():
-            raise ConfigError([f"PGOPS_LOCAL_PORT='{env_port}' is not a port number"])
-        port = int(env_port)
+    if port is None:
+        port = settings.current().local_port
     if recorded:
         if port is not None and port != recorded["base_port"]:
             raise ConfigError([f"the local stack in {state_dir} already runs on port {recorded['base_port']}, not {port}"],

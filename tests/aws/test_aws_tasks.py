@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from ops.aws_stack import AwsClients, aws_snapshot_drill, publish_freshness, snapshot_backups
 from ops.backups.manifest import Manifest
 from ops.backups.repository import S3Repository
 from ops.drills.runner import history
-from ops.environment import Environment
+from ops.settings import from_options
+from ops.targets import AwsClients, AwsTarget
 
 
 @pytest.fixture
@@ -20,10 +20,11 @@ def stack_env(rds_network):
     outputs = {"primary_id": rds_network.primary, "subnet_group": rds_network.subnet_group,
                "security_group_id": rds_network.security_group, "region": "eu-west-1",
                "backup_repository": "s3://pgops-dev-backups/pgops"}
-    env = Environment("dev", {"host": "unused", "port": 5432, "user": "ops", "password": "x" * 12,
-                              "sslmode": "disable", "connect_timeout": 2}, outputs=outputs, region="eu-west-1")
     clients = AwsClients(rds_network.rds, boto3.client("secretsmanager"), boto3.client("cloudwatch"))
-    return env, clients, S3Repository("pgops-dev-backups", "pgops")
+    target = AwsTarget(from_options({}, stack="dev"), "dev", outputs, clients,
+                       {"host": "unused", "port": 5432, "user": "ops", "password": "x" * 12,
+                        "sslmode": "disable", "connect_timeout": 2})
+    return target, clients, S3Repository("pgops-dev-backups", "pgops")
 
 
 def metric_names(cw):
@@ -33,15 +34,15 @@ def metric_names(cw):
 def test_snapshot_backup_and_freshness(stack_env):
     env, clients, repo = stack_env
     now = datetime.now(timezone.utc)
-    snaps = snapshot_backups(env, clients, ["syncscript"], now)
-    assert snaps[0].id.startswith("pgops-syncscript-") and snaps[0].instance == "pgops-dev-primary"
+    snaps = env.snapshot_backup(repo, ["syncscript"], now)
+    assert snaps[0]["id"].startswith("pgops-syncscript-") and snaps[0]["location"] == "rds:pgops-dev-primary"
     m = Manifest("b1", "syncscript", "logical", (now - timedelta(hours=2)).isoformat(), now.isoformat(), 1.0, 10,
                  "0" * 64, "backups/syncscript/b1/dump.pgdump", "s3://x", "16.4", "pg_dump 16", 6, "0.1.0",
                  "pg_dump custom", {})
     repo.put_bytes("backups/syncscript/b1/manifest.json", m.to_json())
     repo.put_bytes("drills/syncscript/x.json", b'{"passed": true, "backup_id": "b1", "started_at": "%s"}'
                    % (now - timedelta(days=3)).isoformat().encode())
-    publish_freshness(env, clients, repo, "syncscript", succeeded=True, size_bytes=10, now=now)
+    env.after_backup(repo, "syncscript", succeeded=True, size_bytes=10, now=now)
     assert metric_names(clients.cloudwatch) == {"BackupSucceeded", "BackupAgeSeconds", "BackupSizeBytes",
                                                 "PassedDrillAgeSeconds"}
     age = clients.cloudwatch.get_metric_statistics(
@@ -52,9 +53,8 @@ def test_snapshot_backup_and_freshness(stack_env):
 
 def test_snapshot_drill_tears_down_and_reports_when_the_target_is_unreachable(stack_env, tmp_path):
     env, clients, repo = stack_env
-    snapshot_backups(env, clients, ["syncscript"], datetime.now(timezone.utc))
-    r = aws_snapshot_drill(env, clients, repo, "syncscript", tmp_path, lambda: datetime.now(timezone.utc),
-                           wait_delay_s=1)
+    env.snapshot_backup(repo, ["syncscript"], datetime.now(timezone.utc))
+    r = env.snapshot_drill(repo, "syncscript", lambda: datetime.now(timezone.utc), wait_delay_s=1)
     assert not r.passed and r.error and r.rto_seconds is None
     ids = {i["DBInstanceIdentifier"] for i in clients.rds.describe_db_instances()["DBInstances"]}
     assert ids == {"pgops-dev-primary"}  # the drill instance is gone

@@ -8,7 +8,9 @@ import json
 import boto3
 import pytest
 
-from ops.aws_stack import AwsClients, deploy_aws
+from ops.deploy import deploy_aws
+from ops.settings import from_options
+from ops.targets import AwsClients
 from ops.backups.engine import list_backups
 from ops.backups.repository import S3Repository
 
@@ -57,17 +59,18 @@ def test_preview_only_without_yes_then_up_and_database_steps(aws, pg, tmp_path):
     clients = lambda region: AwsClients(boto3.client("rds", region_name=region), boto3.client("secretsmanager", region_name=region))
     ws = FakeWorkspace(outputs)
 
-    preview, report = deploy_aws("dev", ws, yes=False, sql_root=root, databases=None, clients_for=clients)
+    settings = from_options({}, stack="dev", sql_root=str(root))
+    preview, report = deploy_aws(settings, ws, yes=False, databases=None, clients_for=clients)
     assert report is None and ws.calls == ["preview"] and "42" in preview
 
-    _, report = deploy_aws("dev", ws, yes=True, sql_root=root, databases=None, clients_for=clients,
+    _, report = deploy_aws(settings, ws, yes=True, databases=None, clients_for=clients,
                            sslmode="disable", wait_delay_s=1)
     assert ws.calls == ["preview", "preview", "up"]
     row = report.rows[0]
     assert (row.database, row.created, row.after, row.checks_total) == ("awsapp", True, 1, 0)
     (root / "awsapp" / "migrations" / "002_more").mkdir()
     (root / "awsapp" / "migrations" / "002_more" / "up.sql").write_text("CREATE TABLE u (id int);\n")
-    _, report = deploy_aws("dev", ws, yes=True, sql_root=root, databases=None, clients_for=clients,
+    _, report = deploy_aws(settings, ws, yes=True, databases=None, clients_for=clients,
                            sslmode="disable", wait_delay_s=1)
     backups = list_backups(S3Repository("pgops-dev-backups", "pgops"), "awsapp")
     assert [b.id for b in backups] == [report.rows[0].backup_id] and report.rows[0].after == 2

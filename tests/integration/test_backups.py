@@ -15,7 +15,8 @@ from psycopg import sql
 
 from ops.backups import engine
 from ops.backups.repository import FileRepository, S3Repository
-from ops.environment import DEFAULT_SQL_ROOT, migrations_dir
+from ops.settings import DEFAULT_SQL_ROOT
+from ops.targets import migrations_dir
 from ops.migrations import runner
 from ops.migrations.runner import Target
 from ops.retention import RetentionPolicy

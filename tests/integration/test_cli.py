@@ -47,7 +47,7 @@ def test_plain_sql_chain_applies_exactly_as_psql_would(pg, params, dbname, chain
         query(params, "postgres", f'DROP DATABASE "{other}"')
 
 
-def test_status_plan_verify_rollback_json(pg, params, dbname, chain_dir):
+def test_status_plan_verify_rollback_json(pg, params, dbname, chain_dir, tmp_path):
     chain_dir({"001_t": {"up.sql": "CREATE TABLE t (id int);\nINSERT INTO t SELECT generate_series(1, 20000);\n",
                          "down.sql": "DROP TABLE t;\n",
                          "verify.sql": "SELECT 'rows', count(*) = 20000, count(*)::text FROM t;\n"},
@@ -70,8 +70,19 @@ def test_status_plan_verify_rollback_json(pg, params, dbname, chain_dir):
     assert failing.returncode == 5 and "rows" in failing.stderr and "19999" in failing.stderr
     dry = invoke(["db.rollback", *common, "--steps", "2", "--dry-run"])
     assert dry.returncode == 0 and query(params, dbname, "SELECT count(*) FROM pgops.migrations") == [(2,)]
-    assert invoke(["db.rollback", *common, "--to", "0"]).returncode == 0
+    # destructive: without a terminal and without --yes it exits 2 and changes nothing
+    refused = invoke(["db.rollback", *common, "--to", "0", "--repository", (tmp_path / "repo").as_uri()])
+    assert refused.returncode == 2 and "--yes" in refused.stderr and "Traceback" not in refused.stderr
+    assert "plan: roll back database" in refused.stdout and "revert 2_idx" in refused.stdout
+    assert query(params, dbname, "SELECT count(*) FROM pgops.migrations") == [(2,)]
+    assert not list((tmp_path / "repo").rglob("manifest.json"))  # not even the pre-rollback backup
+    done = invoke(["db.rollback", *common, "--to", "0", "--repository", (tmp_path / "repo").as_uri(), "--yes"])
+    assert done.returncode == 0, done.stderr
     assert query(params, dbname, "SELECT to_regclass('t')") == [(None,)]
+    backups = json.loads(invoke(["backup.list", "--dsn", dsn(pg, dbname), "--repository", (tmp_path / "repo").as_uri(),
+                                 "--json"]).stdout)
+    assert len(backups) == 1 and backups[0]["database"] == dbname  # the pre-rollback backup, taken first
+    assert "now at version —" in done.stdout
 
 
 def test_wrong_password_is_redacted_and_exits_cleanly(pg, dbname):

@@ -17,7 +17,8 @@ from ops.backups import engine
 from ops.backups.manifest import manifest_key
 from ops.backups.repository import FileRepository
 from ops.drills.runner import history, run_drill, store_report
-from ops.environment import DEFAULT_SQL_ROOT, migrations_dir
+from ops.settings import DEFAULT_SQL_ROOT
+from ops.targets import migrations_dir
 from ops.local.cluster import pg_bindir
 from ops.migrations import runner
 from ops.migrations.runner import Target

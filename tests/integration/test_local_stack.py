@@ -90,7 +90,14 @@ def test_cli_status_json_and_exit_codes():
         assert all(n["host"] == "127.0.0.1" and n["state"] == "running" for n in doc["nodes"])
         bad = invoke(["local.up", "--port", str(port + 5)], env)
         assert bad.returncode == 2 and "already runs on port" in bad.stderr and "Traceback" not in bad.stderr
-        assert invoke(["local.down", "--purge"], env).returncode == 0
+        refused = invoke(["local.down", "--purge"], env)  # destructive, no terminal, no --yes
+        assert refused.returncode == 2 and "--yes" in refused.stderr and "0 backup(s)" in refused.stdout
+        assert sd.exists() and json.loads(invoke(["local.status", "--json"], env).stdout)["nodes"][0]["state"] == "running"
+        stopped = invoke(["local.down"], env)
+        assert stopped.returncode == 0
+        down = invoke(["local.status", "--json"], env)  # a read task reporting nodes down exits non-zero
+        assert down.returncode == 3 and {n["state"] for n in json.loads(down.stdout)["nodes"]} == {"stopped"}
+        assert invoke(["local.down", "--purge", "--yes"], env).returncode == 0
         assert not sd.exists()
     finally:
         destroy(open_stack(sd))

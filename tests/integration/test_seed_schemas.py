@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ops.environment import DEFAULT_SQL_ROOT, migrations_dir
+from ops.settings import DEFAULT_SQL_ROOT
+from ops.targets import migrations_dir
 from ops.migrations import runner
 from ops.migrations.discovery import discover, list_databases
 from ops.migrations.runner import Target

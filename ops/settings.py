@@ -1,0 +1,100 @@
+"""Every ``PGOPS_*`` variable, read in one place.
+
+:class:`Settings` is plain data built by a pure function from the task's options and an
+environment mapping; :func:`current` applies it to ``os.environ``. No other module reads a
+``PGOPS_*`` variable: the local stack, the targets and the task edge all ask here. Option values
+win over variables, variables over defaults (Invoke's and libpq's own precedence).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_SQL_ROOT = PROJECT_DIR / "sql"
+DEFAULT_STATE_DIR = PROJECT_DIR / ".pgops" / "local"
+DEFAULT_RDS_CA_BUNDLE = Path.home() / ".postgresql" / "rds-global-bundle.pem"
+
+#: (variable, meaning, default) — the README's configuration table is checked against this list.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("PGOPS_STACK", "stack name for every task (`--stack` wins)", "`local`"),
+    ("PGOPS_DSN", "target any PostgreSQL (`--dsn` wins)", "unset"),
+    ("PGOPS_STATE_DIR", "local stack state directory (data, logs, passfile, repository)", "`.pgops/local` in the checkout"),
+    ("PGOPS_LOCAL_PORT", "local primary port for a new stack (`--port` wins)", "`54320`"),
+    ("PGOPS_PG_BINDIR", "PostgreSQL server binaries", "newest `/usr/lib/postgresql/*/bin`"),
+    ("PGOPS_LOG_LEVEL", "log level on stderr (`DEBUG`, `INFO`, …; `DEBUG,botocore=DEBUG` names a library)", "`WARNING`"),
+    ("PGOPS_REPOSITORY", "backup repository URL, `file:///path` or `s3://bucket/prefix` (`--repository` wins)",
+     "the stack's; none for `--dsn`"),
+    ("PGOPS_KMS_KEY_ID", "KMS key for SSE-KMS on S3 writes; without it SSE-S3 (AES256) is requested", "unset"),
+    ("PGOPS_RDS_CA_BUNDLE", "CA bundle for `sslmode=verify-full` to RDS", "`~/.postgresql/rds-global-bundle.pem`"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a task runs against, resolved once.
+
+    ``dsn`` is the raw ``--dsn``/``$PGOPS_DSN`` text (it may hold a password: never print it; the
+    targets parse it into parameters with the password wrapped). ``local_port`` is an int or None.
+    """
+
+    stack: str = "local"
+    dsn: str | None = None
+    sql_root: Path = DEFAULT_SQL_ROOT
+    sql_root_given: bool = False
+    repository: str | None = None
+    kms_key_id: str | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    local_port: int | None = None
+    pg_bindir: Path | None = None
+    log_level: str = "WARNING"
+    rds_ca_bundle: Path = DEFAULT_RDS_CA_BUNDLE
+    stack_given: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return self.dsn is None and self.stack == "local"
+
+
+def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: str | None = None,
+                 sql_root: str | None = None, repository: str | None = None) -> Settings:
+    """Pure: ``Settings`` from task options and an environment mapping (``os.environ`` shape).
+
+    Raises :class:`ConfigError` listing every malformed variable at once (e.g. a non-numeric
+    ``PGOPS_LOCAL_PORT``).
+    """
+    problems = []
+    port_text = environ.get("PGOPS_LOCAL_PORT") or None
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            problems.append(f"PGOPS_LOCAL_PORT='{port_text}' is not a port number")
+        else:
+            port = int(port_text)
+    if problems:
+        raise ConfigError(problems, "fix the environment variable(s) above.")
+    bindir = environ.get("PGOPS_PG_BINDIR") or None
+    state = environ.get("PGOPS_STATE_DIR") or None
+    return Settings(
+        stack=stack or environ.get("PGOPS_STACK") or "local",
+        stack_given=bool(stack or environ.get("PGOPS_STACK")),
+        dsn=dsn or environ.get("PGOPS_DSN") or None,
+        sql_root=Path(sql_root).resolve() if sql_root else DEFAULT_SQL_ROOT,
+        sql_root_given=bool(sql_root),
+        repository=repository or environ.get("PGOPS_REPOSITORY") or None,
+        kms_key_id=environ.get("PGOPS_KMS_KEY_ID") or None,
+        state_dir=Path(state).resolve() if state else DEFAULT_STATE_DIR,
+        local_port=port,
+        pg_bindir=Path(bindir) if bindir else None,
+        log_level=environ.get("PGOPS_LOG_LEVEL") or "WARNING",
+        rds_ca_bundle=Path(environ.get("PGOPS_RDS_CA_BUNDLE") or DEFAULT_RDS_CA_BUNDLE),
+    )
+
+
+def current(**options) -> Settings:
+    """:func:`from_options` over ``os.environ`` (the process environment, read at call time)."""
+    return from_options(os.environ, **options)

@@ -1,0 +1,224 @@
+"""The target interface: where the databases are, and what differs between places.
+
+Modelled on Patroni's ``AbstractDCS`` (``patroni/dcs/__init__.py``: one abstract class, one
+implementation per store, the HA loop never asks which one it has) and Barman's
+``CloudInterface``. A task resolves one :class:`AbstractTarget` (``ops.targets.resolve``) and calls
+its methods; a difference between the local stack, an AWS stack and a bare ``--dsn`` is a method
+here, never an ``if`` in a task.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ..dsn import connect, describe, tool_application_name
+from ..errors import ConfigError, OpsError, RestoreRefused
+from ..migrations.discovery import list_databases
+from ..settings import Settings
+
+
+def select_databases(sql_root: Path, wanted: list[str] | None) -> list[str]:
+    """Folders under ``sql_root`` with migrations, or ``wanted`` (deduplicated, in order).
+
+    Raises :class:`ConfigError` naming every unknown folder at once, and when there are none.
+    """
+    known = list_databases(sql_root)
+    if not wanted:
+        if not known:
+            raise ConfigError([f"no databases under {sql_root} (expected <name>/migrations/ folders)"],
+                              "create one with `invoke db.new --db NAME --name init`.")
+        return known
+    unknown = [d for d in wanted if d not in known]
+    if unknown:
+        raise ConfigError([f"unknown database '{d}' (not a folder with migrations under {sql_root})" for d in unknown],
+                          f"choose from: {', '.join(known) or 'none'}.")
+    return list(dict.fromkeys(wanted))
+
+
+@dataclass(frozen=True)
+class DatabaseRef:
+    """One database a task acts on: ``name`` on the server, migrated with the chain of ``folder``
+    (``sql/<folder>/migrations``). They differ only for ``--dsn`` (the DSN names the database)."""
+
+    folder: str
+    name: str
+
+
+class AbstractTarget(ABC):
+    """A set of PostgreSQL servers holding the managed databases.
+
+    ``name`` is the stack name (``local``, an AWS stack) or ``dsn``; ``primary`` the libpq
+    parameters of the primary without ``dbname`` (the password, when there is one, is a
+    :class:`ops.secrets.Secret`); ``replicas`` the same for each read replica.
+    """
+
+    name: str
+    settings: Settings
+
+    @property
+    @abstractmethod
+    def primary(self) -> dict: ...
+
+    @property
+    def replicas(self) -> tuple[dict, ...]:
+        return ()
+
+    # ---- selection ------------------------------------------------------------------------------
+    def databases(self, wanted: list[str] | None) -> list[DatabaseRef]:
+        """What ``--db`` means here: every folder under ``--sql-root`` with migrations, or those named.
+
+        Raises :class:`ConfigError` naming every unknown folder at once.
+        """
+        return [DatabaseRef(f, f) for f in select_databases(self.settings.sql_root, wanted)]
+
+    def backup_names(self, wanted: list[str] | None) -> list[str]:
+        """Names of the databases a backup or drill task acts on."""
+        return [d.name for d in self.databases(wanted)]
+
+    def listed_databases(self, wanted: list[str] | None) -> list[str | None]:
+        """Databases whose backups/drills a read task lists: those named, or [None] for all."""
+        return list(wanted or []) or [None]
+
+    def repository_databases(self, wanted: list[str] | None, in_repository: Callable[[], list[str]]) -> list[str]:
+        """Databases ``backup.prune`` acts on: those named, else every database the repository holds."""
+        return list(wanted or []) or in_repository()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def ensure_up(self, progress: Callable[[str], None]) -> None:
+        """Make the servers reachable before a task that writes (the local stack starts; others: nothing)."""
+
+    def create_databases(self) -> bool:
+        """Whether ``deploy`` creates missing databases (False for ``--dsn``: the DSN's database must exist)."""
+        return True
+
+    def wait_replicas(self) -> list[str]:
+        """After a deploy: names of replicas still replaying after the wait (empty when none lag)."""
+        return []
+
+    # ---- backups --------------------------------------------------------------------------------
+    @abstractmethod
+    def default_repository(self) -> str:
+        """The repository URL used without ``--repository``/``$PGOPS_REPOSITORY``.
+
+        Raises :class:`ConfigError` where there is none (a bare ``--dsn``: its dumps must not land in the
+        checkout unencrypted).
+        """
+
+    def repository_url(self, backups_skipped: bool = False) -> str | None:
+        """``--repository`` / ``$PGOPS_REPOSITORY``, else :meth:`default_repository`; None when skipped."""
+        if backups_skipped:
+            return None
+        return self.settings.repository or self.default_repository()
+
+    def kms_key_id(self) -> str | None:
+        return self.settings.kms_key_id
+
+    def snapshot_backup(self, repo, databases: list[str], now: datetime) -> list[dict]:
+        """``backup.create --kind snapshot``: returns one summary dict per snapshot taken."""
+        raise ConfigError([f"--kind snapshot needs the local stack or an AWS stack, not {self.name}"],
+                          "run without --dsn, or use --kind logical.")
+
+    def after_backup(self, repo, database: str, *, succeeded: bool, size_bytes: int, now: datetime) -> None:
+        """Hook after each logical backup (an AWS stack publishes its CloudWatch freshness metrics)."""
+
+    def prune_snapshots(self, repo, *, apply: bool, force: bool, now: datetime) -> list[tuple[str, object]]:
+        """Retention over platform snapshots kept outside the repository: [(database, plan)]."""
+        return []
+
+    # ---- restore guards -------------------------------------------------------------------------
+    def protected_endpoints(self) -> list[dict]:
+        """libpq parameters (with ``dbname``) of every server a restore or drill must never overwrite."""
+        return [dict(self.primary, dbname="postgres")]
+
+    def protected_identities(self) -> list[tuple[str, int | None]]:
+        """(description, PostgreSQL system identifier or None when it cannot be read) of every
+        protected server. The default connects to each; a server that does not answer gives None."""
+        out = []
+        for p in self.protected_endpoints():
+            try:
+                out.append((describe(p), system_identifier(p, p.get("dbname") or "postgres")))
+            except OpsError:
+                out.append((describe(p), None))
+        return out
+
+    def guard_restore_target(self, dest: Mapping, dest_db: str, *, allow_overwrite: bool = False) -> None:
+        """Refuse to restore into one of this target's own servers — failing closed.
+
+        A destination at a protected endpoint (same port on a loopback name, or the same host and
+        port) is refused without connecting; otherwise the destination's system identifier is
+        compared with every protected server's, and a protected server whose identity cannot be
+        read refuses the restore too (it might be the destination behind another name).
+        ``allow_overwrite`` (``--yes-overwrite-primary``) lifts the guard. Raises
+        :class:`~ops.errors.RestoreRefused` (exit 7).
+        """
+        if allow_overwrite:
+            return
+        where = describe({**dest, "dbname": dest_db})
+        for p in self.protected_endpoints():
+            if same_endpoint(p, dest):
+                raise RestoreRefused(f"The restore target {where} is one of stack {self.name}'s own servers "
+                                     f"({describe(p)}).", "restore elsewhere, or add --yes-overwrite-primary if you mean it.")
+        identities = self.protected_identities()
+        if not identities:
+            return
+        mine = system_identifier(dest, dest_db)
+        for desc, ident in identities:
+            if ident is None:
+                raise RestoreRefused(f"Cannot read the identity of stack {self.name}'s server {desc}, so pgops cannot rule "
+                                     f"out that the restore target {where} is that server; nothing was restored.",
+                                     "make that server reachable and retry, or add --yes-overwrite-primary if the target "
+                                     "is certainly not it.")
+            if ident == mine:
+                raise RestoreRefused(f"The restore target {where} is stack {self.name}'s own server {desc} "
+                                     "(same system identifier).", "restore elsewhere, or add --yes-overwrite-primary if you mean it.")
+
+    def physical_passfile(self) -> Path | None:
+        """The passfile a physical (pg_basebackup) drill uses to reach the source cluster."""
+        return None
+
+    # ---- drills ---------------------------------------------------------------------------------
+    def snapshot_drill(self, repo, database: str, now: Callable[[], datetime]):
+        """``drill.run --kind snapshot`` on a platform snapshot; None when the target drills the
+        repository's physical backup instead (the local stack)."""
+        return None
+
+    def after_drill(self, report, now: datetime) -> None:
+        """Hook after each drill (an AWS stack publishes the drill metrics)."""
+
+    # ---- presentation ---------------------------------------------------------------------------
+    def cli_args(self) -> list[str]:
+        """The options that name this target on a command line (for "Next:" hints): no secret."""
+        args = [] if self.name == "local" and not self.settings.stack_given else ["--stack", self.name]
+        if self.settings.sql_root_given:
+            args += ["--sql-root", str(self.settings.sql_root)]
+        return args
+
+    def describe(self) -> str:
+        return f"stack {self.name}"
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "", None}
+
+
+def same_endpoint(a: Mapping, b: Mapping) -> bool:
+    """Whether two libpq parameter sets name the same server: the same port, and the same host or
+    both loopback (a Unix socket directory counts as loopback)."""
+    def host(p):
+        h = p.get("host") or None
+        return "loopback" if h in _LOOPBACK or (h and h.startswith("/")) else str(h).lower()
+    return int(a.get("port") or 5432) == int(b.get("port") or 5432) and host(a) == host(b)
+
+
+def system_identifier(params: Mapping, dbname: str) -> int:
+    """The server's ``system_identifier`` (``pg_control_system()``). Raises :class:`ConnectError`."""
+    with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("guard")) as conn:
+        return int(conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0])
+
+
+def without_dbname(params: Mapping) -> dict:
+    out = dict(params)
+    out.pop("dbname", None)
+    return out

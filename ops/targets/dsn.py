@@ -1,0 +1,61 @@
+"""A bare ``--dsn``: any PostgreSQL pgops did not provision, one database, no platform around it."""
+from __future__ import annotations
+
+from ..dsn import parse, redact
+from ..errors import ConfigError
+from ..settings import Settings
+from .base import AbstractTarget, DatabaseRef, select_databases
+
+
+class DsnTarget(AbstractTarget):
+    """The database named by ``--dsn``/``$PGOPS_DSN``; ``--db`` names the migration folder to use."""
+
+    def __init__(self, settings: Settings):
+        self.name = "dsn"
+        self.settings = settings
+        params = parse(settings.dsn or "")
+        database = params.pop("dbname", None)
+        if not database:
+            raise ConfigError(["the DSN names no database (dbname=...)"], "add dbname=NAME to the DSN.")
+        self.database = database
+        self._primary = params
+
+    @property
+    def primary(self) -> dict:
+        return dict(self._primary)
+
+    def databases(self, wanted: list[str] | None) -> list[DatabaseRef]:
+        folders = list(dict.fromkeys(wanted or [])) or [self.database]
+        if len(folders) > 1:
+            raise ConfigError([f"with --dsn, pass at most one --db (the migration folder to use), not {', '.join(folders)}"])
+        return [DatabaseRef(select_databases(self.settings.sql_root, folders)[0], self.database)]
+
+    def backup_names(self, wanted: list[str] | None) -> list[str]:
+        return [self.database]
+
+    def listed_databases(self, wanted: list[str] | None) -> list[str | None]:
+        return [self.database]
+
+    def repository_databases(self, wanted, in_repository) -> list[str]:
+        return [self.database]
+
+    def create_databases(self) -> bool:
+        return False
+
+    def default_repository(self) -> str:
+        raise ConfigError([f"no backup repository for --dsn database '{self.database}': pgops will not write an "
+                           "unencrypted dump of an unmanaged database into the checkout"],
+                          "pass --repository file:///path or s3://bucket/prefix (or set PGOPS_REPOSITORY), "
+                          "or --no-backup where the task offers it.")
+
+    def protected_endpoints(self) -> list[dict]:
+        return [dict(self._primary, dbname=self.database)]
+
+    def cli_args(self) -> list[str]:
+        args = ["--dsn", f"'{redact(self.settings.dsn or '')}'"]
+        if self.settings.sql_root_given:
+            args += ["--sql-root", str(self.settings.sql_root)]
+        return args
+
+    def describe(self) -> str:
+        return f"database {self.database} (--dsn)"

@@ -1,0 +1,67 @@
+"""The local stack as a target: real servers on loopback ports under one state directory."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from ..local.cluster import LocalStack, open_stack, pg_bindir, run_server_cmd
+from ..settings import Settings
+from .base import AbstractTarget, without_dbname
+
+
+class LocalTarget(AbstractTarget):
+    """``--stack local`` (the default): the primary + replicas of :mod:`ops.local.cluster`."""
+
+    def __init__(self, settings: Settings, stack: LocalStack | None = None):
+        self.name = "local"
+        self.settings = settings
+        self.stack = stack or open_stack(settings.state_dir)
+
+    @property
+    def primary(self) -> dict:
+        return without_dbname(self.stack.conninfo())
+
+    @property
+    def replicas(self) -> tuple[dict, ...]:
+        return tuple(without_dbname(self.stack.conninfo(n)) for n in self.stack.layout.replica_nodes)
+
+    def ensure_up(self, progress: Callable[[str], None]) -> None:
+        progress("bringing up the local stack")
+        self.stack.up()
+
+    def wait_replicas(self) -> list[str]:
+        return self.stack.wait_replicas_caught_up()
+
+    def default_repository(self) -> str:
+        return self.stack.layout.repository_dir.as_uri()
+
+    def snapshot_backup(self, repo, databases: list[str], now: datetime) -> list[dict]:
+        """A physical backup of the whole cluster (pg_basebackup) into the repository."""
+        from ..backups.engine import create_physical
+        return [create_physical(repo, self.primary, stack=self.name).summary()]
+
+    def protected_endpoints(self) -> list[dict]:
+        if not self.stack.exists:
+            return []
+        return [self.stack.conninfo(n) for n in self.stack.layout.nodes]
+
+    def protected_identities(self) -> list[tuple[str, int | None]]:
+        """Read from each node's ``pg_control`` with ``pg_controldata``: no server needs to be running."""
+        out = []
+        for node in self.stack.layout.nodes:
+            if not (node.data_dir / "PG_VERSION").exists():
+                continue
+            proc = run_server_cmd([str(pg_bindir() / "pg_controldata"), "-D", str(node.data_dir)],
+                                  what=f"reading pg_control of local node '{node.name}'", check=False,
+                                  env={"LC_ALL": "C", "LANG": "C"})
+            ident = next((int(line.split(":", 1)[1]) for line in proc.stdout.splitlines()
+                          if line.startswith("Database system identifier:")), None)
+            out.append((f"local node {node.name} (port {node.port})", ident))
+        return out
+
+    def physical_passfile(self) -> Path | None:
+        return self.stack.layout.passfile
+
+    def nodes(self) -> list[dict]:
+        return self.stack.status()

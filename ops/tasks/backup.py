@@ -1,0 +1,206 @@
+"""``backup.*``: logical and snapshot backups, their listing, verification, restore and retention."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from invoke import Collection
+
+from ..backups import engine
+from ..dsn import parse
+from ..errors import ConfigError, OpsError, VerifyMismatch
+from ..planapply import Plan, Step, execute
+from .common import HELP, cli, open_repo, rerun, target_for, task
+
+REPO_HELP = {k: HELP[k] for k in ("repository", "stack", "dsn")}
+KINDS = ("logical", "snapshot")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _age(created, now) -> str:
+    secs = int((now - created).total_seconds())
+    return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
+
+
+@task(name="create", iterable=["db"], help={**REPO_HELP, "db": HELP["db"], "json_": HELP["json_"],
+                                            "kind": "logical (pg_dump, default) or snapshot (local: pg_basebackup; AWS: RDS snapshot)"})
+@cli.edge
+def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, json_=False):
+    """Take a backup; its manifest.json is written last (no manifest, no backup)."""
+    cli.choice(kind, "--kind", KINDS)
+    target = target_for(stack, dsn, repository=repository)
+    repo = open_repo(target)
+    names = target.backup_names(list(db or []) or None)
+    target.ensure_up(cli.progress if not json_ else (lambda _m: None))
+    if kind == "snapshot":
+        made = target.snapshot_backup(repo, names, _now())
+    else:
+        made = []
+        for d in names:
+            if not json_:
+                cli.progress(f"{d}: dumping to {repo.url}")
+            try:
+                m = engine.create_logical(repo, target.primary, d, stack=target.name)
+            except OpsError:
+                target.after_backup(repo, d, succeeded=False, size_bytes=0, now=_now())
+                raise
+            target.after_backup(repo, d, succeeded=True, size_bytes=m.size_bytes, now=_now())
+            made.append(m.summary())
+    if json_:
+        cli.emit_json(made)
+        return
+    cli.table("backups created", ["id", "database", "kind", "size (bytes)", "seconds", "ledger version / status"],
+              [[m["id"], m["database"], m["kind"], f"{m['size_bytes']:,}" if "size_bytes" in m else "—",
+                m.get("duration_s", "—"), m.get("ledger_version", m.get("status"))] for m in made], whole_first=True)
+
+
+@task(name="list", iterable=["db"], help={**REPO_HELP, "db": HELP["db"], "json_": HELP["json_"]})
+@cli.edge
+def list_(c, db=None, dsn=None, stack=None, repository=None, json_=False):
+    """Backups with a manifest, newest first, and the age of each database's newest backup."""
+    target = target_for(stack, dsn, repository=repository)
+    repo = open_repo(target)
+    found = [m for d in target.listed_databases(list(db or []) or None) for m in engine.list_backups(repo, d)]
+    if json_:
+        cli.emit_json([m.summary() for m in found])
+        return
+    now = _now()
+    cli.table(f"backups in {repo.url}", ["id", "database", "kind", "created_at", "age", "size (bytes)", "ledger"],
+              [[m.id, m.database, m.kind, m.created_at, _age(m.created, now), f"{m.size_bytes:,}", m.ledger_version]
+               for m in found], whole_first=True)
+    newest = {}
+    for m in found:
+        newest.setdefault(m.database, m)
+    for d, m in newest.items():
+        cli.say(f"{d}: newest backup {m.id} is {_age(m.created, now)} old")
+
+
+
+
+@task(name="show", help={**REPO_HELP, "backup_id": "backup id"})
+@cli.edge
+def show(c, backup_id, dsn=None, stack=None, repository=None):
+    """Print a backup's manifest."""
+    repo = open_repo(target_for(stack, dsn, repository=repository))
+    cli.say(engine.find_backup(repo, backup_id).to_json().decode())
+
+
+@task(name="verify", help={**REPO_HELP, "backup_id": "backup id", "json_": HELP["json_"]})
+@cli.edge
+def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False):
+    """Re-hash the object against its manifest and read it with pg_restore --list; exit 7 on mismatch."""
+    repo = open_repo(target_for(stack, dsn, repository=repository))
+    m = engine.find_backup(repo, backup_id)
+    rows = engine.verify_backup(repo, m)
+    if json_:
+        cli.emit_json({"id": m.id, "passed": all(r[1] for r in rows),
+                       "checks": [{"name": c, "passed": p, "detail": d} for c, p, d in rows]})
+    else:
+        cli.table(f"verify {m.id}", ["check", "passed", "detail"], [[c, "PASS" if p else "FAIL", d] for c, p, d in rows])
+    failed = [r for r in rows if not r[1]]
+    if failed:
+        raise VerifyMismatch(f"Backup {m.id} failed verification: {'; '.join(c for c, _, _ in failed)}.",
+                             f"do not restore it; take a new one with `invoke backup.create --db {m.database}`.")
+
+
+@task(name="restore", help={"repository": HELP["repository"], "stack": "stack whose servers must not be overwritten "
+                            "and whose repository holds the backup (default: local)",
+                            "backup_id": "backup id", "dsn": "target database DSN (required)",
+                            "clean": "replace what the backup holds in a non-empty target (shows the plan; needs a "
+                                     "confirmation or --yes)",
+                            "yes": HELP["yes"],
+                            "yes_overwrite_primary": "allow restoring over the stack's own primary"})
+@cli.edge
+def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, yes=False, yes_overwrite_primary=False):
+    """Restore a logical backup into --dsn in one transaction (all or nothing), after verifying it."""
+    if not dsn:
+        raise ConfigError(["backup.restore needs --dsn TARGET (the database to restore into)"])
+    dest = parse(dsn)
+    dest_db = dest.pop("dbname", None)
+    if not dest_db:
+        raise ConfigError(["the target DSN names no database (dbname=...)"])
+    stack_target = target_for(stack, None, repository=repository)  # --dsn here is the destination, not the target
+    repo = open_repo(stack_target)
+    m = engine.find_backup(repo, backup_id)
+    stack_target.guard_restore_target(dest, dest_db, allow_overwrite=yes_overwrite_primary)
+
+    def apply() -> float:
+        return engine.restore(repo, m, dest, dest_db, clean=clean, protected=None,
+                              yes_overwrite_primary=yes_overwrite_primary)
+    if clean:
+        p = Plan(f"restore {m.id} over database '{dest_db}' with --clean",
+                 rerun("backup.restore", cli.target_args(stack, dsn, None), backup_id, "--clean"),
+                 [Step(f"verify {m.id}, then drop and replace every object it holds in '{dest_db}' in one transaction",
+                       apply, guard="the object matches its manifest; all or nothing (pg_restore --single-transaction)")])
+        secs = execute(p, yes=yes, show=cli.say)[0]
+    else:
+        secs = apply()
+    cli.say(f"restored {m.id} ({m.database}, {m.size_bytes:,} bytes) into {dest_db} in {secs:.1f} s")
+
+
+@task(name="prune", iterable=["db"], help={**REPO_HELP, "db": HELP["db"], "json_": HELP["json_"],
+                                           "apply": "really delete (default: dry run); shows the plan and needs a "
+                                                    "confirmation or --yes",
+                                           "yes": HELP["yes"],
+                                           "force": "allow deleting more than half of the backups"})
+@cli.edge
+def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=False, yes=False, json_=False):
+    """GFS retention (seed 002: 30 daily, 12 weekly, 12 monthly, 5 yearly) with safety floors; dry run by default."""
+    target = target_for(stack, dsn, repository=repository)
+    repo = open_repo(target)
+    dbs = target.repository_databases(list(db or []) or None, lambda: engine.repository_databases(repo))
+    now = _now()
+    reports = [engine.prune(repo, d, apply=False, force=force) for d in dbs]
+    snapshot_plans = target.prune_snapshots(repo, apply=False, force=force, now=now)
+    if apply:
+        deletions = sum(1 for r in reports for i in r.plan.items if not i.keep) + \
+            sum(len(r.orphans) + len(r.aborted_uploads) for r in reports) + \
+            sum(1 for _, p in snapshot_plans for i in p.items if not i.keep)
+        show = (lambda _l: None) if json_ else cli.say
+        for r in reports if not json_ else []:
+            print_verdicts(f"{r.database}: prune", r.plan, False)
+        p = Plan(f"prune {deletions} object(s) in {repo.url}",
+                 rerun("backup.prune", cli.target_args(stack, dsn, None), "--apply", *(["--force"] if force else []),
+                       *[f"--db {d}" for d in (db or [])]))
+        if deletions:
+            p.steps.append(Step(f"delete the backups marked DELETE, orphans and abandoned uploads ({deletions})",
+                                lambda: [engine.prune(repo, d, apply=True, force=force) for d in dbs],
+                                guard="verdicts recomputed under the same floors at apply time"))
+            if snapshot_plans:
+                p.steps.append(Step("delete the RDS snapshots marked DELETE",
+                                    lambda: target.prune_snapshots(repo, apply=True, force=force, now=_now()),
+                                    guard="same policy and floors over pgops-managed snapshots"))
+        results = execute(p, yes=yes, show=show)
+        if results:
+            reports = results[0]
+            if len(results) > 1:
+                snapshot_plans = results[1]
+    if json_:
+        cli.emit_json([{"database": r.database, "applied": r.applied,
+                        "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
+                                      "reasons": list(i.reasons)} for i in r.plan.items],
+                        "deleted": r.deleted, "orphans": r.orphans, "aborted_uploads": r.aborted_uploads}
+                       for r in reports] +
+                      [{"database": d, "kind": "rds-snapshot", "applied": apply,
+                        "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
+                                      "reasons": list(i.reasons)} for i in plan.items]} for d, plan in snapshot_plans])
+        return
+    for d, plan in snapshot_plans:
+        print_verdicts(f"{d}: RDS snapshots", plan, apply)
+    for r in reports:
+        print_verdicts(f"{r.database}: prune", r.plan, r.applied)
+        if r.orphans or r.aborted_uploads:
+            cli.say(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
+                    + ("" if r.applied else " (would be removed)"))
+
+
+def print_verdicts(title: str, plan, applied: bool) -> None:
+    cli.table(f"{title} {'(applied)' if applied else '(dry run: add --apply to delete)'}",
+              ["id", "created_at", "verdict", "reasons"],
+              [[i.backup.id, i.backup.created_at.isoformat(), "keep" if i.keep else "DELETE", "; ".join(i.reasons)]
+               for i in plan.items], whole_first=True)
+
+
+ns = Collection("backup", create, list_, show, verify, restore, prune)

@@ -1,0 +1,67 @@
+"""``deploy`` and ``preview``: bring a stack to its desired state and its databases to their newest migration."""
+from __future__ import annotations
+
+from ..deploy import deploy as run_deploy, deploy_aws
+from ..errors import ConfigError
+from ..migrations.runner import RunOptions
+from ..pulumi_stack import open_workspace
+from ..targets import ca_bundle, resolve
+from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, settings_for, task
+
+
+@task(iterable=["db"], help={**{k: HELP[k] for k in ("stack", "dsn", "sql_root", "db", "json_")},
+                             "lock_wait": RUN_KNOBS["lock_wait"], "lock_timeout": RUN_KNOBS["lock_timeout"],
+                             "repository": "where pre-deploy backups go (default: the stack's; --dsn needs one or --no-backup)",
+                             "no_backup": "skip the pre-deploy backup of databases with pending migrations",
+                             "yes": "AWS stacks: apply the previewed changes (without it, preview and stop)"})
+@cli.edge
+def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json_=False, lock_wait=None, lock_timeout=None,
+           repository=None, no_backup=False, yes=False):
+    """Stack up, create missing databases, back up those with pending migrations, migrate, verify, summarise."""
+    opts = RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
+                      lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0))
+    s = settings_for(stack, dsn, sql_root, repository)
+    say = None if json_ else cli.progress
+    if not s.dsn and s.stack != "local":
+        preview_text, report = deploy_aws(s, open_workspace(s.stack, create=yes), yes=yes, databases=list(db or []) or None,
+                                          sslrootcert=ca_bundle(s), progress=say)
+        if report is None:
+            if json_:
+                cli.emit_json({"stack": s.stack, "preview": preview_text, "applied": False})
+            else:
+                cli.say(f"preview of stack {s.stack}: {preview_text}\nnothing applied: rerun with --yes to apply.")
+            return
+    else:
+        target = resolve(s)
+        report = run_deploy(target, list(db or []) or None, opts, progress=say,
+                            repository=open_repo(target, skipped=no_backup))
+    print_deploy(report, json_)
+    for r in report.rows:
+        cli.verify_or_fail(r.database, r.failed_checks)
+
+
+def print_deploy(report, json_):
+    if json_:
+        cli.emit_json(report.as_dict())
+        return
+    cli.table(f"deploy: stack {report.stack} ({report.seconds:.1f} s)",
+              ["database", "version", "migrations applied", "seconds", "checks passed", "pre-deploy backup"],
+              [[r.database + (" (created)" if r.created else ""), f"{fmt_version(r.before)} → {fmt_version(r.after)}",
+                len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}", r.backup_id or "—"]
+               for r in report.rows])
+    if report.replicas_behind:
+        cli.warn(f"warning: replicas still replaying after 30 s: {', '.join(report.replicas_behind)}")
+
+
+@task(help={"stack": "AWS stack name (required)", "json_": HELP["json_"]})
+@cli.edge
+def preview(c, stack=None, json_=False):
+    """Pulumi preview of an AWS stack: what `invoke deploy --stack NAME --yes` would change."""
+    s = settings_for(stack)
+    if s.stack == "local":
+        raise ConfigError(["the local stack has no Pulumi preview"], "run `invoke preview --stack NAME` for an AWS stack.")
+    text = open_workspace(s.stack).preview()
+    if json_:
+        cli.emit_json({"stack": s.stack, "preview": text})
+    else:
+        cli.say(f"preview of stack {s.stack}: {text}")

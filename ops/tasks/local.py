@@ -1,0 +1,77 @@
+"""``local.*``: the local stack (primary + streaming replicas on loopback ports)."""
+from __future__ import annotations
+
+from invoke import Collection
+
+from ..backups.engine import list_backups
+from ..backups.repository import open_repository
+from ..errors import LocalStackError
+from ..local.cluster import open_stack
+from ..planapply import Plan, Step, execute
+from ..settings import current
+from .common import HELP, cli, task
+
+
+@task(help={"replicas": "streaming replicas (default 1, or the existing count)",
+            "port": "primary port; replicas take the next ones (default 54320 or $PGOPS_LOCAL_PORT)",
+            "json_": HELP["json_"]})
+@cli.edge
+def up(c, replicas=None, port=None, json_=False):
+    """Start the local stack (primary + N streaming replicas); idempotent, recovers a crashed node."""
+    st = open_stack(current().state_dir, port=cli.as_int(port, "--port", minimum=1),
+                    replicas=cli.as_int(replicas, "--replicas", minimum=0))
+    print_nodes(st.up(), json_, f"local stack up ({st.layout.state_dir})")
+
+
+@task(help={"json_": HELP["json_"]})
+@cli.edge
+def status(c, json_=False):
+    """Show every local node: role, port, pid, state, replay lag in bytes; exit 3 when a node is down."""
+    st = open_stack(current().state_dir)
+    nodes = st.status()
+    print_nodes(nodes, json_, f"local stack ({st.layout.state_dir})")
+    down = [n["name"] for n in nodes if n["state"] != "running"]
+    if down:
+        raise LocalStackError(f"Local stack node(s) not running: {', '.join(down)}.", "start them with `invoke local.up`.")
+
+
+@task(help={"purge": "also delete the state directory (data, logs, local backups); shows the plan first",
+            "yes": HELP["yes"]})
+@cli.edge
+def down(c, purge=False, yes=False):
+    """Stop the local stack (replicas first); --purge deletes its data and backups after a confirmation."""
+    st = open_stack(current().state_dir)
+    if not purge:
+        done = st.down()
+        cli.say("\n".join(done) if done else "local stack: nothing running")
+        return
+    plan = purge_plan(st)
+    results = execute(plan, yes=yes, show=cli.say)
+    for r in results or []:
+        cli.say("\n".join(r) if r else "local stack: nothing running")
+
+
+def purge_plan(st) -> Plan:
+    """``local.down --purge``: stop every node, then delete the state directory; the note says how
+    many backups the local repository holds (they go with it)."""
+    repo_dir = st.layout.repository_dir
+    backups = list_backups(open_repository(repo_dir.as_uri())) if repo_dir.is_dir() else []
+    plan = Plan(f"purge the local stack in {st.layout.state_dir}", "invoke local.down --purge --yes")
+    if not st.layout.state_dir.exists():
+        return plan
+    plan.steps.append(Step(f"stop every node and delete {st.layout.state_dir} (data directories, logs, passfile, "
+                           f"repository)", lambda: st.down(purge=True),
+                           guard="nodes stopped replicas first, fast shutdown"))
+    plan.notes.append(f"{len(backups)} backup(s) in {repo_dir} will be deleted with it")
+    return plan
+
+
+def print_nodes(nodes, json_, title):
+    if json_:
+        cli.emit_json({"nodes": nodes})
+        return
+    cli.table(title, ["name", "role", "host", "port", "pid", "state", "replay lag (bytes)"],
+              [[n["name"], n["role"], n["host"], n["port"], n["pid"], n["state"], n["replay_lag_bytes"]] for n in nodes])
+
+
+ns = Collection("local", up, status, down)

@@ -98,15 +98,22 @@ def _mask(text: str, values: list[str]) -> str:
 def parse(dsn: str) -> dict[str, str]:
     """Parse a libpq DSN (``key=value`` or URL) into a dict of connection parameters.
 
-    Raises :class:`ConfigError` naming the redacted DSN when libpq cannot parse it.
+    Raises :class:`ConfigError` naming the redacted DSN when libpq cannot parse it, or when a URL's
+    userinfo holds an unencoded ``@`` (libpq would take the rest of the password for the host name).
     """
     import psycopg
     from psycopg import conninfo as _conninfo
     try:
-        return dict(_conninfo.conninfo_to_dict(dsn))
+        params = dict(_conninfo.conninfo_to_dict(dsn))
     except psycopg.ProgrammingError as exc:
         raise ConfigError([f"cannot parse DSN '{redact(dsn)}': {redact(str(exc))}"],
                           "pass a libpq DSN such as 'host=db.example port=5432 dbname=app user=ops'.") from None
+    if "@" in str(params.get("host", "")) and "://" in dsn:
+        # libpq ends the userinfo at the FIRST '@': the rest of an unencoded password becomes the
+        # host name, which every message naming the server would then print.
+        raise ConfigError([f"the DSN '{redact(dsn)}' has an unencoded '@' in its user or password"],
+                          "percent-encode it ('@' is %40), or use the key=value form with password='...'.")
+    return params
 
 
 def describe(params: Mapping[str, Any]) -> str:

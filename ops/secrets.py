@@ -110,3 +110,13 @@ def reveal(value: Any) -> Any:
 def reveal_all(params: dict) -> dict:
     """A copy of a mapping with every :class:`Secret` value revealed (for the driver only)."""
     return {k: reveal(v) for k, v in params.items()}
+
+
+SECRET_PARAMS = ("password", "sslpassword")
+"""libpq keywords whose values are secrets (PostgreSQL docs, "Parameter Key Words")."""
+
+
+def protect_params(params: dict) -> dict:
+    """A copy of libpq parameters with every :data:`SECRET_PARAMS` value wrapped in :class:`Secret`
+    (already-wrapped and empty values are left as they are). ``ops.dsn.connect`` reveals them."""
+    return {k: Secret(v) if k in SECRET_PARAMS and isinstance(v, str) and v else v for k, v in params.items()}

@@ -134,3 +134,13 @@ def test_connect_reveals_the_secret_only_to_the_driver(monkeypatch):
         dsn.connect({"host": "h", "user": "u", "password": Secret("pa ss@word")}, dbname="d")
     assert seen["password"] == "pa ss@word"
     assert "pa ss@word" not in str(info.value) and "ss@word" not in repr(info.value)
+
+
+def test_protect_params_wraps_only_the_secret_keywords():
+    from ops.dsn import parse
+    from ops.secrets import protect_params
+    params = protect_params(parse("host=db user=ops password='pa ss' sslpassword=keypass dbname=app"))
+    assert isinstance(params["password"], Secret) and isinstance(params["sslpassword"], Secret)
+    assert params["host"] == "db" and params["user"] == "ops"
+    assert "pa ss" not in repr(params) and "keypass" not in repr(params)
+    assert protect_params(params) == params and reveal(params["password"]) == "pa ss"

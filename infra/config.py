@@ -3,6 +3,7 @@
 the README lists every one."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -23,6 +24,10 @@ CONFIG_KEYS = ("environment", "region", "vpcId", "subnetIds", "allowedCidrs", "a
                "objectLockDays", "backupPrefix", "iaAfterDays", "glacierAfterDays", "noncurrentExpireDays",
                "awsBackupPlan")
 """Every ``pgops:`` key the program reads (plus the secret ``pgops:masterPassword``)."""
+
+LIST_KEYS = frozenset({"subnetIds", "allowedCidrs", "allowedSecurityGroupIds", "databases", "alarmEmails",
+                       "crossRegionSubnetIds"})
+"""Keys whose value is a list; the Pulumi CLI hands them to the program as JSON text."""
 
 
 class ConfigInvalid(Exception):
@@ -89,6 +94,9 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None = None) 
                 problems.append(f"pgops:{key} is required")
             return default
         if typ is bool and isinstance(v, str):
+            if v.lower() not in ("true", "false"):
+                problems.append(f"pgops:{key} must be true or false, not {v!r}")
+                return default
             v = v.lower() == "true"
         if typ in (int, float) and isinstance(v, str):
             try:
@@ -164,3 +172,41 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None = None) 
     if problems:
         raise ConfigInvalid(problems)
     return StackConfig(**cfg)
+
+
+def decode_cli_config(strings: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Turn config as the Pulumi CLI hands it to a Python program into typed values.
+
+    The CLI passes every value as a string (``PULUMI_CONFIG``: a JSON object mapping
+    ``"project:key"`` to a string; see ``pulumi.runtime.config.get_config``): a plain string as it
+    is (``pgops:environment`` → ``dev``), a number or bool as its text (``20``, ``false``), a list or
+    object as its JSON text (``["subnet-a","subnet-b"]``). ``strings``: ``"pgops:key"`` → that string.
+    Returns (values for :func:`parse_config`, problems): list keys (:data:`LIST_KEYS`) are decoded
+    from JSON; numbers and bools are left as text for :func:`parse_config` to convert and check;
+    everything else stays a string — so ``pgops:environment: dev`` is never read as JSON.
+    """
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for full, value in strings.items():
+        key = full.split(":", 1)[-1]
+        if key in LIST_KEYS and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                problems.append(f"{full} must be a list (YAML [a, b], passed by the CLI as JSON text), not {value!r}")
+                continue
+        out[full] = value
+    return out, problems
+
+
+def parse_cli_config(stack: str, strings: Mapping[str, str], region: str | None = None) -> StackConfig:
+    """:func:`decode_cli_config` then :func:`parse_config`; raises :class:`ConfigInvalid` listing
+    the problems of both at once."""
+    raw, problems = decode_cli_config(strings)
+    try:
+        config = parse_config(stack, raw, region)
+    except ConfigInvalid as exc:
+        raise ConfigInvalid(problems + exc.problems) from None
+    if problems:
+        raise ConfigInvalid(problems)
+    return config

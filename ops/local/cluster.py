@@ -98,6 +98,29 @@ def chown_server(path: Path, mode: int) -> None:
     os.chmod(path, mode)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text``, private (0600, owned by the server user) from its first byte.
+
+    The file is created by ``open(O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)`` and ``fchmod``-ed to 0600
+    before anything is written, so neither the umask nor a reader racing the write ever sees it
+    group- or world-readable; an existing file (or symlink) at ``path`` is removed first. Raises
+    ``OSError`` from the file system. (libpq ignores a passfile readable by group or others:
+    PostgreSQL docs, "The Password File".)"""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        uid, gid = _server_ids()
+        if (uid, gid) != (os.geteuid(), os.getegid()):
+            os.fchown(fd, uid, gid)
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -199,11 +222,9 @@ class LocalStack:
         node.node_dir.mkdir(parents=True)
         chown_server(node.node_dir, 0o700)
         password = secrets.token_urlsafe(24)
-        lay.passfile.write_text(f"127.0.0.1:*:*:postgres:{password}\n")
-        chown_server(lay.passfile, 0o600)
+        write_private(lay.passfile, f"127.0.0.1:*:*:postgres:{password}\n")
         pwfile = node.node_dir / "initpw"
-        pwfile.write_text(password + "\n")
-        chown_server(pwfile, 0o600)
+        write_private(pwfile, password + "\n")
         try:
             durability = ["--no-sync"] if self.throwaway else ["--data-checksums"]
             run_server_cmd([str(bindir / "initdb"), "-D", str(node.data_dir), "-U", "postgres", "--auth-local=peer",

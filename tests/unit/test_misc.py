@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ops.dsn import redact
-from ops.errors import ConfigError, MigrationFailed
+from ops.errors import ConfigError
 from ops.local.layout import plan_layout, primary_conninfo
 from ops.migrations.scaffold import next_version, scaffold
 
@@ -21,9 +21,21 @@ def test_redact_hides_passwords(text):
     assert "s3cr3t" not in out and "cr3t" not in out and "***" in out
 
 
-def test_errors_never_carry_the_password_they_were_given():
-    e = MigrationFailed("app", 1, "init", 1, 1, redact("could not connect: password=hunter2"))
-    assert "hunter2" not in str(e)
+@pytest.mark.parametrize("dsn", [
+    "postgresql://ops:p@ss@word-9@127.0.0.1:1/app",          # unencoded '@': libpq takes "ss@word-9@…" for the host
+    "postgresql://ops:hunter2-9@127.0.0.1:notaport/app",      # libpq rejects the port
+    "host=127.0.0.1 port=1 password='hunter2-9 dbname=app",  # unterminated quote
+    "host=127.0.0.1 port=1 user=ops password=hunter2-9 dbname=app",  # parses; the server is not there
+])
+def test_errors_from_real_failures_never_carry_the_password(dsn):
+    """The errors pgops builds from real libpq failures (parse, then connect to a closed port), not
+    from text redacted beforehand: neither their str nor their repr holds the password."""
+    from ops.dsn import connect, parse
+    from ops.errors import ConnectError
+    with pytest.raises((ConfigError, ConnectError)) as info:
+        connect(parse(dsn), connect_timeout=2)
+    for rendered in (str(info.value), repr(info.value), info.value.message):
+        assert "hunter2" not in rendered and "ss@word" not in rendered, rendered
 
 
 def test_layout_ports_and_slots():

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import json as jsonlib
-import logging
-import os
 import re
 import shlex
 import signal
@@ -24,7 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import settings
 from .dsn import redact
+from .logs import configure_logging
 from .errors import ConfigError, OpsError, VerifyFailed
 
 _WIDE = 400  # columns when stdout is not a terminal: piped output never cuts an id or a name
@@ -78,10 +78,9 @@ def edge(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         _signals_unwind_like_ctrl_c()
-        logging.basicConfig(level=os.environ.get("PGOPS_LOG_LEVEL", "WARNING"),
-                            format="%(levelname)s %(name)s: %(message)s")
         frags = target_args(kwargs.get("stack"), kwargs.get("dsn"), kwargs.get("sql_root"))
         try:
+            configure_logging(settings.current().log_level)
             return fn(*args, **kwargs)
         except OpsError as exc:
             err.print(Text.assemble(("error: ", "bold red"), with_target_args(redact(str(exc)), frags)))

@@ -26,6 +26,7 @@ from .. import __version__
 from ..dsn import connect, describe, redact, tool_application_name
 from ..errors import OpsError
 from ..local.cluster import pg_bindir
+from ..secrets import reveal
 from ..retention import SEED_002_POLICY, BackupFacts, PrunePlan, RetentionPolicy, plan_prune
 from .manifest import (CLUSTER, LOGICAL_OBJECT, PHYSICAL_OBJECT, Manifest, backup_prefix, manifest_key,
                        new_backup_id)
@@ -63,7 +64,7 @@ def client_env(params: Mapping, dbname: str) -> tuple[list[str], dict]:
     rest = {}
     for k, v in params.items():
         if k in _ENV_KEYS:
-            env[_ENV_KEYS[k]] = str(v)
+            env[_ENV_KEYS[k]] = str(reveal(v))
         elif k not in ("dbname", "application_name"):
             rest[k] = v
     return ["-d", make_conninfo(dbname=dbname, **rest)], env

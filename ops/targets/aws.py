@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..errors import ConfigError, OpsError
+from ..secrets import Secret
 from ..settings import Settings
 from .base import AbstractTarget
 
@@ -71,7 +72,7 @@ class AwsTarget(AbstractTarget):
         secret = json.loads(clients.secretsmanager.get_secret_value(SecretId=outputs["master_secret_arn"])["SecretString"])
         tls = {"sslmode": sslmode, **({"sslrootcert": sslrootcert} if sslrootcert else {})}
         primary = {"host": outputs["primary_endpoint"], "port": int(outputs.get("primary_port", 5432)),
-                   "user": secret["username"], "password": secret["password"], **tls}
+                   "user": secret["username"], "password": Secret(secret["password"]), **tls}
         replicas = tuple({**primary, "host": h} for h in outputs.get("replica_endpoints", []))
         return cls(settings, name, outputs, clients, primary, replicas)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..dsn import parse, redact
 from ..errors import ConfigError
+from ..secrets import protect_params
 from ..settings import Settings
 from .base import AbstractTarget, DatabaseRef, select_databases
 
@@ -13,7 +14,7 @@ class DsnTarget(AbstractTarget):
     def __init__(self, settings: Settings):
         self.name = "dsn"
         self.settings = settings
-        params = parse(settings.dsn or "")
+        params = protect_params(parse(settings.dsn or ""))
         database = params.pop("dbname", None)
         if not database:
             raise ConfigError(["the DSN names no database (dbname=...)"], "add dbname=NAME to the DSN.")

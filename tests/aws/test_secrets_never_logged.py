@@ -1,5 +1,5 @@
 """A DEBUG run reading the stack's master secret (moto) never shows the password: not in the log
-stream, not on stdout/stderr, not in any file written, not in the repr of the resulting Environment
+stream, not on stdout/stderr, not in any file written, not in the repr of the resulting AwsTarget
 (issue 9 §4). botocore logs the ``GetSecretValue`` response body at DEBUG, so the run with
 ``botocore=DEBUG`` proves the redaction filter, not only the quiet default."""
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging
 import boto3
 import pytest
 
-from ops.aws_stack import AwsClients, environment_from_outputs
+from ops.settings import from_options
+from ops.targets import AwsClients, AwsTarget
 from ops.logs import QUIET_LOGGERS, configure_logging
 from ops.secrets import forget_secrets
 
@@ -55,7 +56,7 @@ def test_debug_run_logs_and_output_never_show_the_master_password(rds_network, r
     configure_logging(spec, stream=stream)
     configure_logging(spec)  # and the default stream (stderr), replacing the first handler
     configure_logging(spec, stream=stream)
-    env = environment_from_outputs("dev", outputs, clients, sslrootcert="/ca.pem", wait=False)
+    env = AwsTarget.from_outputs(from_options({}, stack="dev"), "dev", outputs, clients, sslrootcert="/ca.pem")
     logging.getLogger("ops.test").debug("primary params %s, env %r", env.primary, env)
     logged = stream.getvalue()
     out, err = capfd.readouterr()
@@ -69,10 +70,9 @@ def test_debug_run_logs_and_output_never_show_the_master_password(rds_network, r
     assert logged.count("ops.test") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="needs Secret in Environment (ops/environment.py)")
-def test_environment_repr_never_shows_the_master_password(rds_network, restore_logging):
+def test_target_repr_never_shows_the_master_password(rds_network, restore_logging):
     outputs, clients = _stack(rds_network)
-    env = environment_from_outputs("dev", outputs, clients, wait=False)
+    env = AwsTarget.from_outputs(from_options({}, stack="dev"), "dev", outputs, clients)
     rendered = [repr(env), str(env), repr(env.primary), repr(env.replicas), f"{env.primary}",
                 json.dumps(env.primary, default=str)]
     assert not any(_leaks(r) for r in rendered)

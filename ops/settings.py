@@ -56,8 +56,9 @@ class Settings:
     stack_given: bool = False
 
     @property
-    def is_local(self) -> bool:
-        return self.dsn is None and self.stack == "local"
+    def pulumi_stack(self) -> str | None:
+        """The Pulumi stack this run names (``--stack dev``), or None for the local stack and ``--dsn``."""
+        return None if self.dsn or self.stack == "local" else self.stack
 
 
 def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: str | None = None,

@@ -22,7 +22,7 @@ def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json_=False, lock_wa
                       lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0))
     s = settings_for(stack, dsn, sql_root, repository)
     say = None if json_ else cli.progress
-    if not s.dsn and s.stack != "local":
+    if s.pulumi_stack:  # Pulumi up first; the database steps then run on the stack's target
         preview_text, report = deploy_aws(s, open_workspace(s.stack, create=yes), yes=yes, databases=list(db or []) or None,
                                           sslrootcert=ca_bundle(s), progress=say)
         if report is None:
@@ -58,7 +58,7 @@ def print_deploy(report, json_):
 def preview(c, stack=None, json_=False):
     """Pulumi preview of an AWS stack: what `invoke deploy --stack NAME --yes` would change."""
     s = settings_for(stack)
-    if s.stack == "local":
+    if not s.pulumi_stack:
         raise ConfigError(["the local stack has no Pulumi preview"], "run `invoke preview --stack NAME` for an AWS stack.")
     text = open_workspace(s.stack).preview()
     if json_:

@@ -270,11 +270,12 @@ def baseline(c, to=None, stack=None, dsn=None, sql_root=None, db=None, dry_run=F
                          "dsn": HELP["dsn"], "replace": "truncate existing syncscript data first",
                          "json_": HELP["json_"]})
 @cli.edge
-def seed(c, db="syncscript", users=1000, seed=42, stack=None, dsn=None, replace=False, json_=False):
+def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, replace=False, json_=False):
     """Fill every syncscript table with realistic, referentially consistent rows."""
     from ..seeddata import seed_syncscript
-    n_users = cli.as_int(users, "--users", minimum=1)
+    n_users = cli.as_int(users, "--users", minimum=1) or 1000  # option values stay strings: we parse them
     seed_n = cli.as_int(seed, "--seed")
+    seed_n = 42 if seed_n is None else seed_n
     if db != "syncscript":
         raise ConfigError([f"db.seed knows the syncscript schema only, not '{db}'"], "run `invoke db.seed --db syncscript`.")
     target = target_for(stack, dsn)

@@ -26,7 +26,7 @@ from typing import Callable
 
 from psycopg import sql
 
-from ..backups.engine import USER_TABLES_SQL, client_env
+from ..backups.engine import USER_TABLES_SQL, client_env_scope
 from ..backups.manifest import Manifest
 from ..backups.repository import Repository, RepositoryError
 from ..dsn import connect, redact, tool_application_name
@@ -86,12 +86,16 @@ def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]
                     size += len(chunk)
             dest = in_place
         else:
-            with open(dest, "wb") as f:
+            # private from the first byte (a physical tarball holds pg_authid); tar runs as the
+            # server user, so that user owns it
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if m.kind != "logical":
+                chown_server(dest, 0o600)
+            with os.fdopen(fd, "wb") as f:
                 for chunk in repo.open_read(m.object_key):
                     h.update(chunk)
                     size += len(chunk)
                     f.write(chunk)
-            os.chmod(dest, 0o644)
     except (RepositoryError, OSError) as exc:
         return dest, [Check("checksum matches manifest", False, f"object unreadable: {exc}")]
     ok = h.hexdigest() == m.sha256 and size == m.size_bytes
@@ -243,10 +247,11 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
         target_params = conn_params
         with _phase(report, "analyze"):
             for db in databases:
-                args, env = client_env(target_params, db)
-                env["PGOPTIONS"] = "-c default_statistics_target=10"  # plans for the checks, not for production
-                proc = subprocess.run([str(pg_bindir() / "vacuumdb"), "--analyze-only", f"--jobs={jobs}", "--no-password",
-                                       "--quiet", "--dbname", args[1]], env=env, capture_output=True, text=True)
+                with client_env_scope(target_params, db) as (args, env):
+                    env["PGOPTIONS"] = "-c default_statistics_target=10"  # plans for the checks, not for production
+                    proc = subprocess.run([str(pg_bindir() / "vacuumdb"), "--analyze-only", f"--jobs={jobs}",
+                                           "--no-password", "--quiet", "--dbname", args[1]], env=env,
+                                          capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise DrillAborted(f"ANALYZE failed: {redact(proc.stderr.strip()[-300:])}", "")
         say("checking the restored data")
@@ -352,10 +357,10 @@ def _drop_database(params: dict, maintenance_db: str, dbname: str) -> None:
 def _restore(params: dict, dbname: str, m: Manifest, dump: Path, jobs: int, say) -> Check:
     if m.kind != "logical":
         return Check("restore finished without errors", True, "physical backup recovered to consistency and started")
-    args, env = client_env(params, dbname)
     say(f"pg_restore -j {jobs}")
-    proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
-                           "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)
+    with client_env_scope(params, dbname) as (args, env):
+        proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
+                               "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         return Check("restore finished without errors", False, redact(proc.stderr.strip()[-600:]))
     return Check("restore finished without errors", True, f"pg_restore -j {jobs} exit 0")

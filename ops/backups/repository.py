@@ -251,11 +251,18 @@ class S3Repository:
                 n += 1
             self._call(f"complete upload {key}", self.s3.complete_multipart_upload, Bucket=self.bucket, Key=k,
                        UploadId=upload, MultipartUpload={"Parts": parts})
-        except BaseException:
+        except BaseException as exc:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=k, UploadId=upload)
-            finally:
-                raise
+            except Exception as abort_exc:  # the connection is still cut: say what is left and how it goes
+                if isinstance(exc, Exception):
+                    raise RepositoryError(
+                        f"{exc} The multipart upload {upload} of {key} could not be aborted either "
+                        f"({type(abort_exc).__name__}: {abort_exc}); it holds no visible backup.",
+                        "once S3 is reachable, `invoke backup.prune --apply` aborts uploads abandoned for 24 h "
+                        f"(or now: aws s3api abort-multipart-upload --bucket {self.bucket} --key {k} "
+                        f"--upload-id {upload}).") from None
+            raise
         return Written(size, h.hexdigest())
 
     def put_bytes(self, key: str, data: bytes) -> Written:

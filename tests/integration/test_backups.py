@@ -411,3 +411,146 @@ def test_no_secret_reaches_a_client_tools_argv(pg, params, dbname, tmp_path, mon
     # the sslpassword went through a private service file, removed afterwards
     files = [e["PGSERVICEFILE"] for e in envs if e.get("PGSERVICEFILE")]
     assert files and not any(os.path.exists(f) for f in files)
+
+
+# ---- faults during backup.create (issue 9 §2): one clear error, nothing left behind ---------------
+
+def big_table(params, db, rows=400_000):
+    """~10 MiB of poorly compressible rows: a dump that spans two 5 MiB S3 parts and outlasts a pipe."""
+    query(params, db, "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v "
+                      f"FROM generate_series(1, {rows}) g")
+
+
+def objects(repo, database):
+    return [o.key for o in repo.list(f"backups/{database}/")]
+
+
+def test_primary_crash_mid_dump_is_a_clear_error_with_nothing_left(tmp_path):
+    from ops.local.cluster import pg_bindir, run_server_cmd
+
+    from .conftest import destroy, make_stack
+    stack = make_stack(0)
+    stack.up()
+    try:
+        p = stack.conninfo()
+        p.pop("dbname")
+        query(p, "postgres", "CREATE DATABASE crashme")
+        big_table(p, "crashme")
+
+        class CrashingRepo(FileRepository):
+            def put_stream(self, key, stream):
+                first = stream.read(65536)  # pg_dump is streaming the table
+                run_server_cmd([str(pg_bindir() / "pg_ctl"), "-D", str(stack.layout.primary.data_dir), "-m",
+                                "immediate", "-w", "stop"], what="crashing the primary")
+                import io
+                return super().put_stream(key, io.BufferedReader(Joined(first, stream)))
+        repo = CrashingRepo(tmp_path / "repo")
+        with pytest.raises(engine.BackupFailed) as info:
+            engine.create_logical(repo, p, "crashme")
+        msg = str(info.value)
+        assert info.value.exit_code == 7 and "'crashme'" in msg and repo.url in msg
+        assert "invoke backup.create --db crashme" in msg and "Traceback" not in msg
+        assert objects(repo, "crashme") == [] and not list((tmp_path / "repo").rglob("*.partial"))
+    finally:
+        destroy(stack)
+
+
+class Joined:
+    """A raw stream of ``first`` followed by the rest of ``stream``."""
+
+    def __init__(self, first, stream):
+        self.first, self.stream = first, stream
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.first[:len(b)] if self.first else self.stream.read(len(b))
+        self.first = self.first[len(data):] if self.first else b""
+        b[:len(data)] = data
+        return len(data)
+
+    closed = False
+
+    def close(self):
+        pass
+
+
+def cut_connection(repo, *operations):
+    """A botocore hook that fails the named S3 operations as a dropped TCP connection would."""
+    from botocore.exceptions import ConnectionClosedError
+
+    def cut(request, **_):
+        raise ConnectionClosedError(endpoint_url=request.url)
+    for op in operations:
+        repo.s3.meta.events.register(f"before-send.s3.{op}", cut, unique_id=f"cut-{op}")
+    return lambda: [repo.s3.meta.events.unregister(f"before-send.s3.{op}", unique_id=f"cut-{op}") for op in operations]
+
+
+@pytest.fixture
+def s3_repo(s3_env):
+    from botocore.config import Config
+    bucket = "b" + os.urandom(4).hex()
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    client = boto3.client("s3", config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+    return S3Repository(bucket, "p", client=client, part_size=5 * 1024 * 1024)
+
+
+def test_cut_s3_connection_mid_upload_aborts_the_multipart_upload(s3_repo, params, dbname):
+    big_table(params, dbname)
+    cut_connection(s3_repo, "UploadPart")  # the first part goes through CreateMultipartUpload, then the cut
+    with pytest.raises(engine.BackupFailed) as info:
+        engine.create_logical(s3_repo, params, dbname)
+    msg = str(info.value)
+    assert info.value.exit_code == 7 and f"'{dbname}'" in msg and s3_repo.url in msg and "upload" in msg
+    assert s3_repo.pending_uploads("backups/") == []  # aborted, not abandoned
+    assert objects(s3_repo, dbname) == []
+
+
+def test_connection_still_cut_at_abort_names_the_upload_and_prune_aborts_it(s3_repo, params, dbname):
+    big_table(params, dbname)
+    restore_link = cut_connection(s3_repo, "UploadPart", "AbortMultipartUpload", "DeleteObject")
+    with pytest.raises(engine.BackupFailed) as info:
+        engine.create_logical(s3_repo, params, dbname)
+    restore_link()
+    msg = str(info.value)
+    assert "could not be aborted" in msg and "backup.prune --apply" in msg
+    left = s3_repo.pending_uploads("backups/")
+    assert len(left) == 1 and left[0].upload_id in msg
+    engine.create_logical(s3_repo, params, dbname)  # a good one, so the database has a listing
+    report = engine.prune(s3_repo, dbname, now=datetime.now(timezone.utc) + timedelta(hours=25), apply=True)
+    assert report.aborted_uploads == [left[0].key] and s3_repo.pending_uploads("backups/") == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (root only): writes past it fail with ENOSPC from the kernel."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_disk_full_at_the_manifest_write_leaves_no_backup(small_disk, params, dbname):
+    query(params, dbname, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+
+    class FillsUp(FileRepository):  # the disk fills (another writer) right before the manifest
+        def put_bytes(self, key, data):
+            if key.endswith("manifest.json"):
+                with open(small_disk / "filler", "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * 4096)
+                            f.flush()
+                    except OSError:
+                        pass
+            return super().put_bytes(key, data)
+    repo = FillsUp(small_disk / "repo")
+    with pytest.raises(engine.BackupFailed) as info:
+        engine.create_logical(repo, params, dbname)
+    msg = str(info.value)
+    assert info.value.exit_code == 7 and "manifest" in msg and "No space left" in msg and repo.url in msg
+    assert objects(repo, dbname) == [] and engine.list_backups(repo, dbname) == []

@@ -540,13 +540,14 @@ def test_disk_full_at_the_manifest_write_leaves_no_backup(small_disk, params, db
     class FillsUp(FileRepository):  # the disk fills (another writer) right before the manifest
         def put_bytes(self, key, data):
             if key.endswith("manifest.json"):
-                with open(small_disk / "filler", "wb") as f:
-                    try:
-                        while True:
-                            f.write(b"\0" * 4096)
-                            f.flush()
-                    except OSError:
+                fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+                try:
+                    while os.write(fd, b"\0" * 4096):
                         pass
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
             return super().put_bytes(key, data)
     repo = FillsUp(small_disk / "repo")
     with pytest.raises(engine.BackupFailed) as info:

@@ -10,6 +10,7 @@ checks, teardown. The report is written whatever the outcome, to the repository 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -101,6 +103,145 @@ def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]
     ok = h.hexdigest() == m.sha256 and size == m.size_bytes
     return dest, [Check("checksum matches manifest", ok,
                         f"sha256 {h.hexdigest()[:16]}… size {size}; manifest {m.sha256[:16]}… size {m.size_bytes}")]
+
+
+# ---- stale drill targets ------------------------------------------------------------------------
+
+OWNER_FILE = "owner.json"
+UNOWNED_GRACE_S = 3600
+"""A drill directory without an owner record (made by an older pgops, or one whose owner is between
+mkdtemp and writing the record) is only treated as stale once it is this old (seconds)."""
+
+
+@dataclass(frozen=True)
+class StaleDrill:
+    """A drill work directory whose owner process is gone, and what was done about it."""
+
+    path: Path
+    owner_pid: int | None
+    reason: str
+    stopped_pids: tuple[int, ...] = ()
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks after boot): with the pid, it names one process
+    for the lifetime of the boot, so a reused pid is told apart (proc(5))."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = data.rsplit(b")", 1)[1].split()
+    return int(fields[19]) if len(fields) > 19 and fields[0] != b"Z" else None
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _write_owner(work: Path) -> None:
+    """Record this process (pid, start time, boot id) as the owner of a drill directory."""
+    doc = {"pid": os.getpid(), "start_time": _proc_start_time(os.getpid()), "boot_id": _boot_id(),
+           "created_at": _iso(datetime.now(timezone.utc))}
+    fd = os.open(work / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+
+
+def _owner_gone(work: Path, now_s: float) -> tuple[int | None, str] | None:
+    """None while the owner lives; else (pid, why it counts as gone)."""
+    try:
+        doc = json.loads((work / OWNER_FILE).read_text())
+        if doc.get("kept"):  # --keep-target: the user removes it (the report says how)
+            return None
+        pid, start, boot = int(doc["pid"]), doc.get("start_time"), str(doc.get("boot_id", ""))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # none yet, or being written
+        age = now_s - work.lstat().st_mtime
+        return None if age < UNOWNED_GRACE_S else (None, f"no readable owner record and {age / 3600:.1f} h old")
+    if boot and boot != _boot_id():
+        return (pid, f"owner pid {pid} ran before the last reboot")
+    current = _proc_start_time(pid)
+    if current is None:
+        return (pid, f"owner pid {pid} is gone")
+    if start is not None and current != start:
+        return (pid, f"owner pid {pid} is gone (the pid now belongs to another process)")
+    return None
+
+
+def _processes_under(path: Path) -> list[int]:
+    """Processes whose working directory is ``path`` or below (a postmaster and its backends run
+    in their data directory)."""
+    out, prefix = [], str(path) + "/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if (cwd == str(path) or cwd.startswith(prefix)) and _proc_start_time(int(entry.name)) is not None:
+            out.append(int(entry.name))
+    return out
+
+
+def _stop_servers_under(work: Path) -> tuple[int, ...]:
+    """Stop every PostgreSQL server whose data directory is under ``work`` (pg_ctl stop -m
+    immediate, as the server user), then SIGKILL whatever still runs there. Returns the pids seen."""
+    seen = _processes_under(work)
+    cwds = set()
+    for pid in seen:
+        try:
+            cwds.add(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            pass
+    for pidfile in work.glob("**/postmaster.pid"):
+        data_dir = pidfile.parent
+        if str(data_dir) in cwds:
+            run_server_cmd([str(pg_bindir() / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "-t", "30",
+                            "stop"], what=f"stopping the stale drill target {data_dir}", check=False)
+    deadline = time.monotonic() + 30
+    while (left := _processes_under(work)) and time.monotonic() < deadline:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return tuple(seen)
+
+
+def cleanup_stale_drills(work_root: Path | None = None) -> list[StaleDrill]:
+    """Find and remove drill targets left by a drill process that is gone (``kill -9``, OOM, a
+    lost machine): every ``pgops-drill-*`` directory under ``work_root`` (default /tmp) that this
+    user owns and whose owner record (:data:`OWNER_FILE`: pid + process start time + boot id,
+    written when the drill starts) names a process that no longer exists — a pid reused by another
+    process does not count as the owner. Directories without a record count as stale after
+    :data:`UNOWNED_GRACE_S`. Their scratch servers are stopped (pg_ctl stop -m immediate, then
+    SIGKILL of anything still running in them) and the directories deleted.
+
+    Returns one :class:`StaleDrill` per directory removed. Raises nothing for one directory that
+    cannot be cleaned (logged; the others carry on). Called at the start of every drill; meant for
+    ``drill.run --cleanup``. Databases left on a ``--target-dsn`` server are not found here."""
+    root = Path(work_root) if work_root else Path("/tmp")
+    out = []
+    now_s = time.time()
+    for work in sorted(root.glob("pgops-drill-*")):
+        try:
+            st = work.lstat()
+            if not work.is_dir() or work.is_symlink() or st.st_uid != os.geteuid():
+                continue  # /tmp is shared: never act on another user's directory or a symlink
+            gone = _owner_gone(work, now_s)
+            if gone is None:
+                continue
+            stopped = _stop_servers_under(work)
+            shutil.rmtree(work)
+            log.warning("removed stale drill target %s (%s)", work, gone[1])
+            out.append(StaleDrill(work, gone[0], gone[1], stopped))
+        except (OSError, OpsError) as exc:
+            log.warning("could not clean up stale drill target %s: %s", work, exc)
+    return out
 
 
 def destroy_scratch(stack: LocalStack) -> None:
@@ -188,7 +329,10 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     t0 = time.monotonic()
     report = DrillReport(m.database, m.id, m.kind, _iso(started), m.created_at,
                          rpo_seconds=round(rpo_seconds(started, m.created), 3))
+    for stale in cleanup_stale_drills(work_root):
+        say(f"removed a stale drill target: {stale.path} ({stale.reason})")
     work = Path(tempfile.mkdtemp(prefix="pgops-drill-", dir=str(work_root) if work_root else "/tmp"))
+    _write_owner(work)
     os.chmod(work, 0o755)
     scratch: LocalStack | None = None
     starter = None
@@ -308,6 +452,11 @@ def _teardown(report: DrillReport, starter, scratch: LocalStack | None, created_
         except Exception:  # a failed start is torn down like any other
             pass
     keep = keep_target and not report.error.startswith("interrupted")
+    if keep:  # kept on purpose: stale-drill cleanup must leave it alone once this process exits
+        try:
+            (work / OWNER_FILE).write_text(json.dumps({"kept": True, "kept_at": _iso(datetime.now(timezone.utc))}))
+        except OSError as exc:
+            log.warning("could not mark %s as kept: %s", work, exc)
     if keep and scratch is not None:
         report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
                               f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "

@@ -28,12 +28,28 @@ from .conftest import REPO, query
 SYNC = "syncscript"
 
 
-def leftovers() -> tuple[list[str], list[str]]:
-    """Drill servers still running and drill directories still on disk."""
+def leftovers(root: Path = Path("/tmp")) -> tuple[list[str], list[str]]:
+    """Drill servers still running and drill directories still on disk under ``root``."""
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    running = [p for p in procs if "pgops-drill-" in p and "postgres" in p]
-    dirs = [str(p) for p in Path("/tmp").glob("pgops-drill-*")]
+    running = [p for p in procs if f"{root}/pgops-drill-" in p and "postgres" in p]
+    dirs = [str(p) for p in root.glob("pgops-drill-*")]
     return running, dirs
+
+
+_WORK_ROOT: list[Path] = []
+
+
+def work_root() -> Path:
+    """Engine-level drills work under a private root, so drills that other processes on this machine
+    run in /tmp at the same time can neither fail "nothing left behind" nor be counted as ours."""
+    if not _WORK_ROOT:
+        import atexit
+        import shutil
+
+        from .conftest import state_dir
+        _WORK_ROOT.append(state_dir())
+        atexit.register(shutil.rmtree, _WORK_ROOT[0], True)
+    return _WORK_ROOT[0]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +77,9 @@ def sql_root(tmp_path):
 
 
 def drill(repo, m, sql_root, **kw):
-    report = run_drill(repo, m, sql_root=sql_root, on_report=lambda r: store_report(repo, r), **kw)
-    assert leftovers() == ([], []), "a drill left a server or directory behind"
+    root = work_root()
+    report = run_drill(repo, m, sql_root=sql_root, on_report=lambda r: store_report(repo, r), work_root=root, **kw)
+    assert leftovers(root) == ([], []), "a drill left a server or directory behind"
     return report
 
 
@@ -264,9 +281,9 @@ def test_ctrl_c_landing_in_teardown_still_tears_down_and_reports(source, sql_roo
     monkeypatch.setattr(dr, "destroy_scratch", interrupted_once)
     reports = []
     with pytest.raises(KeyboardInterrupt):
-        run_drill(repo, m, sql_root=sql_root, on_report=reports.append)
+        run_drill(repo, m, sql_root=sql_root, on_report=reports.append, work_root=work_root())
     assert len(calls) == 2 and reports[0].error == "interrupted (Ctrl-C)"
-    assert leftovers() == ([], [])
+    assert leftovers(work_root()) == ([], [])
 
 
 # ---- drills killed with SIGKILL: stale targets found and removed (issue 9 §2) ----------------------

@@ -329,8 +329,11 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     t0 = time.monotonic()
     report = DrillReport(m.database, m.id, m.kind, _iso(started), m.created_at,
                          rpo_seconds=round(rpo_seconds(started, m.created), 3))
-    for stale in cleanup_stale_drills(work_root):
-        say(f"removed a stale drill target: {stale.path} ({stale.reason})")
+    try:  # targets of drills killed with SIGKILL: never let cleaning up stop this drill
+        for stale in cleanup_stale_drills(work_root):
+            say(f"removed a stale drill target: {stale.path} ({stale.reason})")
+    except Exception as exc:
+        log.warning("stale drill cleanup failed: %s", exc)
     work = Path(tempfile.mkdtemp(prefix="pgops-drill-", dir=str(work_root) if work_root else "/tmp"))
     _write_owner(work)
     os.chmod(work, 0o755)

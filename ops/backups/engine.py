@@ -353,10 +353,17 @@ def list_backups(repo: Repository, database: str | None = None) -> list[Manifest
 
 
 def find_backup(repo: Repository, backup_id: str) -> Manifest:
-    """The manifest of ``backup_id``; raises :class:`OpsError` naming the repository when absent."""
-    for m in list_backups(repo):
+    """The manifest of ``backup_id``; raises :class:`OpsError` naming the repository when absent,
+    or naming the problem when its manifest is invalid (see :func:`scan_backups`)."""
+    listing = scan_backups(repo)
+    for m in listing.valid:
         if m.id == backup_id:
             return m
+    for bad in listing.invalid:
+        if bad.id == backup_id:
+            raise OpsError(f"Backup '{backup_id}' in {repo.url} has an invalid manifest ({bad.problem}); "
+                           "it cannot be used, and prune never deletes it automatically.",
+                           "run `invoke backup.list` to pick another backup.")
     raise OpsError(f"No backup '{backup_id}' in {repo.url} (a backup without a manifest does not exist).",
                    "run `invoke backup.list` to see the backups.")
 

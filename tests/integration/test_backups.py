@@ -214,6 +214,7 @@ def test_restore_over_the_stacks_primary_needs_the_flag(pg, params, dbname, tmp_
 # ---- retention through the engine on a file repository (issue 9 §3) -------------------------------
 
 from ops.backups.manifest import Manifest, backup_prefix, manifest_key  # noqa: E402
+from ops.errors import OpsError  # noqa: E402
 from ops.retention import FutureBackup, RetentionRefused  # noqa: E402
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
@@ -267,6 +268,8 @@ def test_one_database_problem_never_stops_the_others(tmp_path):
     assert {b.id for b in listing.invalid} == {"b-naive", "b-garbage", "b-json"}
     assert [m.id for m in engine.list_backups(repo, "bad")] == ["b-ok"]
     assert engine.find_backup(repo, "g0").id == "g0"
+    with pytest.raises(OpsError, match="b-naive.*invalid manifest.*no UTC offset"):
+        engine.find_backup(repo, "b-naive")
     with pytest.raises(engine.PruneIncomplete) as info:
         engine.prune_all(repo, policy=RetentionPolicy(keep_last=1), apply=True, force=True, now=now)
     err = info.value

@@ -195,6 +195,47 @@ class RetentionRefused(OpsError):
     exit_code = 6
 
 
+class FutureBackup(RetentionRefused):
+    """A backup's created_at lies in the future beyond :data:`tolerance`; never forceable."""
+
+    def __init__(self, database: str, backups, now, tolerance):
+        self.database = database
+        self.backup_ids = [b.id for b in backups]
+        where = f" of database '{database}'" if database else ""
+        names = ", ".join(f"{b.id} (created_at {b.created_at.isoformat()})" for b in backups)
+        super().__init__(
+            f"Prune{where} stopped: backup(s) {names} claim a creation time after now "
+            f"({now.isoformat()}) by more than {tolerance}; ordering by created_at cannot be trusted, "
+            "so nothing of this database was deleted.",
+            "fix the clock of the host that took it, check the manifest with `invoke backup.show ID`, "
+            "then rerun `invoke backup.prune`.")
+
+
+class EmptyRepository(RetentionRefused):
+    """Prune found nothing at all (no manifest, no object) for the database(s) asked for: most
+    likely a mistyped or empty repository URL. Never forceable (restic#4619)."""
+
+    def __init__(self, url: str, databases: list[str]):
+        self.url, self.databases = url, list(databases)
+        what = (f"database(s) {', '.join(repr(d) for d in databases)}" if databases else "any database")
+        super().__init__(f"The repository {url} holds no backups of {what}; refusing to prune an empty listing "
+                         "(a mistyped repository URL looks exactly like this).",
+                         f"check the URL with `invoke backup.list --repository {url}`.")
+
+
+class PruneIncomplete(RetentionRefused):
+    """Prune of some databases was refused or failed; the others were pruned. ``reports`` holds the
+    databases that went through (``PruneReport``), ``failures`` maps each other database to its error."""
+
+    def __init__(self, url: str, reports: list, failures: dict):
+        self.url, self.reports, self.failures = url, list(reports), dict(failures)
+        done = ", ".join(r.database for r in reports) or "none"
+        why = " ".join(f"[{d}] {e}" for d, e in failures.items())
+        super().__init__(f"Prune of {len(failures)} database(s) in {url} stopped: {why} "
+                         f"The other databases were pruned: {done}.",
+                         "fix each database named above, then rerun `invoke backup.prune`.")
+
+
 class BackupError(OpsError):
     """Base of backup, repository, verify and restore failures."""
 

@@ -11,7 +11,14 @@ Layer 2, :func:`plan_prune`, adds the safety floors that the worst days of pgBac
 users call for (wal-g#636, restic#4619): never delete the newest backup, nor the newest backup whose
 restore drill passed, nor any backup younger than a minimum age; refuse an empty listing; refuse a
 plan that deletes more than a set fraction unless forced. Order is always by the manifest's
-``created_at``, never by names. barman's ``retention_policies.py`` is the model of returning a status
+``created_at``, never by names.
+
+A history is not trusted blindly (issue 9 §3): a ``created_at`` more than :data:`FUTURE_TOLERANCE`
+(5 minutes, room for ordinary clock skew between the backup host and the pruning host) after ``now``
+would otherwise become "the newest backup" and let the truly newest one be deleted, so it stops the
+prune of that database (:class:`FutureBackup`). A timestamp that is naive (no UTC offset), unparsable
+or not a string makes that backup *invalid* (:func:`triage`): it is reported, never ordered against
+the others and never deleted automatically. barman's ``retention_policies.py`` is the model of returning a status
 per backup and deleting elsewhere (barman reads the clock itself; here ``now`` is an argument).
 """
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from .errors import OpsError
+from .errors import FutureBackup, RetentionRefused
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,7 @@ class PruneItem:
 @dataclass(frozen=True)
 class PrunePlan:
     items: tuple[PruneItem, ...] = field(default_factory=tuple)
+    invalid: tuple[InvalidBackup, ...] = ()  # listed, never deleted
 
     @property
     def to_delete(self) -> list[BackupFacts]:
@@ -152,27 +160,85 @@ class PrunePlan:
         return [i.backup for i in self.items if i.keep]
 
 
-class RetentionRefused(OpsError):
-    """The prune plan tripped a safety floor that needs ``--force`` (or can never be forced)."""
+FUTURE_TOLERANCE = timedelta(minutes=5)
+"""How far a backup's created_at may lie after ``now`` (clock skew between hosts) before the prune
+of its database is refused."""
 
-    exit_code = 6
+
+@dataclass(frozen=True)
+class InvalidBackup:
+    """A backup whose manifest cannot be trusted (unreadable JSON, naive or unparsable created_at,
+    id not matching its folder). Listed with ``problem``; never deleted automatically."""
+
+    id: str
+    problem: str
+
+
+def parse_created_at(value: object) -> datetime:
+    """An ISO-8601 ``created_at`` with a UTC offset → aware UTC datetime.
+
+    Raises ValueError naming the problem for a naive time (no offset), an unparsable string or a
+    value that is not a string (JSON null, a number)."""
+    if isinstance(value, datetime):
+        d = value
+    elif isinstance(value, str):
+        try:
+            d = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"created_at {value!r} is not an ISO-8601 timestamp") from None
+    else:
+        raise ValueError(f"created_at {value!r} is not a timestamp string")
+    if d.tzinfo is None or d.utcoffset() is None:
+        raise ValueError(f"created_at {value!r} has no UTC offset (naive time)")
+    return d.astimezone(timezone.utc)
+
+
+def triage(records: Sequence[tuple[str, object, bool]]) -> tuple[list["BackupFacts"], list[InvalidBackup]]:
+    """Split raw ``(id, created_at, drill_passed)`` records into valid :class:`BackupFacts` (UTC) and
+    :class:`InvalidBackup` rows (see :func:`parse_created_at`). Pure."""
+    valid, invalid = [], []
+    for backup_id, raw, drilled in records:
+        try:
+            valid.append(BackupFacts(backup_id, parse_created_at(raw), bool(drilled)))
+        except ValueError as exc:
+            invalid.append(InvalidBackup(backup_id, str(exc)))
+    return valid, invalid
 
 
 def plan_prune(backups: Sequence[BackupFacts], policy: RetentionPolicy, now: datetime, *,
                min_age: timedelta = timedelta(hours=1), max_delete_fraction: float = 0.5,
-               force: bool = False, database: str = "") -> PrunePlan:
+               force: bool = False, database: str = "",
+               invalid: Sequence[InvalidBackup] = ()) -> PrunePlan:
     """The retention verdict with safety floors, newest first. Pure.
 
     ``now``: UTC datetime; ``min_age``: backups younger than this are always kept;
     ``max_delete_fraction``: 0..1, refuse a plan deleting more than this share of the backups
-    unless ``force``. Raises :class:`RetentionRefused` for an empty listing (never forceable:
-    restic#4619) or too large a deletion.
+    unless ``force``; ``invalid``: backups already found untrustworthy (:func:`triage`), carried
+    into the plan's ``invalid`` and never deleted. A backup in ``backups`` with a naive
+    ``created_at`` is moved to ``invalid`` too.
+
+    Raises :class:`RetentionRefused` for an empty listing with nothing invalid either (never
+    forceable: restic#4619) or too large a deletion, and :class:`FutureBackup` (never forceable)
+    when a created_at lies more than :data:`FUTURE_TOLERANCE` after ``now``.
     """
     now = _utc(now)
     where = f" of database '{database}'" if database else ""
-    if not backups:
+    invalid = list(invalid)
+    good = []
+    for b in backups:
+        if b.created_at.tzinfo is None or b.created_at.utcoffset() is None:
+            invalid.append(InvalidBackup(b.id, f"created_at {b.created_at.isoformat()} has no UTC offset (naive time)"))
+        else:
+            good.append(b)
+    backups = good
+    if not backups and not invalid:
         raise RetentionRefused(f"The backup listing{where} is empty; refusing to prune anything.",
                                "check the repository URL and credentials with `invoke backup.list`.")
+    future = [b for b in backups if _utc(b.created_at) - now > FUTURE_TOLERANCE]
+    if future:
+        raise FutureBackup(database, future, now, FUTURE_TOLERANCE)
+    if not backups:
+        return PrunePlan((), tuple(invalid))
     ordered = sorted(backups, key=lambda b: _utc(b.created_at), reverse=True)
     verdicts = apply_policy(policy, [b.created_at for b in ordered])
     newest_drilled = next((b.id for b in ordered if b.drill_passed), None)
@@ -186,7 +252,7 @@ def plan_prune(backups: Sequence[BackupFacts], policy: RetentionPolicy, now: dat
         if now - _utc(b.created_at) < min_age:
             reasons.append(f"younger than the minimum age {min_age} (safety floor)")
         items.append(PruneItem(b, bool(reasons), tuple(reasons) or ("not kept by any rule",)))
-    plan = PrunePlan(tuple(items))
+    plan = PrunePlan(tuple(items), tuple(invalid))
     share = len(plan.to_delete) / len(items)
     if share > max_delete_fraction and not force:
         raise RetentionRefused(
@@ -197,4 +263,5 @@ def plan_prune(backups: Sequence[BackupFacts], policy: RetentionPolicy, now: dat
 
 
 __all__ = ["RetentionPolicy", "SEED_002_POLICY", "Verdict", "apply_policy", "BackupFacts", "PruneItem",
-           "PrunePlan", "RetentionRefused", "plan_prune"]
+           "PrunePlan", "RetentionRefused", "plan_prune", "FUTURE_TOLERANCE", "FutureBackup", "InvalidBackup",
+           "parse_created_at", "triage"]

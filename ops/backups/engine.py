@@ -9,10 +9,12 @@ lock, manifest first, and only with ``apply``; a dry run walks the same path to 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,50 +26,71 @@ from psycopg.conninfo import make_conninfo
 
 from .. import __version__
 from ..dsn import connect, describe, redact, tool_application_name
-from ..errors import OpsError
+from ..errors import (BackupFailed, EmptyRepository, FutureBackup, OpsError, PruneIncomplete, RepositoryError,
+                      RestoreRefused, RetentionRefused, VerifyMismatch)
 from ..local.cluster import pg_bindir
+from ..retention import (SEED_002_POLICY, BackupFacts, InvalidBackup, PrunePlan, RetentionPolicy, parse_created_at,
+                         plan_prune)
 from ..secrets import reveal
-from ..retention import SEED_002_POLICY, BackupFacts, PrunePlan, RetentionPolicy, plan_prune
 from .manifest import (CLUSTER, LOGICAL_OBJECT, PHYSICAL_OBJECT, Manifest, backup_prefix, manifest_key,
                        new_backup_id)
-from .repository import Repository, RepositoryError
+from .repository import Repository
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE = timedelta(hours=24)
 
 
-class BackupFailed(OpsError):
-    """A backup could not be taken; nothing of it is visible."""
-
-    exit_code = 7
-
-
-class VerifyMismatch(OpsError):
-    """A backup object does not match its manifest, or pg_restore cannot read it."""
-
-    exit_code = 7
-
-
-class RestoreRefused(OpsError):
-    exit_code = 7
-
-
-_ENV_KEYS = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
-             "passfile": "PGPASSFILE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
-             "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT"}
+_SECRET_KEYS = {"sslpassword"}
+"""Secret libpq keywords with no environment variable: passed through a private service file."""
 
 
 def client_env(params: Mapping, dbname: str) -> tuple[list[str], dict]:
-    """Arguments and environment for a libpq client tool: connection values go in the environment
-    (PGHOST, PGPASSWORD, ...) so no password ever appears in a process listing."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """Arguments and environment for a libpq client tool (pg_dump, pg_restore, psql, pg_basebackup,
+    vacuumdb), so that it connects exactly as psycopg does with the same ``params``.
+
+    The user's own libpq environment (PGPASSFILE, PGSSLMODE, PGSERVICE, PGSSLROOTCERT, ... — every
+    ``PG*`` variable, as psycopg honours them) is kept. Every non-secret value from ``params`` goes
+    into the ``-d`` conninfo, where it wins over the environment and a service file exactly as it
+    does for psycopg. No secret is ever in the returned arguments (a process listing shows argv to
+    every local user): the password travels as PGPASSWORD in the environment. ``sslpassword`` has
+    no environment variable: use :func:`client_env_scope`, which writes it to a private 0600
+    service file; here it raises ValueError rather than reach argv. Returns
+    ``(["-d", conninfo], env)``.
+    """
+    env = dict(os.environ)
     rest = {}
     for k, v in params.items():
-        if k in _ENV_KEYS:
-            env[_ENV_KEYS[k]] = str(reveal(v))
-        elif k not in ("dbname", "application_name"):
+        if k == "password":
+            env["PGPASSWORD"] = str(reveal(v))
+        elif k in _SECRET_KEYS:
+            raise ValueError(f"{k} cannot be passed to a client tool without a service file; use client_env_scope")
+        elif k != "dbname" and v is not None:
             rest[k] = v
     return ["-d", make_conninfo(dbname=dbname, **rest)], env
+
+
+@contextlib.contextmanager
+def client_env_scope(params: Mapping, dbname: str):
+    """:func:`client_env` for a block, also for ``params`` holding ``sslpassword``: secret keywords
+    without an environment variable go to a service file created 0600 from its first byte
+    (``PGSERVICEFILE`` + ``PGSERVICE``) and removed when the block ends. Yields ``(args, env)``."""
+    secrets_ = {k: v for k, v in params.items() if k in _SECRET_KEYS}
+    if not secrets_:
+        yield client_env(params, dbname)
+        return
+    if "service" in params or os.environ.get("PGSERVICE"):
+        raise OpsError("A connection using both a libpq service and sslpassword cannot be handed to the "
+                       "client tools without putting the secret in their argv.",
+                       "put sslpassword in the service's own pg_service.conf entry instead.")
+    args, env = client_env({k: v for k, v in params.items() if k not in _SECRET_KEYS}, dbname)
+    fd, path = tempfile.mkstemp(prefix="pgops-service-", suffix=".conf")  # mkstemp: 0600, O_EXCL
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("[pgops]\n" + "".join(f"{k}={reveal(v)}\n" for k, v in secrets_.items()))
+        env["PGSERVICEFILE"], env["PGSERVICE"] = path, "pgops"
+        yield args, env
+    finally:
+        os.unlink(path)
 
 
 USER_TABLES_SQL = (
@@ -92,99 +115,162 @@ def _tool_version(tool: str) -> str:
 
 # ---- create -------------------------------------------------------------------------------------
 
+def _failed(database: str, repo: Repository, what: str, hint_cmd: str) -> BackupFailed:
+    return BackupFailed(f"Backup of '{database}' to {repo.url} failed: {what}. The partial backup was removed; "
+                        "nothing was recorded.", f"fix the cause, then run `{hint_cmd}` again.")
+
+
 def create_logical(repo: Repository, params: Mapping, database: str, *, stack: str = "local",
                    note: str = "", now: Callable[[], datetime] = _now) -> Manifest:
     """Dump ``database`` (custom format) into ``repo``; returns the manifest, written last.
 
-    Raises :class:`BackupFailed` (the partial object is removed) when pg_dump or the upload fails.
+    Raises :class:`BackupFailed` (exit 7) naming the database, the repository and the next command
+    whenever the backup cannot complete — pg_dump or the server dies, the connection drops, the
+    upload fails, the manifest cannot be written (disk full) — after removing every object of the
+    backup (dump and manifest), so nothing of it is visible or left behind. ConnectError (exit 4)
+    when the database cannot be reached at all. Ctrl-C also removes the partial objects.
     """
+    import psycopg
     started = now()
     t0 = time.monotonic()
     backup_id = new_backup_id(started)
     key = backup_prefix(database, backup_id) + LOGICAL_OBJECT
-    with connect(params, dbname=database, application_name=tool_application_name("backup")) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        server_version = conn.execute("SHOW server_version").fetchone()[0]
-        tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES_SQL + "ORDER BY 1, 2")]
-        ledger_version = None
-        if conn.execute("SELECT to_regclass('pgops.migrations') IS NOT NULL").fetchone()[0]:
-            ledger_version = conn.execute("SELECT max(version) FROM pgops.migrations").fetchone()[0]
-        args, env = client_env(params, database)
-        proc = subprocess.Popen([str(pg_bindir() / "pg_dump"), "-Fc", "--no-password", f"--snapshot={snapshot}", *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        counts: dict[str, int] = {}
-        count_error: list[BaseException] = []
+    mkey = manifest_key(database, backup_id)
+    hint = f"invoke backup.create --db {database}"
+    proc = None
+    stderr_lines: list[bytes] = []
+    try:
+        with connect(params, dbname=database, application_name=tool_application_name("backup")) as conn:
+            try:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+                server_version = conn.execute("SHOW server_version").fetchone()[0]
+                tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES_SQL + "ORDER BY 1, 2")]
+                ledger_version = None
+                if conn.execute("SELECT to_regclass('pgops.migrations') IS NOT NULL").fetchone()[0]:
+                    ledger_version = conn.execute("SELECT max(version) FROM pgops.migrations").fetchone()[0]
+                with client_env_scope(params, database) as (args, env):
+                    proc = subprocess.Popen([str(pg_bindir() / "pg_dump"), "-Fc", "--no-password",
+                                             f"--snapshot={snapshot}", *args],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                    counts: dict[str, int] = {}
+                    count_error: list[BaseException] = []
 
-        def count_rows():  # same snapshot as the dump, while the dump streams
-            try:  # one core for the counts: parallel workers would starve pg_dump
-                conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-                for t in tables:
-                    counts[t] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                        sql.Identifier(*t.split(".", 1)))).fetchone()[0]
-            except BaseException as exc:  # reported below
-                count_error.append(exc)
-        counter = threading.Thread(target=count_rows, daemon=True)
-        counter.start()
-        stderr_lines: list[bytes] = []
-        drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
-        drain.start()
+                    def count_rows():  # same snapshot as the dump, while the dump streams
+                        try:  # one core for the counts: parallel workers would starve pg_dump
+                            conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                            for t in tables:
+                                counts[t] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                                    sql.Identifier(*t.split(".", 1)))).fetchone()[0]
+                        except BaseException as exc:  # reported below
+                            count_error.append(exc)
+                    counter = threading.Thread(target=count_rows, daemon=True)
+                    counter.start()
+                    drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
+                    drain.start()
+                    streamed = False
+                    try:
+                        written = repo.put_stream(key, proc.stdout)
+                        streamed = True
+                    except (RepositoryError, OSError) as exc:
+                        raise _failed(database, repo, f"the upload failed: {redact(str(exc))}", hint) from None
+                    finally:
+                        if not streamed:
+                            if proc.poll() is None:
+                                proc.kill()
+                            with contextlib.suppress(Exception):  # stop the counts: nothing will use them
+                                conn.cancel()
+                        rc = proc.wait()
+                        drain.join(timeout=30)
+                        counter.join(timeout=60)
+                if rc != 0:
+                    why = redact(b"".join(stderr_lines).decode(errors="replace").strip()[-800:])
+                    raise _failed(database, repo, f"pg_dump exited {rc}: {why}", hint)
+                if count_error:
+                    raise _failed(database, repo, f"counting rows in the dump's snapshot failed: "
+                                  f"{redact(str(count_error[0])).strip()}", hint)
+                conn.rollback()
+            except psycopg.Error as exc:  # the server died or the connection dropped mid-backup
+                raise _failed(database, repo, f"the database connection failed: {redact(str(exc)).strip()}",
+                              hint) from None
+        finished = now()
+        m = Manifest(backup_id, database, "logical", _iso(started), _iso(finished), round(time.monotonic() - t0, 3),
+                     written.size, written.sha256, key, repo.location(key), server_version, _tool_version("pg_dump"),
+                     ledger_version, __version__, "pg_dump custom", counts, stack, note)
         try:
-            written = repo.put_stream(key, proc.stdout)
-        except BaseException as exc:
+            repo.put_bytes(mkey, m.to_json())
+        except (RepositoryError, OSError) as exc:
+            raise _failed(database, repo, f"writing the manifest failed: {redact(str(exc))}", hint) from None
+        return m
+    except psycopg.Error as exc:  # raised while leaving the connection (server gone)
+        _discard_all(repo, key, mkey)
+        raise _failed(database, repo, f"the database connection failed: {redact(str(exc)).strip()}", hint) from None
+    except BaseException:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-            _discard(repo, key)
-            if isinstance(exc, (RepositoryError, OSError)):
-                raise BackupFailed(f"Backup of '{database}' failed while uploading to {repo.url}: {exc}",
-                                   "check the repository, then run `invoke backup.create` again.") from None
-            raise
-        rc = proc.wait()
-        drain.join()
-        counter.join()
-        conn.rollback()
-    if rc != 0 or count_error:
-        _discard(repo, key)
-        why = redact(b"".join(stderr_lines).decode(errors="replace").strip()[-800:]) if rc else str(count_error[0])
-        raise BackupFailed(f"Backup of '{database}' failed: pg_dump exited {rc}: {why}",
-                           "fix the cause, then run `invoke backup.create` again; nothing was recorded.")
-    finished = now()
-    m = Manifest(backup_id, database, "logical", _iso(started), _iso(finished), round(time.monotonic() - t0, 3),
-                 written.size, written.sha256, key, repo.location(key), server_version, _tool_version("pg_dump"),
-                 ledger_version, __version__, "pg_dump custom", counts, stack, note)
-    repo.put_bytes(manifest_key(database, backup_id), m.to_json())
-    return m
+        _discard_all(repo, key, mkey)
+        raise
 
 
 def create_physical(repo: Repository, params: Mapping, *, stack: str = "local", note: str = "",
                     now: Callable[[], datetime] = _now) -> Manifest:
-    """``pg_basebackup`` (tar, gzip, WAL included) of the whole cluster streamed into ``repo``."""
+    """``pg_basebackup`` (tar, gzip, WAL included) of the whole cluster streamed into ``repo``.
+
+    Raises :class:`BackupFailed` like :func:`create_logical`, every partial object removed."""
+    import psycopg
     started = now()
     t0 = time.monotonic()
     backup_id = new_backup_id(started)
     key = backup_prefix(CLUSTER, backup_id) + PHYSICAL_OBJECT
-    with connect(params, dbname="postgres", autocommit=True, application_name=tool_application_name("backup")) as conn:
-        server_version = conn.execute("SHOW server_version").fetchone()[0]
-    args, env = client_env(params, "postgres")
-    proc = subprocess.Popen([str(pg_bindir() / "pg_basebackup"), "-D", "-", "-Ft", "-z", "-X", "fetch", "-c", "fast",
-                             "--no-password", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    mkey = manifest_key(CLUSTER, backup_id)
+    hint = "invoke backup.create --kind snapshot"
+    proc = None
     try:
-        written = repo.put_stream(key, proc.stdout)
+        try:
+            with connect(params, dbname="postgres", autocommit=True,
+                         application_name=tool_application_name("backup")) as conn:
+                server_version = conn.execute("SHOW server_version").fetchone()[0]
+        except psycopg.Error as exc:
+            raise _failed(CLUSTER, repo, f"the database connection failed: {redact(str(exc)).strip()}", hint) from None
+        with client_env_scope(params, "postgres") as (args, env):
+            proc = subprocess.Popen([str(pg_bindir() / "pg_basebackup"), "-D", "-", "-Ft", "-z", "-X", "fetch", "-c",
+                                     "fast", "--no-password", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env)
+            err_buf: list[bytes] = []
+            drain = threading.Thread(target=lambda: err_buf.extend(proc.stderr), daemon=True)
+            drain.start()
+            streamed = False
+            try:
+                written = repo.put_stream(key, proc.stdout)
+                streamed = True
+            except (RepositoryError, OSError) as exc:
+                raise _failed(CLUSTER, repo, f"the upload failed: {redact(str(exc))}", hint) from None
+            finally:
+                if not streamed and proc.poll() is None:
+                    proc.kill()
+                rc = proc.wait()
+                drain.join(timeout=30)
+        if rc != 0:
+            raise BackupFailed(f"Physical backup to {repo.url} failed: pg_basebackup: "
+                               f"{redact(b''.join(err_buf).decode(errors='replace').strip()[-800:])}. "
+                               "The partial backup was removed; nothing was recorded.",
+                               "check max_wal_senders and replication access, then run "
+                               "`invoke backup.create --kind snapshot`.")
+        m = Manifest(backup_id, CLUSTER, "snapshot", _iso(started), _iso(now()), round(time.monotonic() - t0, 3),
+                     written.size, written.sha256, key, repo.location(key), server_version,
+                     _tool_version("pg_basebackup"), None, __version__, "pg_basebackup tar.gz", {}, stack, note)
+        try:
+            repo.put_bytes(mkey, m.to_json())
+        except (RepositoryError, OSError) as exc:
+            raise _failed(CLUSTER, repo, f"writing the manifest failed: {redact(str(exc))}", hint) from None
+        return m
     except BaseException:
-        proc.kill()
-        proc.wait()
-        _discard(repo, key)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _discard_all(repo, key, mkey)
         raise
-    err = proc.stderr.read()
-    if proc.wait() != 0:
-        _discard(repo, key)
-        raise BackupFailed(f"Physical backup failed: pg_basebackup: {redact(err.decode(errors='replace').strip()[-800:])}",
-                           "check max_wal_senders and replication access, then run `invoke backup.create --kind snapshot`.")
-    m = Manifest(backup_id, CLUSTER, "snapshot", _iso(started), _iso(now()), round(time.monotonic() - t0, 3),
-                 written.size, written.sha256, key, repo.location(key), server_version,
-                 _tool_version("pg_basebackup"), None, __version__, "pg_basebackup tar.gz", {}, stack, note)
-    repo.put_bytes(manifest_key(CLUSTER, backup_id), m.to_json())
-    return m
 
 
 def _discard(repo: Repository, key: str) -> None:
@@ -192,6 +278,12 @@ def _discard(repo: Repository, key: str) -> None:
         repo.delete(key)
     except Exception as exc:  # prune's orphan sweep removes it later
         log.warning("could not remove partial object %s: %s", key, exc)
+
+
+def _discard_all(repo: Repository, *keys: str) -> None:
+    """Remove every object of a failed backup (manifest first, so nothing stays visible)."""
+    for k in sorted(keys, key=lambda k: not k.endswith("manifest.json")):
+        _discard(repo, k)
 
 
 # ---- list / show --------------------------------------------------------------------------------
@@ -208,17 +300,56 @@ def _documents(repo: Repository, prefix: str, suffix: str, parse: Callable[[byte
     return out
 
 
+@dataclass
+class BackupListing:
+    """What a repository holds for one database (or all): ``valid`` manifests newest first by
+    created_at, and ``invalid`` backups (unreadable manifest JSON, naive or unparsable created_at, id
+    not matching its folder), which are listed with their problem and never deleted automatically."""
+
+    valid: list[Manifest] = field(default_factory=list)
+    invalid: list[InvalidBackup] = field(default_factory=list)
+
+
+def scan_backups(repo: Repository, database: str | None = None) -> BackupListing:
+    """Read every ``backups/<database>/<id>/manifest.json`` (all databases when None) and sort the
+    trustworthy ones newest first by created_at. One bad manifest never hides the others."""
+    out = BackupListing()
+    for obj in repo.list(f"backups/{database}/" if database else "backups/"):
+        if not obj.key.endswith("/manifest.json"):
+            continue
+        folder_id = obj.key.rsplit("/", 2)[-2]
+        try:
+            m = Manifest.from_json(repo.get_bytes(obj.key))
+            created = parse_created_at(m.created_at)
+            if m.id != folder_id:
+                raise ValueError(f"manifest id {m.id!r} does not match its folder {folder_id!r}")
+        except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+            log.warning("invalid backup %s: %s", obj.key, exc)
+            out.invalid.append(InvalidBackup(folder_id, f"{obj.key}: {exc}"))
+            continue
+        out.valid.append((created, m))
+    out.valid = [m for _, m in sorted(out.valid, key=lambda cm: cm[0], reverse=True)]
+    return out
+
+
 def list_backups(repo: Repository, database: str | None = None) -> list[Manifest]:
-    """Every backup with a manifest (others do not exist), newest first by manifest created_at."""
-    found = _documents(repo, f"backups/{database}/" if database else "backups/", "/manifest.json", Manifest.from_json)
-    return sorted(found, key=lambda m: m.created, reverse=True)
+    """Every backup with a trustworthy manifest (others do not exist, see :func:`scan_backups` for the
+    invalid ones), newest first by manifest created_at."""
+    return scan_backups(repo, database).valid
 
 
 def find_backup(repo: Repository, backup_id: str) -> Manifest:
-    """The manifest of ``backup_id``; raises :class:`OpsError` naming the repository when absent."""
-    for m in list_backups(repo):
+    """The manifest of ``backup_id``; raises :class:`OpsError` naming the repository when absent,
+    or naming the problem when its manifest is invalid (see :func:`scan_backups`)."""
+    listing = scan_backups(repo)
+    for m in listing.valid:
         if m.id == backup_id:
             return m
+    for bad in listing.invalid:
+        if bad.id == backup_id:
+            raise OpsError(f"Backup '{backup_id}' in {repo.url} has an invalid manifest ({bad.problem}); "
+                           "it cannot be used, and prune never deletes it automatically.",
+                           "run `invoke backup.list` to pick another backup.")
     raise OpsError(f"No backup '{backup_id}' in {repo.url} (a backup without a manifest does not exist).",
                    "run `invoke backup.list` to see the backups.")
 
@@ -304,21 +435,22 @@ def restore(repo: Repository, m: Manifest, target: Mapping, target_db: str, *, c
         raise VerifyMismatch(f"Backup {m.id} does not match its manifest: {'; '.join(f'{c}: {d}' for c, _, d in failed)}. "
                              "Nothing was restored.", f"pick another backup with `invoke backup.list --db {m.database}`.")
     t0 = time.monotonic()
-    args, env = client_env(target, target_db)
-    cmd = [str(pg_bindir() / "pg_restore"), "--no-password", "--single-transaction", "--exit-on-error", "--no-owner",
-           *(["--clean", "--if-exists"] if clean else []), *args]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-    err_buf: list[bytes] = []
-    drain = threading.Thread(target=lambda: err_buf.extend(proc.stderr), daemon=True)
-    drain.start()
-    try:
-        for chunk in repo.open_read(m.object_key):
-            proc.stdin.write(chunk)
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    rc = proc.wait()
-    drain.join()
+    with client_env_scope(target, target_db) as (args, env):  # the service file lives until pg_restore ends
+        cmd = [str(pg_bindir() / "pg_restore"), "--no-password", "--single-transaction", "--exit-on-error",
+               "--no-owner", *(["--clean", "--if-exists"] if clean else []), *args]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                env=env)
+        err_buf: list[bytes] = []
+        drain = threading.Thread(target=lambda: err_buf.extend(proc.stderr), daemon=True)
+        drain.start()
+        try:
+            for chunk in repo.open_read(m.object_key):
+                proc.stdin.write(chunk)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = proc.wait()
+        drain.join()
     if rc != 0:
         raise OpsError(f"Restore of {m.id} into '{target_db}' failed and was rolled back: "
                        f"{redact(b''.join(err_buf).decode(errors='replace').strip()[-800:])}",
@@ -336,17 +468,21 @@ class PruneReport:
     orphans: list[str] = field(default_factory=list)
     aborted_uploads: list[str] = field(default_factory=list)
     applied: bool = False
+    invalid: list[InvalidBackup] = field(default_factory=list)  # listed, never deleted
 
 
 def drill_reports(repo: Repository, database: str | None = None) -> list[dict]:
-    """Restore-drill reports under ``drills/<database>/`` (all databases when None), newest first."""
-    out = _documents(repo, f"drills/{database}/" if database else "drills/", ".json", json.loads)
-    return sorted(out, key=lambda d: d.get("started_at", ""), reverse=True)
+    """Restore-drill reports under ``drills/<database>/`` (all databases when None), newest first.
+    A report that is not a JSON object is logged and skipped."""
+    out = [d for d in _documents(repo, f"drills/{database}/" if database else "drills/", ".json", json.loads)
+           if isinstance(d, dict)]
+    return sorted(out, key=lambda d: str(d.get("started_at", "")), reverse=True)
 
 
 def drill_passed_ids(repo: Repository, database: str) -> set[str]:
     """Backup ids whose restore drill passed: what retention's drill floor protects."""
-    return {d["backup_id"] for d in drill_reports(repo, database) if d.get("passed") and d.get("backup_id")}
+    return {d["backup_id"] for d in drill_reports(repo, database)
+            if d.get("passed") is True and isinstance(d.get("backup_id"), str)}
 
 
 def _orphans(repo: Repository, database: str, now: datetime) -> list[str]:
@@ -387,15 +523,26 @@ def prune(repo: Repository, database: str, *, policy: RetentionPolicy = SEED_002
     """Plan retention for ``database`` and, with ``apply``, delete what the plan marks (manifest
     first, so a half-deleted backup is already invisible), orphans older than 24 h and abandoned
     multipart uploads. Without ``apply`` the same path runs and deletes nothing.
-    Raises :class:`~ops.retention.RetentionRefused` for an empty listing or too large a plan.
+
+    Invalid backups (:func:`scan_backups`) are reported in ``invalid`` and never deleted. A database
+    with no manifest at all still has its old orphans (an interrupted first backup) swept.
+    Raises :class:`EmptyRepository` when the repository holds nothing at all for ``database``,
+    :class:`~ops.retention.FutureBackup` when a created_at lies in the future (nothing is deleted),
+    :class:`~ops.retention.RetentionRefused` for too large a plan.
     """
     now = now or _now()
-    backups = list_backups(repo, database)
+    listing = scan_backups(repo, database)
     drilled = drill_passed_ids(repo, database)
-    plan = plan_prune([BackupFacts(m.id, m.created, m.id in drilled) for m in backups], policy, now,
-                      min_age=min_age, max_delete_fraction=max_delete_fraction, force=force, database=database)
-    report = PruneReport(database, plan, applied=apply)
-    by_id = {m.id: m for m in backups}
+    facts = [BackupFacts(m.id, m.created, m.id in drilled) for m in listing.valid]
+    if not facts and not listing.invalid:
+        if not repo.list(f"backups/{database}/") and not repo.pending_uploads(f"backups/{database}/"):
+            raise EmptyRepository(repo.url, [database])
+        plan = PrunePlan()  # only orphans / abandoned uploads: nothing to plan, sweep below
+    else:
+        plan = plan_prune(facts, policy, now, min_age=min_age, max_delete_fraction=max_delete_fraction,
+                          force=force, database=database, invalid=listing.invalid)
+    report = PruneReport(database, plan, applied=apply, invalid=list(plan.invalid))
+    by_id = {m.id: m for m in listing.valid}
     ctx = _RepoLock(repo) if apply else _NoLock()
     with ctx:
         for b in plan.to_delete:
@@ -416,6 +563,37 @@ def prune(repo: Repository, database: str, *, policy: RetentionPolicy = SEED_002
     return report
 
 
+def backup_databases(repo: Repository) -> list[str]:
+    """Database names that have anything (a manifest, an orphan) under ``backups/``."""
+    return sorted({o.key.split("/")[1] for o in repo.list("backups/") if o.key.count("/") >= 2})
+
+
+def prune_all(repo: Repository, databases: list[str] | None = None, **kwargs) -> list[PruneReport]:
+    """:func:`prune` every database in ``databases`` (default: every database the repository has
+    objects for), each on its own: one database's refusal or failure never stops the others.
+    ``kwargs`` are :func:`prune`'s.
+
+    Returns the reports when every database went through. Raises :class:`EmptyRepository` when
+    the repository holds nothing for any database asked for (or nothing at all), else
+    :class:`PruneIncomplete` (exit 6) naming each failed database after the others were pruned;
+    its ``reports`` holds theirs.
+    """
+    dbs = list(databases or []) or backup_databases(repo)
+    if not dbs:
+        raise EmptyRepository(repo.url, [])
+    reports, failures = [], {}
+    for d in dbs:
+        try:
+            reports.append(prune(repo, d, **kwargs))
+        except OpsError as exc:
+            failures[d] = exc
+    if failures and all(isinstance(e, EmptyRepository) for e in failures.values()) and not reports:
+        raise EmptyRepository(repo.url, dbs)
+    if failures:
+        raise PruneIncomplete(repo.url, reports, failures)
+    return reports
+
+
 class _NoLock:
     def __enter__(self):
         return self
@@ -430,8 +608,3 @@ def _delete(repo: Repository, key: str, apply: bool) -> None:
     else:
         log.info("dry run: would delete %s", key)
 
-
-def repository_databases(repo: Repository) -> list[str]:
-    """Every database that has any object under ``backups/<database>/`` in ``repo`` — a manifest or
-    only an orphan (an interrupted first backup), so retention reaches both."""
-    return sorted({o.key.split("/")[1] for o in repo.list("backups/") if o.key.count("/") >= 2})

@@ -42,7 +42,9 @@ class Manifest:
 
     @property
     def created(self) -> datetime:
-        return datetime.fromisoformat(self.created_at)
+        """``created_at`` as an aware UTC datetime; ValueError for a naive or unparsable one."""
+        from ..retention import parse_created_at
+        return parse_created_at(self.created_at)
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()

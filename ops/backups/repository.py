@@ -19,16 +19,10 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 from urllib.parse import urlparse
 
-from ..errors import ConfigError, OpsError
+from ..errors import ConfigError, RepositoryError
 
 PART_SIZE = 16 * 1024 * 1024  # bytes; S3 minimum is 5 MiB
 READ_CHUNK = 1024 * 1024
-
-
-class RepositoryError(OpsError):
-    """A repository operation failed (permissions, missing object, network after retries)."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True)
@@ -79,8 +73,33 @@ def _hash_copy(stream: BinaryIO, sink) -> Written:
     return Written(size, h.hexdigest())
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def make_private_dirs(path: Path, stop: Path | None = None) -> None:
+    """Create ``path`` and every missing parent (below ``stop``) with mode 0700 from the start:
+    ``mkdir(mode)`` for each level, not ``mkdir -p`` (whose parents get the umask's default) and
+    not a chmod afterwards. Existing directories are left as they are."""
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent and p != stop:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, PRIVATE_DIR)
+        except FileExistsError:
+            pass
+
+
 class FileRepository:
-    """A directory. Writes go to ``<key>.partial`` and are renamed into place when complete."""
+    """A directory. Writes go to ``<key>.partial`` and are renamed into place when complete.
+
+    Backups hold every row of a database (and a physical one ``pg_authid``'s password hashes), so
+    objects are created 0600 and folders 0700 from their first byte (``os.open`` with a mode,
+    ``O_EXCL``), whatever the umask: no other local user can read them (issue 9 §4).
+    """
 
     def __init__(self, root: Path):
         self.root = root
@@ -94,10 +113,12 @@ class FileRepository:
 
     def put_stream(self, key: str, stream: BinaryIO) -> Written:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         tmp = path.with_name(path.name + ".partial")
+        tmp.unlink(missing_ok=True)  # a leftover of a killed writer: never reuse its mode
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(fd, "wb") as f:
                 written = _hash_copy(stream, f.write)
                 f.flush()
                 os.fsync(f.fileno())
@@ -224,11 +245,18 @@ class S3Repository:
                 n += 1
             self._call(f"complete upload {key}", self.s3.complete_multipart_upload, Bucket=self.bucket, Key=k,
                        UploadId=upload, MultipartUpload={"Parts": parts})
-        except BaseException:
+        except BaseException as exc:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=k, UploadId=upload)
-            finally:
-                raise
+            except Exception as abort_exc:  # the connection is still cut: say what is left and how it goes
+                if isinstance(exc, Exception):
+                    raise RepositoryError(
+                        f"{exc} The multipart upload {upload} of {key} could not be aborted either "
+                        f"({type(abort_exc).__name__}: {abort_exc}); it holds no visible backup.",
+                        "once S3 is reachable, `invoke backup.prune --apply` aborts uploads abandoned for 24 h "
+                        f"(or now: aws s3api abort-multipart-upload --bucket {self.bucket} --key {k} "
+                        f"--upload-id {upload}).") from None
+            raise
         return Written(size, h.hexdigest())
 
     def put_bytes(self, key: str, data: bytes) -> Written:
@@ -298,10 +326,14 @@ def open_repository(url: str, kms_key_id: str | None = None) -> Repository:
     """``file:///abs/path`` or ``s3://bucket[/prefix]``. Raises :class:`ConfigError` otherwise."""
     u = urlparse(url)
     if u.scheme == "file":
+        if u.netloc:  # file://tmp/x is host "tmp", path "/x": it would silently write to /x
+            raise ConfigError([f"repository URL '{url}' has a host part ('{u.netloc}'); a file repository URL is "
+                               f"file:// followed by an absolute path"],
+                              f"pass --repository file:///{u.netloc}{u.path} (three slashes).")
         if not u.path.startswith("/"):
             raise ConfigError([f"repository URL '{url}' needs an absolute path (file:///path)"])
         root = Path(u.path)
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(root)
         return FileRepository(root)
     if u.scheme == "s3" and u.netloc:
         return S3Repository(u.netloc, u.path, kms_key_id)

@@ -10,6 +10,7 @@ checks, teardown. The report is written whatever the outcome, to the repository 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -20,17 +21,18 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from psycopg import sql
 
-from ..backups.engine import USER_TABLES_SQL, client_env
+from ..backups.engine import USER_TABLES_SQL, client_env_scope
 from ..backups.manifest import Manifest
-from ..backups.repository import Repository, RepositoryError
+from ..backups.repository import Repository
 from ..dsn import connect, redact, tool_application_name
-from ..errors import OpsError
+from ..errors import DrillAborted, OpsError, RepositoryError
 from ..local.cluster import LocalStack, chown_server, node_pid, open_stack, pg_bindir, run_server_cmd
 from ..migrations.discovery import discover
 from ..migrations.runner import run_verify_script
@@ -44,10 +46,6 @@ DRILL_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes
                   "max_wal_senders": "0", "archive_mode": "off", "max_wal_size": "'8GB'",
                   "maintenance_work_mem": "'512MB'", "shared_buffers": "'512MB'", "autovacuum": "off"}
 JOBS = 2
-
-
-class DrillAborted(OpsError):
-    exit_code = 8
 
 
 def _free_port() -> int:
@@ -86,17 +84,160 @@ def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]
                     size += len(chunk)
             dest = in_place
         else:
-            with open(dest, "wb") as f:
+            # private from the first byte (a physical tarball holds pg_authid); tar runs as the
+            # server user, so that user owns it
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if m.kind != "logical":
+                chown_server(dest, 0o600)
+            with os.fdopen(fd, "wb") as f:
                 for chunk in repo.open_read(m.object_key):
                     h.update(chunk)
                     size += len(chunk)
                     f.write(chunk)
-            os.chmod(dest, 0o644)
     except (RepositoryError, OSError) as exc:
         return dest, [Check("checksum matches manifest", False, f"object unreadable: {exc}")]
     ok = h.hexdigest() == m.sha256 and size == m.size_bytes
     return dest, [Check("checksum matches manifest", ok,
                         f"sha256 {h.hexdigest()[:16]}… size {size}; manifest {m.sha256[:16]}… size {m.size_bytes}")]
+
+
+# ---- stale drill targets ------------------------------------------------------------------------
+
+OWNER_FILE = "owner.json"
+UNOWNED_GRACE_S = 3600
+"""A drill directory without an owner record (made by an older pgops, or one whose owner is between
+mkdtemp and writing the record) is only treated as stale once it is this old (seconds)."""
+
+
+@dataclass(frozen=True)
+class StaleDrill:
+    """A drill work directory whose owner process is gone, and what was done about it."""
+
+    path: Path
+    owner_pid: int | None
+    reason: str
+    stopped_pids: tuple[int, ...] = ()
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks after boot): with the pid, it names one process
+    for the lifetime of the boot, so a reused pid is told apart (proc(5))."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = data.rsplit(b")", 1)[1].split()
+    return int(fields[19]) if len(fields) > 19 and fields[0] != b"Z" else None
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _write_owner(work: Path) -> None:
+    """Record this process (pid, start time, boot id) as the owner of a drill directory."""
+    doc = {"pid": os.getpid(), "start_time": _proc_start_time(os.getpid()), "boot_id": _boot_id(),
+           "created_at": _iso(datetime.now(timezone.utc))}
+    fd = os.open(work / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+
+
+def _owner_gone(work: Path, now_s: float) -> tuple[int | None, str] | None:
+    """None while the owner lives; else (pid, why it counts as gone)."""
+    try:
+        doc = json.loads((work / OWNER_FILE).read_text())
+        if doc.get("kept"):  # --keep-target: the user removes it (the report says how)
+            return None
+        pid, start, boot = int(doc["pid"]), doc.get("start_time"), str(doc.get("boot_id", ""))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # none yet, or being written
+        age = now_s - work.lstat().st_mtime
+        return None if age < UNOWNED_GRACE_S else (None, f"no readable owner record and {age / 3600:.1f} h old")
+    if boot and boot != _boot_id():
+        return (pid, f"owner pid {pid} ran before the last reboot")
+    current = _proc_start_time(pid)
+    if current is None:
+        return (pid, f"owner pid {pid} is gone")
+    if start is not None and current != start:
+        return (pid, f"owner pid {pid} is gone (the pid now belongs to another process)")
+    return None
+
+
+def _processes_under(path: Path) -> list[int]:
+    """Processes whose working directory is ``path`` or below (a postmaster and its backends run
+    in their data directory)."""
+    out, prefix = [], str(path) + "/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if (cwd == str(path) or cwd.startswith(prefix)) and _proc_start_time(int(entry.name)) is not None:
+            out.append(int(entry.name))
+    return out
+
+
+def _stop_servers_under(work: Path) -> tuple[int, ...]:
+    """Stop every PostgreSQL server whose data directory is under ``work`` (pg_ctl stop -m
+    immediate, as the server user), then SIGKILL whatever still runs there. Returns the pids seen."""
+    seen = _processes_under(work)
+    cwds = set()
+    for pid in seen:
+        try:
+            cwds.add(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            pass
+    for pidfile in work.glob("**/postmaster.pid"):
+        data_dir = pidfile.parent
+        if str(data_dir) in cwds:
+            run_server_cmd([str(pg_bindir() / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "-t", "30",
+                            "stop"], what=f"stopping the stale drill target {data_dir}", check=False)
+    deadline = time.monotonic() + 30
+    while (left := _processes_under(work)) and time.monotonic() < deadline:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return tuple(seen)
+
+
+def cleanup_stale_drills(work_root: Path | None = None) -> list[StaleDrill]:
+    """Find and remove drill targets left by a drill process that is gone (``kill -9``, OOM, a
+    lost machine): every ``pgops-drill-*`` directory under ``work_root`` (default /tmp) that this
+    user owns and whose owner record (:data:`OWNER_FILE`: pid + process start time + boot id,
+    written when the drill starts) names a process that no longer exists — a pid reused by another
+    process does not count as the owner. Directories without a record count as stale after
+    :data:`UNOWNED_GRACE_S`. Their scratch servers are stopped (pg_ctl stop -m immediate, then
+    SIGKILL of anything still running in them) and the directories deleted.
+
+    Returns one :class:`StaleDrill` per directory removed. Raises nothing for one directory that
+    cannot be cleaned (logged; the others carry on). Called at the start of every drill; meant for
+    ``drill.run --cleanup``. Databases left on a ``--target-dsn`` server are not found here."""
+    root = Path(work_root) if work_root else Path("/tmp")
+    out = []
+    now_s = time.time()
+    for work in sorted(root.glob("pgops-drill-*")):
+        try:
+            st = work.lstat()
+            if not work.is_dir() or work.is_symlink() or st.st_uid != os.geteuid():
+                continue  # /tmp is shared: never act on another user's directory or a symlink
+            gone = _owner_gone(work, now_s)
+            if gone is None:
+                continue
+            stopped = _stop_servers_under(work)
+            shutil.rmtree(work)
+            log.warning("removed stale drill target %s (%s)", work, gone[1])
+            out.append(StaleDrill(work, gone[0], gone[1], stopped))
+        except (OSError, OpsError) as exc:
+            log.warning("could not clean up stale drill target %s: %s", work, exc)
+    return out
 
 
 def destroy_scratch(stack: LocalStack) -> None:
@@ -184,7 +325,13 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     t0 = time.monotonic()
     report = DrillReport(m.database, m.id, m.kind, _iso(started), m.created_at,
                          rpo_seconds=round(rpo_seconds(started, m.created), 3))
+    try:  # targets of drills killed with SIGKILL: never let cleaning up stop this drill
+        for stale in cleanup_stale_drills(work_root):
+            say(f"removed a stale drill target: {stale.path} ({stale.reason})")
+    except Exception as exc:
+        log.warning("stale drill cleanup failed: %s", exc)
     work = Path(tempfile.mkdtemp(prefix="pgops-drill-", dir=str(work_root) if work_root else "/tmp"))
+    _write_owner(work)
     os.chmod(work, 0o755)
     scratch: LocalStack | None = None
     starter = None
@@ -243,10 +390,11 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
         target_params = conn_params
         with _phase(report, "analyze"):
             for db in databases:
-                args, env = client_env(target_params, db)
-                env["PGOPTIONS"] = "-c default_statistics_target=10"  # plans for the checks, not for production
-                proc = subprocess.run([str(pg_bindir() / "vacuumdb"), "--analyze-only", f"--jobs={jobs}", "--no-password",
-                                       "--quiet", "--dbname", args[1]], env=env, capture_output=True, text=True)
+                with client_env_scope(target_params, db) as (args, env):
+                    env["PGOPTIONS"] = "-c default_statistics_target=10"  # plans for the checks, not for production
+                    proc = subprocess.run([str(pg_bindir() / "vacuumdb"), "--analyze-only", f"--jobs={jobs}",
+                                           "--no-password", "--quiet", "--dbname", args[1]], env=env,
+                                          capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise DrillAborted(f"ANALYZE failed: {redact(proc.stderr.strip()[-300:])}", "")
         say("checking the restored data")
@@ -303,6 +451,11 @@ def _teardown(report: DrillReport, starter, scratch: LocalStack | None, created_
         except Exception:  # a failed start is torn down like any other
             pass
     keep = keep_target and not report.error.startswith("interrupted")
+    if keep:  # kept on purpose: stale-drill cleanup must leave it alone once this process exits
+        try:
+            (work / OWNER_FILE).write_text(json.dumps({"kept": True, "kept_at": _iso(datetime.now(timezone.utc))}))
+        except OSError as exc:
+            log.warning("could not mark %s as kept: %s", work, exc)
     if keep and scratch is not None:
         report.kept_target = (f"psql 'host=127.0.0.1 port={scratch.layout.primary.port} user=postgres "
                               f"dbname={m.database} passfile={scratch.layout.passfile}'; remove with: "
@@ -352,10 +505,10 @@ def _drop_database(params: dict, maintenance_db: str, dbname: str) -> None:
 def _restore(params: dict, dbname: str, m: Manifest, dump: Path, jobs: int, say) -> Check:
     if m.kind != "logical":
         return Check("restore finished without errors", True, "physical backup recovered to consistency and started")
-    args, env = client_env(params, dbname)
     say(f"pg_restore -j {jobs}")
-    proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
-                           "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)
+    with client_env_scope(params, dbname) as (args, env):
+        proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
+                               "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         return Check("restore finished without errors", False, redact(proc.stderr.strip()[-600:]))
     return Check("restore finished without errors", True, f"pg_restore -j {jobs} exit 0")

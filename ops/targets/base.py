@@ -82,9 +82,9 @@ class AbstractTarget(ABC):
         """Databases whose backups/drills a read task lists: those named, or [None] for all."""
         return list(wanted or []) or [None]
 
-    def repository_databases(self, wanted: list[str] | None, in_repository: Callable[[], list[str]]) -> list[str]:
-        """Databases ``backup.prune`` acts on: those named, else every database the repository holds."""
-        return list(wanted or []) or in_repository()
+    def repository_databases(self, wanted: list[str] | None) -> list[str]:
+        """Databases ``backup.prune`` acts on: those named; empty means every database the repository holds."""
+        return list(wanted or [])
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def ensure_up(self, progress: Callable[[str], None]) -> None:

@@ -37,7 +37,7 @@ class DsnTarget(AbstractTarget):
     def listed_databases(self, wanted: list[str] | None) -> list[str | None]:
         return [self.database]
 
-    def repository_databases(self, wanted, in_repository) -> list[str]:
+    def repository_databases(self, wanted: list[str] | None) -> list[str]:
         return [self.database]
 
     def create_databases(self) -> bool:

@@ -7,7 +7,7 @@ from invoke import Collection
 
 from ..backups import engine
 from ..dsn import parse
-from ..errors import ConfigError, OpsError, VerifyMismatch
+from ..errors import ConfigError, OpsError, PruneIncomplete, VerifyMismatch
 from ..planapply import Plan, Step, execute
 from .common import HELP, cli, open_repo, rerun, target_for, task
 
@@ -62,7 +62,11 @@ def list_(c, db=None, dsn=None, stack=None, repository=None, json_=False):
     """Backups with a manifest, newest first, and the age of each database's newest backup."""
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
-    found = [m for d in target.listed_databases(list(db or []) or None) for m in engine.list_backups(repo, d)]
+    listings = [engine.scan_backups(repo, d) for d in target.listed_databases(list(db or []) or None)]
+    found = [m for x in listings for m in x.valid]
+    invalid = [b for x in listings for b in x.invalid]
+    for b in invalid:  # on stderr in both modes: the JSON on stdout keeps the manifest shape
+        cli.warn(f"invalid backup {b.id} (not listed, never restored or pruned automatically): {b.problem}")
     if json_:
         cli.emit_json([m.summary() for m in found])
         return
@@ -150,29 +154,29 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
     """GFS retention (seed 002: 30 daily, 12 weekly, 12 monthly, 5 yearly) with safety floors; dry run by default."""
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
-    dbs = target.repository_databases(list(db or []) or None, lambda: engine.repository_databases(repo))
-    now = _now()
-    reports = [engine.prune(repo, d, apply=False, force=force) for d in dbs]
-    snapshot_plans = target.prune_snapshots(repo, apply=False, force=force, now=now)
+    dbs = target.repository_databases(list(db or []) or None) or None
+    reports, incomplete = _prune_all(repo, dbs, apply=False, force=force)
+    snapshot_plans = target.prune_snapshots(repo, apply=False, force=force, now=_now())
     if apply:
         deletions = sum(1 for r in reports for i in r.plan.items if not i.keep) + \
             sum(len(r.orphans) + len(r.aborted_uploads) for r in reports) + \
             sum(1 for _, p in snapshot_plans for i in p.items if not i.keep)
-        show = (lambda _l: None) if json_ else cli.say
-        for r in reports if not json_ else []:
-            print_verdicts(f"{r.database}: prune", r.plan, False)
+        if not json_:
+            for r in reports:
+                print_verdicts(f"{r.database}: prune", r.plan, False)
         p = Plan(f"prune {deletions} object(s) in {repo.url}",
                  rerun("backup.prune", cli.target_args(stack, dsn, None), "--apply", *(["--force"] if force else []),
                        *[f"--db {d}" for d in (db or [])]))
         if deletions:
+            good = [r.database for r in reports]
             p.steps.append(Step(f"delete the backups marked DELETE, orphans and abandoned uploads ({deletions})",
-                                lambda: [engine.prune(repo, d, apply=True, force=force) for d in dbs],
+                                lambda: _prune_all(repo, good, apply=True, force=force)[0],
                                 guard="verdicts recomputed under the same floors at apply time"))
-            if snapshot_plans:
+            if any(not i.keep for _, plan in snapshot_plans for i in plan.items):
                 p.steps.append(Step("delete the RDS snapshots marked DELETE",
                                     lambda: target.prune_snapshots(repo, apply=True, force=force, now=_now()),
                                     guard="same policy and floors over pgops-managed snapshots"))
-        results = execute(p, yes=yes, show=show)
+        results = execute(p, yes=yes, show=(lambda _l: None) if json_ else cli.say)
         if results:
             reports = results[0]
             if len(results) > 1:
@@ -181,11 +185,14 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
         cli.emit_json([{"database": r.database, "applied": r.applied,
                         "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
                                       "reasons": list(i.reasons)} for i in r.plan.items],
-                        "deleted": r.deleted, "orphans": r.orphans, "aborted_uploads": r.aborted_uploads}
+                        "deleted": r.deleted, "orphans": r.orphans, "aborted_uploads": r.aborted_uploads,
+                        "invalid": [{"id": b.id, "problem": b.problem} for b in r.invalid]}
                        for r in reports] +
                       [{"database": d, "kind": "rds-snapshot", "applied": apply,
                         "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
                                       "reasons": list(i.reasons)} for i in plan.items]} for d, plan in snapshot_plans])
+        if incomplete is not None:
+            raise incomplete
         return
     for d, plan in snapshot_plans:
         print_verdicts(f"{d}: RDS snapshots", plan, apply)
@@ -194,6 +201,19 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
         if r.orphans or r.aborted_uploads:
             cli.say(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
                     + ("" if r.applied else " (would be removed)"))
+        for b in r.invalid:
+            cli.warn(f"{r.database}: invalid backup {b.id} (never deleted automatically): {b.problem}")
+    if incomplete is not None:
+        raise incomplete
+
+
+def _prune_all(repo, dbs, **kwargs):
+    """:func:`engine.prune_all`, keeping the reports of the databases that went through when others
+    were refused (the refusal is raised after they are shown)."""
+    try:
+        return engine.prune_all(repo, dbs, **kwargs), None
+    except PruneIncomplete as exc:
+        return exc.reports, exc
 
 
 def print_verdicts(title: str, plan, applied: bool) -> None:

@@ -10,7 +10,7 @@ from invoke import Collection
 
 from ..backups import engine
 from ..backups.manifest import CLUSTER
-from ..drills.runner import history as drill_history, run_drill, store_report
+from ..drills.runner import cleanup_stale_drills, history as drill_history, run_drill, store_report
 from ..dsn import parse
 from ..errors import ConfigError, DrillFailed, OpsError
 from .common import HELP, cli, open_repo, target_for, task
@@ -48,11 +48,18 @@ def _write_report(path: Path, doc) -> None:
     **{k: HELP[k] for k in ("repository", "stack", "dsn", "db", "sql_root")}, "backup": "backup id, or latest (default)",
     "kind": "logical (default) or snapshot (local: the physical backup; AWS: an RDS snapshot)",
     "json_": "also write the JSON report to this PATH", "keep_target": "keep the scratch server and print how to reach it",
-    "target_dsn": "restore a logical backup into a temporary database on this server instead of a scratch cluster"})
+    "target_dsn": "restore a logical backup into a temporary database on this server instead of a scratch cluster",
+    "cleanup": "only remove drill targets left by killed drills (their owner process is gone), then exit"})
 @cli.edge
 def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repository=None, json_=None,
-        keep_target=False, sql_root=None, target_dsn=None):
-    """Restore a backup into a throwaway server, check the data, report RTO/RPO; exit 8 when it fails."""
+        keep_target=False, sql_root=None, target_dsn=None, cleanup=False):
+    """Restore a backup into a throwaway server, check the data, report RTO/RPO; exit 8 when it fails.
+    Every drill first removes stale drill targets of killed drills (what --cleanup does alone)."""
+    if cleanup:
+        rows = cleanup_stale_drills()
+        cli.table(f"stale drill targets removed: {len(rows)}", ["directory", "owner pid", "reason"],
+                  [[str(s.path), s.owner_pid, s.reason] for s in rows], whole_first=True)
+        return
     cli.choice(kind, "--kind", KINDS)
     report_path = _report_path(json_)
     scratch = parse(target_dsn) if target_dsn else None

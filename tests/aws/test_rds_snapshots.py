@@ -5,7 +5,8 @@ import boto3
 import pytest
 
 from ops.backups import metrics, rds
-from ops.retention import RetentionPolicy, RetentionRefused
+from ops.errors import RetentionRefused
+from ops.retention import RetentionPolicy
 
 
 @pytest.fixture

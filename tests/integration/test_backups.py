@@ -13,6 +13,7 @@ import boto3
 import pytest
 from psycopg import sql
 
+from ops import errors
 from ops.backups import engine
 from ops.backups.repository import FileRepository, S3Repository
 from ops.settings import DEFAULT_SQL_ROOT
@@ -86,7 +87,7 @@ def test_create_list_verify_restore_round_trip(repo, params, seeded):
     try:
         engine.restore(repo, m, params, target)
         assert table_digest(params, target) == table_digest(params, seeded)
-        with pytest.raises(engine.RestoreRefused):  # not empty any more
+        with pytest.raises(errors.RestoreRefused):  # not empty any more
             engine.restore(repo, m, params, target)
         engine.restore(repo, m, params, target, clean=True)
         assert table_digest(params, target) == table_digest(params, seeded)
@@ -106,7 +107,7 @@ def test_flipped_byte_fails_verify_and_restore(repo, params, seeded):
     assert rows["sha256 matches manifest"] is False and rows["size matches manifest"] is True
     target = new_db(params, seeded + "_x")
     try:
-        with pytest.raises(engine.VerifyMismatch):
+        with pytest.raises(errors.VerifyMismatch):
             engine.restore(repo, m, params, target)
         assert query(params, target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
     finally:
@@ -206,7 +207,356 @@ def test_restore_over_the_stacks_primary_needs_the_flag(pg, params, dbname, tmp_
     query(params, dbname, "CREATE TABLE t (id int)")
     m = engine.create_logical(repo, params, dbname)
     query(params, dbname, "DROP TABLE t")
-    with pytest.raises(engine.RestoreRefused) as info:
+    with pytest.raises(errors.RestoreRefused) as info:
         engine.restore(repo, m, params, dbname, protected=params)
     assert "own primary" in str(info.value)
     engine.restore(repo, m, params, dbname, protected=params, yes_overwrite_primary=True)
+
+
+# ---- retention through the engine on a file repository (issue 9 §3) -------------------------------
+
+from ops.backups.manifest import Manifest, backup_prefix, manifest_key  # noqa: E402
+from ops.errors import OpsError  # noqa: E402
+from ops.errors import FutureBackup, RetentionRefused  # noqa: E402
+
+NOW = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
+
+
+def fake_backup(repo, database, backup_id, created_at, *, manifest: bytes | None = None):
+    """A backup as the engine writes it (object, then manifest), with any created_at text."""
+    key = backup_prefix(database, backup_id) + "dump.pgdump"
+    repo.put_bytes(key, b"dump of " + backup_id.encode())
+    m = Manifest(backup_id, database, "logical", created_at, created_at, 1.0, 10, "0" * 64, key, repo.location(key),
+                 "15.0", "pg_dump 15", None, "0", "pg_dump custom")
+    repo.put_bytes(manifest_key(database, backup_id), m.to_json() if manifest is None else manifest)
+    return backup_id
+
+
+def age(key_path, hours):
+    t = (datetime.now(timezone.utc) - timedelta(hours=hours)).timestamp()
+    os.utime(key_path, (t, t))
+
+
+def test_a_skewed_manifest_stops_the_prune_of_its_database_and_deletes_nothing(tmp_path):
+    repo = FileRepository(tmp_path / "repo")
+    for d in (3, 2):
+        fake_backup(repo, "app", f"old{d}", (NOW - timedelta(days=d)).isoformat())
+    fake_backup(repo, "app", "true-newest", (NOW - timedelta(hours=2)).isoformat())
+    fake_backup(repo, "app", "skewed", (NOW + timedelta(hours=1, minutes=30)).isoformat())
+    before = sorted(o.key for o in repo.list("backups/"))
+    with pytest.raises(FutureBackup) as info:  # a plain `backup.prune --apply`
+        engine.prune(repo, "app", now=NOW, apply=True)
+    assert info.value.exit_code == 6 and "skewed" in str(info.value) and "'app'" in str(info.value)
+    assert sorted(o.key for o in repo.list("backups/")) == before
+    assert not repo.exists("locks/prune.lock")
+
+
+def test_one_database_problem_never_stops_the_others(tmp_path):
+    now = datetime.now(timezone.utc)
+    repo = FileRepository(tmp_path / "repo")
+    for d in range(4):  # "good": keep_last=1 deletes the three older ones
+        fake_backup(repo, "good", f"g{d}", (now - timedelta(days=d + 1)).isoformat())
+    fake_backup(repo, "skew", "s0", (now - timedelta(days=1)).isoformat())
+    fake_backup(repo, "skew", "s-future", (now + timedelta(days=1)).isoformat())
+    fake_backup(repo, "bad", "b-ok", (now - timedelta(days=2)).isoformat())
+    fake_backup(repo, "bad", "b-naive", "2026-11-20T12:00:00")
+    fake_backup(repo, "bad", "b-garbage", "not a time")
+    fake_backup(repo, "bad", "b-json", "", manifest=b"{ truncated")
+    orphan = backup_prefix("orph", "o1") + "dump.pgdump.partial"  # an interrupted first backup
+    repo.put_bytes(orphan, b"half a dump")
+    age(repo.root / orphan, 48)
+    # listing and finding never crash on the invalid ones
+    listing = engine.scan_backups(repo)
+    assert {b.id for b in listing.invalid} == {"b-naive", "b-garbage", "b-json"}
+    assert [m.id for m in engine.list_backups(repo, "bad")] == ["b-ok"]
+    assert engine.find_backup(repo, "g0").id == "g0"
+    with pytest.raises(OpsError, match="b-naive.*invalid manifest.*no UTC offset"):
+        engine.find_backup(repo, "b-naive")
+    with pytest.raises(errors.PruneIncomplete) as info:
+        engine.prune_all(repo, policy=RetentionPolicy(keep_last=1), apply=True, force=True, now=now)
+    err = info.value
+    assert err.exit_code == 6 and set(err.failures) == {"skew"} and isinstance(err.failures["skew"], FutureBackup)
+    assert "[skew]" in str(err) and "s-future" in str(err)
+    reports = {r.database: r for r in err.reports}
+    assert set(reports) == {"good", "bad", "orph"}
+    assert sorted(reports["good"].deleted) == ["g1", "g2", "g3"]
+    assert [m.id for m in engine.list_backups(repo, "good")] == ["g0"]
+    assert {b.id for b in reports["bad"].invalid} == {"b-naive", "b-garbage", "b-json"}
+    assert reports["bad"].deleted == []  # invalid backups are never deleted automatically
+    assert all(repo.exists(manifest_key("bad", b)) for b in ("b-naive", "b-garbage", "b-json", "b-ok"))
+    assert reports["orph"].orphans == [orphan] and not repo.exists(orphan)  # swept without any manifest
+    assert len(engine.list_backups(repo, "skew")) == 2  # untouched
+
+
+def test_prune_refuses_an_empty_or_mistyped_repository(tmp_path):
+    empty = FileRepository(tmp_path / "mistyped")
+    with pytest.raises(errors.EmptyRepository) as info:
+        engine.prune_all(empty, apply=True)
+    assert isinstance(info.value, RetentionRefused) and info.value.exit_code == 6
+    assert empty.url in str(info.value) and "invoke backup.list --repository" in str(info.value)
+    repo = FileRepository(tmp_path / "repo")
+    fake_backup(repo, "app", "a1", (NOW - timedelta(days=1)).isoformat())
+    with pytest.raises(errors.EmptyRepository) as info:  # a database the repository has nothing of
+        engine.prune_all(repo, ["ap"], now=NOW, apply=True)
+    assert "'ap'" in str(info.value)
+    assert [r.database for r in engine.prune_all(repo, now=NOW)] == ["app"]
+
+
+# ---- private objects, file URLs, the user's libpq environment (issue 9 §4/§5) ----------------------
+
+def modes(root):
+    return {p.relative_to(root).as_posix() or ".": p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+
+
+def test_file_repository_objects_and_folders_are_private_from_the_first_byte(params, dbname, tmp_path):
+    from ops.backups.repository import open_repository
+    query(params, dbname, "CREATE TABLE secret (v text); INSERT INTO secret VALUES ('hash')")
+    old = os.umask(0)  # the most permissive umask: modes must not depend on it
+    try:
+        repo = open_repository((tmp_path / "deep" / "repo").as_uri())
+        seen = []
+        m = engine.create_logical(repo, params, dbname)
+        import io
+        partial_repo = FileRepository(tmp_path / "p")
+        stream = io.BytesIO(b"x" * 10)
+
+        class Watch(io.RawIOBase):  # record the partial object's mode after its first byte is written
+            calls = 0
+
+            def read(self, n=-1):
+                Watch.calls += 1
+                if Watch.calls == 2:
+                    seen.extend(p.stat().st_mode & 0o777 for p in (tmp_path / "p").rglob("*.partial"))
+                return stream.read(4)
+        partial_repo.put_stream("backups/a/b/dump.pgdump", Watch())
+    finally:
+        os.umask(old)
+    assert seen == [0o600]
+    got = modes(tmp_path / "deep")
+    assert got["."] == 0o700 and got["repo"] == 0o700
+    files = {k: v for k, v in got.items() if (tmp_path / "deep" / k).is_file()}
+    assert f"repo/{m.object_key}" in files and set(files.values()) == {0o600}
+    assert {v for k, v in got.items() if k not in files} == {0o700}
+    assert set(modes(tmp_path / "p").values()) <= {0o600, 0o700}
+
+
+def test_a_file_url_with_a_host_part_is_refused(tmp_path):
+    from ops.backups.repository import open_repository
+    from ops.errors import ConfigError
+    with pytest.raises(ConfigError) as info:
+        open_repository("file://tmp/x")
+    assert info.value.exit_code == 2 and "file://tmp/x" in str(info.value) and "file:///tmp/x" in str(info.value)
+    assert not os.path.exists("/x")
+
+
+@pytest.fixture
+def passfile_only(pg, params, monkeypatch):
+    """Connection parameters with no password and no passfile: the password is only in $PGPASSFILE."""
+    bare = {k: v for k, v in params.items() if k != "passfile"}
+    monkeypatch.setenv("PGPASSFILE", str(pg.layout.passfile))
+    return bare
+
+
+def test_client_tools_see_the_users_libpq_environment(passfile_only, dbname, tmp_path, sql_root_for):
+    from ops.drills.runner import run_drill
+    query(passfile_only, dbname, "CREATE TABLE notes (id int); INSERT INTO notes SELECT generate_series(1, 30)")
+    repo = FileRepository(tmp_path / "r")
+    m = engine.create_logical(repo, passfile_only, dbname)  # psycopg counts, pg_dump dumps: both via PGPASSFILE
+    assert m.row_counts == {"public.notes": 30}
+    target = new_db(passfile_only, dbname + "_t")
+    try:
+        engine.restore(repo, m, passfile_only, target)
+        assert query(passfile_only, target, "SELECT count(*) FROM notes") == [(30,)]
+    finally:
+        query(passfile_only, "postgres", f'DROP DATABASE "{target}"')
+    r = run_drill(repo, m, sql_root=sql_root_for(dbname), target=dict(passfile_only, dbname="postgres"))
+    assert r.passed, [c for c in r.checks if not c.passed] or r.error
+
+
+@pytest.fixture
+def sql_root_for(tmp_path):
+    def make(db):
+        root = tmp_path / "sql"
+        (root / db).mkdir(parents=True, exist_ok=True)
+        return root
+    return make
+
+
+def test_no_secret_reaches_a_client_tools_argv(pg, params, dbname, tmp_path, monkeypatch, sql_root_for):
+    from ops.drills.runner import run_drill
+    password = pg.layout.passfile.read_text().strip().rsplit(":", 1)[1]
+    secret = {k: v for k, v in params.items() if k != "passfile"}
+    secret.update(password=password, sslpassword="ssl-key-secret-42")
+    argvs, envs = [], []
+    real = subprocess.Popen
+
+    class Spy(real):  # records what every child process (pg_dump, pg_restore, vacuumdb, ...) is given
+        def __init__(self, args, *a, **kw):
+            argvs.append([str(x) for x in args])
+            envs.append(kw.get("env") or {})
+            super().__init__(args, *a, **kw)
+    monkeypatch.setattr(subprocess, "Popen", Spy)
+    query(params, dbname, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+    repo = FileRepository(tmp_path / "r")
+    m = engine.create_logical(repo, secret, dbname)
+    target = new_db(params, dbname + "_t")
+    try:
+        engine.restore(repo, m, secret, target)
+    finally:
+        query(params, "postgres", f'DROP DATABASE "{target}"')
+    r = run_drill(repo, m, sql_root=sql_root_for(dbname), target=dict(secret, dbname="postgres"))
+    assert r.passed, r.error
+    tools = [a for a in argvs if os.path.basename(a[0]) in ("pg_dump", "pg_restore", "vacuumdb")]
+    assert {os.path.basename(a[0]) for a in tools} == {"pg_dump", "pg_restore", "vacuumdb"}
+    for argv in argvs:
+        joined = " ".join(argv)
+        assert password not in joined and "ssl-key-secret-42" not in joined
+        assert "password=" not in joined  # neither password= nor sslpassword=
+    assert any(e.get("PGPASSWORD") == password for e in envs)
+    # the sslpassword went through a private service file, removed afterwards
+    files = [e["PGSERVICEFILE"] for e in envs if e.get("PGSERVICEFILE")]
+    assert files and not any(os.path.exists(f) for f in files)
+
+
+# ---- faults during backup.create (issue 9 §2): one clear error, nothing left behind ---------------
+
+def big_table(params, db, rows=400_000):
+    """~10 MiB of poorly compressible rows: a dump that spans two 5 MiB S3 parts and outlasts a pipe."""
+    query(params, db, "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v "
+                      f"FROM generate_series(1, {rows}) g")
+
+
+def objects(repo, database):
+    return [o.key for o in repo.list(f"backups/{database}/")]
+
+
+def test_primary_crash_mid_dump_is_a_clear_error_with_nothing_left(tmp_path):
+    from ops.local.cluster import pg_bindir, run_server_cmd
+
+    from .conftest import destroy, make_stack
+    stack = make_stack(0)
+    stack.up()
+    try:
+        p = stack.conninfo()
+        p.pop("dbname")
+        query(p, "postgres", "CREATE DATABASE crashme")
+        big_table(p, "crashme")
+
+        class CrashingRepo(FileRepository):
+            def put_stream(self, key, stream):
+                first = stream.read(65536)  # pg_dump is streaming the table
+                run_server_cmd([str(pg_bindir() / "pg_ctl"), "-D", str(stack.layout.primary.data_dir), "-m",
+                                "immediate", "-w", "stop"], what="crashing the primary")
+                import io
+                return super().put_stream(key, io.BufferedReader(Joined(first, stream)))
+        repo = CrashingRepo(tmp_path / "repo")
+        with pytest.raises(errors.BackupFailed) as info:
+            engine.create_logical(repo, p, "crashme")
+        msg = str(info.value)
+        assert info.value.exit_code == 7 and "'crashme'" in msg and repo.url in msg
+        assert "invoke backup.create --db crashme" in msg and "Traceback" not in msg
+        assert objects(repo, "crashme") == [] and not list((tmp_path / "repo").rglob("*.partial"))
+    finally:
+        destroy(stack)
+
+
+class Joined:
+    """A raw stream of ``first`` followed by the rest of ``stream``."""
+
+    def __init__(self, first, stream):
+        self.first, self.stream = first, stream
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.first[:len(b)] if self.first else self.stream.read(len(b))
+        self.first = self.first[len(data):] if self.first else b""
+        b[:len(data)] = data
+        return len(data)
+
+    closed = False
+
+    def close(self):
+        pass
+
+
+def cut_connection(repo, *operations):
+    """A botocore hook that fails the named S3 operations as a dropped TCP connection would."""
+    from botocore.exceptions import ConnectionClosedError
+
+    def cut(request, **_):
+        raise ConnectionClosedError(endpoint_url=request.url)
+    for op in operations:
+        repo.s3.meta.events.register(f"before-send.s3.{op}", cut, unique_id=f"cut-{op}")
+    return lambda: [repo.s3.meta.events.unregister(f"before-send.s3.{op}", unique_id=f"cut-{op}") for op in operations]
+
+
+@pytest.fixture
+def s3_repo(s3_env):
+    from botocore.config import Config
+    bucket = "b" + os.urandom(4).hex()
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    client = boto3.client("s3", config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+    return S3Repository(bucket, "p", client=client, part_size=5 * 1024 * 1024)
+
+
+def test_cut_s3_connection_mid_upload_aborts_the_multipart_upload(s3_repo, params, dbname):
+    big_table(params, dbname)
+    cut_connection(s3_repo, "UploadPart")  # the first part goes through CreateMultipartUpload, then the cut
+    with pytest.raises(errors.BackupFailed) as info:
+        engine.create_logical(s3_repo, params, dbname)
+    msg = str(info.value)
+    assert info.value.exit_code == 7 and f"'{dbname}'" in msg and s3_repo.url in msg and "upload" in msg
+    assert s3_repo.pending_uploads("backups/") == []  # aborted, not abandoned
+    assert objects(s3_repo, dbname) == []
+
+
+def test_connection_still_cut_at_abort_names_the_upload_and_prune_aborts_it(s3_repo, params, dbname):
+    big_table(params, dbname)
+    restore_link = cut_connection(s3_repo, "UploadPart", "AbortMultipartUpload", "DeleteObject")
+    with pytest.raises(errors.BackupFailed) as info:
+        engine.create_logical(s3_repo, params, dbname)
+    restore_link()
+    msg = str(info.value)
+    assert "could not be aborted" in msg and "backup.prune --apply" in msg
+    left = s3_repo.pending_uploads("backups/")
+    assert len(left) == 1 and left[0].upload_id in msg
+    engine.create_logical(s3_repo, params, dbname)  # a good one, so the database has a listing
+    report = engine.prune(s3_repo, dbname, now=datetime.now(timezone.utc) + timedelta(hours=25), apply=True)
+    assert report.aborted_uploads == [left[0].key] and s3_repo.pending_uploads("backups/") == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (root only): writes past it fail with ENOSPC from the kernel."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_disk_full_at_the_manifest_write_leaves_no_backup(small_disk, params, dbname):
+    query(params, dbname, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+
+    class FillsUp(FileRepository):  # the disk fills (another writer) right before the manifest
+        def put_bytes(self, key, data):
+            if key.endswith("manifest.json"):
+                fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+                try:
+                    while os.write(fd, b"\0" * 4096):
+                        pass
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+            return super().put_bytes(key, data)
+    repo = FillsUp(small_disk / "repo")
+    with pytest.raises(errors.BackupFailed) as info:
+        engine.create_logical(repo, params, dbname)
+    msg = str(info.value)
+    assert info.value.exit_code == 7 and "manifest" in msg and "No space left" in msg and repo.url in msg
+    assert objects(repo, dbname) == [] and engine.list_backups(repo, dbname) == []

@@ -29,12 +29,28 @@ from .conftest import REPO, query
 SYNC = "syncscript"
 
 
-def leftovers() -> tuple[list[str], list[str]]:
-    """Drill servers still running and drill directories still on disk."""
+def leftovers(root: Path = Path("/tmp")) -> tuple[list[str], list[str]]:
+    """Drill servers still running and drill directories still on disk under ``root``."""
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    running = [p for p in procs if "pgops-drill-" in p and "postgres" in p]
-    dirs = [str(p) for p in Path("/tmp").glob("pgops-drill-*")]
+    running = [p for p in procs if f"{root}/pgops-drill-" in p and "postgres" in p]
+    dirs = [str(p) for p in root.glob("pgops-drill-*")]
     return running, dirs
+
+
+_WORK_ROOT: list[Path] = []
+
+
+def work_root() -> Path:
+    """Engine-level drills work under a private root, so drills that other processes on this machine
+    run in /tmp at the same time can neither fail "nothing left behind" nor be counted as ours."""
+    if not _WORK_ROOT:
+        import atexit
+        import shutil
+
+        from .conftest import state_dir
+        _WORK_ROOT.append(state_dir())
+        atexit.register(shutil.rmtree, _WORK_ROOT[0], True)
+    return _WORK_ROOT[0]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +78,9 @@ def sql_root(tmp_path):
 
 
 def drill(repo, m, sql_root, **kw):
-    report = run_drill(repo, m, sql_root=sql_root, on_report=lambda r: store_report(repo, r), **kw)
-    assert leftovers() == ([], []), "a drill left a server or directory behind"
+    root = work_root()
+    report = run_drill(repo, m, sql_root=sql_root, on_report=lambda r: store_report(repo, r), work_root=root, **kw)
+    assert leftovers(root) == ([], []), "a drill left a server or directory behind"
     return report
 
 
@@ -265,6 +282,92 @@ def test_ctrl_c_landing_in_teardown_still_tears_down_and_reports(source, sql_roo
     monkeypatch.setattr(dr, "destroy_scratch", interrupted_once)
     reports = []
     with pytest.raises(KeyboardInterrupt):
-        run_drill(repo, m, sql_root=sql_root, on_report=reports.append)
+        run_drill(repo, m, sql_root=sql_root, on_report=reports.append, work_root=work_root())
     assert len(calls) == 2 and reports[0].error == "interrupted (Ctrl-C)"
-    assert leftovers() == ([], [])
+    assert leftovers(work_root()) == ([], [])
+
+
+# ---- drills killed with SIGKILL: stale targets found and removed (issue 9 §2) ----------------------
+
+from ops.drills.runner import OWNER_FILE, _proc_start_time, cleanup_stale_drills  # noqa: E402
+
+from .conftest import state_dir  # noqa: E402
+
+
+def servers_under(root: Path) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(str(root) + "/"):
+                out.append(int(entry.name))
+        except OSError:
+            continue
+    return out
+
+
+def test_a_drill_killed_with_sigkill_is_cleaned_up_by_the_next_drill(source, sql_root, tmp_path):
+    import shutil
+    import sys
+    params, db = source
+    repo = FileRepository(tmp_path / "repo")
+    m = engine.create_logical(repo, params, db)
+    work_root = state_dir()  # drills in their own root: never touch another test's /tmp/pgops-drill-*
+    try:
+        # a drill that hangs in the restore phase, its scratch server (512 MB shared_buffers) up
+        script = ("import sys, time\nfrom pathlib import Path\nfrom ops.backups import engine\n"
+                  "from ops.backups.repository import FileRepository\nfrom ops.drills import runner\n"
+                  "runner._restore = lambda *a, **k: time.sleep(3600)\n"
+                  "repo = FileRepository(Path(sys.argv[1]))\n"
+                  "runner.run_drill(repo, engine.find_backup(repo, sys.argv[2]), sql_root=Path(sys.argv[3]), "
+                  "work_root=Path(sys.argv[4]))\n")
+        proc = subprocess.Popen([sys.executable, "-c", script, str(repo.root), m.id, str(sql_root), str(work_root)],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not list(work_root.glob("pgops-drill-*/target/**/postmaster.pid")) or not servers_under(work_root):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.1)
+        time.sleep(1)
+        proc.kill()  # kill -9 the drill process alone: no teardown runs
+        proc.wait()
+        time.sleep(0.5)
+        stale_dirs = list(work_root.glob("pgops-drill-*"))
+        assert len(stale_dirs) == 1 and servers_under(work_root), "the kill left nothing to clean up"
+        # the next drill finds the stale target first, stops its server and removes it
+        said = []
+        r = run_drill(repo, m, sql_root=sql_root, work_root=work_root, progress=said.append)
+        assert r.passed, failed(r)
+        assert servers_under(work_root) == [] and list(work_root.iterdir()) == []
+        assert any(str(stale_dirs[0]) in s and f"owner pid {proc.pid} is gone" in s for s in said), said
+    finally:
+        for pid in servers_under(work_root):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(work_root, ignore_errors=True)
+
+
+def test_cleanup_judges_owners_by_pid_and_start_time(tmp_path):
+    def drill_dir(name, owner):
+        d = tmp_path / f"pgops-drill-{name}"
+        d.mkdir()
+        if owner is not None:
+            (d / OWNER_FILE).write_text(json.dumps(owner))
+        return d
+    me = {"pid": os.getpid(), "start_time": _proc_start_time(os.getpid()),
+          "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip()}
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = drill_dir("alive", me)
+    reused = drill_dir("reused", {**me, "start_time": me["start_time"] - 1})  # same pid, another process
+    gone = drill_dir("gone", {**me, "pid": dead.pid})
+    rebooted = drill_dir("rebooted", {**me, "boot_id": "another-boot"})
+    kept = drill_dir("kept", {"kept": True})  # --keep-target: the user removes it
+    young = drill_dir("young", None)  # no record yet (or an older pgops): spared for an hour
+    old = drill_dir("old", None)
+    t = time.time() - 7200
+    os.utime(old, (t, t))
+    (tmp_path / "pgops-drill-file").write_text("not a directory")
+    removed = {s.path.name: s for s in cleanup_stale_drills(tmp_path)}
+    assert set(removed) == {"pgops-drill-reused", "pgops-drill-gone", "pgops-drill-rebooted", "pgops-drill-old"}
+    assert "another process" in removed["pgops-drill-reused"].reason
+    assert removed["pgops-drill-gone"].owner_pid == dead.pid
+    assert alive.exists() and kept.exists() and young.exists()
+    assert not reused.exists() and not gone.exists() and not rebooted.exists() and not old.exists()

@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ops.retention import (SEED_002_POLICY, BackupFacts, RetentionPolicy, RetentionRefused, apply_policy,
+from ops.errors import RetentionRefused
+from ops.retention import (SEED_002_POLICY, BackupFacts, RetentionPolicy, apply_policy,
                            plan_prune)
 
 UTC = timezone.utc
@@ -141,3 +142,100 @@ def test_order_is_by_created_at_not_by_id():
     backups = [BackupFacts("zzz-oldest", NOW - timedelta(days=3)), BackupFacts("aaa-newest", NOW - timedelta(days=2))]
     plan = plan_prune(backups, RetentionPolicy(keep_last=1), NOW)
     assert [b.id for b in plan.to_keep] == ["aaa-newest"]
+
+
+# ---- untrusted histories: skewed (future), duplicate and malformed timestamps ---------------------
+
+from ops.errors import FutureBackup  # noqa: E402
+from ops.retention import FUTURE_TOLERANCE, InvalidBackup, parse_created_at, triage  # noqa: E402
+
+MIN_AGE = timedelta(hours=1)
+offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-7, minutes=-30))])
+past = st.builds(lambda ago, tz: (NOW - ago).astimezone(tz),
+                 st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=800)), offsets)
+skewed = st.builds(lambda ahead, tz: (NOW + ahead).astimezone(tz),
+                   st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=3)), offsets)
+# (raw created_at as a manifest would hold it, kind)
+stamps = st.one_of(
+    past.map(lambda d: (d.isoformat(), "valid")),
+    skewed.map(lambda d: (d.isoformat(), "valid")),
+    past.map(lambda d: (d.replace(tzinfo=None).isoformat(), "malformed")),  # naive
+    st.sampled_from(["", "yesterday", "2026-13-45T00:00:00+00:00", "2026-11-21T25:00:00Z", "null"])
+      .map(lambda s: (s, "malformed")),
+    st.sampled_from([None, 1763726400, 3.5, ["2026-11-21T00:00:00+00:00"], {"t": 1}]).map(lambda v: (v, "malformed")),
+)
+
+
+@st.composite
+def histories(draw):
+    """Backups with unique ids whose raw created_at may be skewed into the future, malformed, or a
+    duplicate of another backup's (same instant, possibly written with another offset)."""
+    pool = draw(st.lists(stamps, min_size=1, max_size=25))
+    n = draw(st.integers(min_value=1, max_value=40))
+    picks = [draw(st.sampled_from(pool)) for _ in range(n)]  # repeats = duplicate timestamps
+    drilled = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return [(f"b{i:02d}", raw, kind, d) for i, ((raw, kind), d) in enumerate(zip(picks, drilled))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(policies, histories(), st.booleans())
+def test_floors_hold_over_skewed_duplicate_and_malformed_histories(policy, history, force):
+    valid, invalid = triage([(i, raw, d) for i, raw, _, d in history])
+    assert {b.id for b in valid} == {i for i, _, kind, _ in history if kind == "valid"}
+    assert {b.id for b in invalid} == {i for i, _, kind, _ in history if kind == "malformed"}
+    assert all(b.created_at.tzinfo is not None for b in valid)
+    future = {b.id for b in valid if b.created_at - NOW > FUTURE_TOLERANCE}
+    try:
+        plan = plan_prune(valid, policy, NOW, min_age=MIN_AGE, max_delete_fraction=1.0 if force else 0.5,
+                          force=force, database="app", invalid=invalid)
+    except FutureBackup as exc:  # the prune of this database stops, naming every skewed backup
+        assert future and set(exc.backup_ids) == future and exc.exit_code == 6
+        assert all(b in str(exc) for b in future) and "app" in str(exc)
+        return
+    except RetentionRefused as exc:
+        assert not future
+        assert "would delete" in str(exc) and not force  # only the >50 % floor may refuse here
+        return
+    assert not future
+    # every backup appears exactly once: in the verdicts or as invalid
+    assert sorted([i.backup.id for i in plan.items] + [b.id for b in plan.invalid]) == sorted(h[0] for h in history)
+    deleted = {b.id for b in plan.to_delete}
+    assert not deleted & {b.id for b in invalid}, "an invalid backup is never deleted automatically"
+    if valid:
+        newest = max(b.created_at for b in valid)
+        assert any(b.created_at == newest for b in plan.to_keep), "the newest valid backup is kept"
+        drilled = [b.created_at for b in valid if b.drill_passed]
+        if drilled:
+            assert any(b.drill_passed and b.created_at == max(drilled) for b in plan.to_keep), \
+                "the newest drilled backup is kept"
+        for b in valid:
+            if NOW - b.created_at < MIN_AGE:
+                assert b.id not in deleted, f"{b.id} is younger than the minimum age"
+    for item in plan.items:
+        assert item.reasons
+
+
+def test_a_future_backup_stops_the_prune_and_is_named():
+    # the issue's case: a skewed backup later the same UTC day takes the daily slot of the truly newest
+    backups = [facts(2), facts(1), BackupFacts("true-newest", NOW - timedelta(hours=2)),
+               BackupFacts("skewed", NOW + timedelta(hours=1, minutes=30))]
+    with pytest.raises(FutureBackup) as info:
+        plan_prune(backups, SEED_002_POLICY, NOW, force=True, database="app")
+    assert info.value.backup_ids == ["skewed"] and "skewed" in str(info.value) and "'app'" in str(info.value)
+    within = [facts(1), BackupFacts("slightly-ahead", NOW + FUTURE_TOLERANCE - timedelta(seconds=1))]
+    assert {b.id for b in plan_prune(within, SEED_002_POLICY, NOW).to_keep} == {"b1", "slightly-ahead"}
+
+
+def test_malformed_timestamps_are_invalid_not_fatal():
+    for raw in ("2026-11-21T12:00:00", "nonsense", None, 7, ""):
+        with pytest.raises(ValueError):
+            parse_created_at(raw)
+    assert parse_created_at("2026-11-21T13:00:00+01:00") == NOW
+    valid, invalid = triage([("ok", NOW.isoformat(), False), ("naive", "2026-11-21T12:00:00", True)])
+    assert [b.id for b in valid] == ["ok"] and [b.id for b in invalid] == ["naive"]
+    assert "naive" in invalid[0].problem
+    plan = plan_prune([*valid, BackupFacts("naive-facts", datetime(2026, 1, 1))], RetentionPolicy(keep_last=1), NOW,
+                      invalid=invalid)
+    assert [b.id for b in plan.to_keep] == ["ok"] and {b.id for b in plan.invalid} == {"naive", "naive-facts"}
+    only_invalid = plan_prune([], SEED_002_POLICY, NOW, invalid=[InvalidBackup("x", "unreadable")])
+    assert only_invalid.items == () and only_invalid.to_delete == []

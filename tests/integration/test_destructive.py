@@ -1,0 +1,138 @@
+"""Plan, show, confirm, apply, re-check (issue 10) for every destructive task, and what the user reads
+(issue 9 §6): without a terminal and without --yes a destructive task exits 2 and changes nothing; with
+--yes it prints the plan, applies it and re-checks. Restores over a stack's own server are refused,
+failing closed. Hints repeat the invocation's target; server text is printed literally; piped output
+never cuts an id."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ops.backups import engine
+from ops.backups.repository import open_repository
+from ops.errors import RestoreRefused
+from ops.settings import from_options
+from ops.targets import DsnTarget, LocalTarget
+
+from .conftest import invoke, query
+
+pytestmark = pytest.mark.integration
+
+
+def dsn(pg, dbname):
+    p = pg.conninfo()
+    return f"host=127.0.0.1 port={p['port']} user=postgres dbname={dbname} passfile={p['passfile']}"
+
+
+@pytest.fixture
+def backed_up(pg, params, dbname, tmp_path):
+    """A database with rows and one real backup in a private file repository, plus three older copies
+    of it (two on the same day 40 days ago: GFS keeps one of them)."""
+    query(params, dbname, "CREATE TABLE t (id int primary key, note text); "
+                          "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 500) g")
+    url = (tmp_path / "repo").as_uri()
+    res = invoke(["backup.create", "--dsn", dsn(pg, dbname), "--repository", url, "--json"])
+    assert res.returncode == 0, res.stderr
+    repo = open_repository(url)
+    m = engine.list_backups(repo, dbname)[0]
+    now = datetime.now(timezone.utc)
+    for i, age in enumerate((timedelta(days=40, hours=2), timedelta(days=40, hours=1), timedelta(days=80)), 1):
+        created = now - age
+        bid = f"{created:%Y%m%dT%H%M%SZ}-00000{i}"
+        key = f"backups/{dbname}/{bid}/dump.pgdump"
+        repo.put_bytes(key, b"".join(repo.open_read(m.object_key)))
+        old = dataclasses.replace(m, id=bid, created_at=created.isoformat(), finished_at=created.isoformat(), object_key=key)
+        repo.put_bytes(f"backups/{dbname}/{bid}/manifest.json", old.to_json())
+    return url, repo, m
+
+
+def ids(repo, dbname):
+    return sorted(b.id for b in engine.list_backups(repo, dbname))
+
+
+def test_prune_apply_needs_yes_and_then_deletes_what_the_plan_showed(pg, dbname, backed_up):
+    url, repo, _ = backed_up
+    before = ids(repo, dbname)
+    refused = invoke(["backup.prune", "--dsn", dsn(pg, dbname), "--repository", url, "--apply"])
+    assert refused.returncode == 2 and "--yes" in refused.stderr and "Traceback" not in refused.stderr
+    assert "plan: prune 1 object(s)" in refused.stdout and "DELETE" in refused.stdout
+    assert ids(repo, dbname) == before  # nothing changed
+    done = invoke(["backup.prune", "--dsn", dsn(pg, dbname), "--repository", url, "--apply", "--yes", "--json"])
+    assert done.returncode == 0, done.stderr
+    verdicts = json.loads(done.stdout)[0]
+    deleted = [v["id"] for v in verdicts["verdicts"] if not v["keep"]]
+    assert len(deleted) == 1 and deleted[0].endswith("-000001")  # the older of the two on one day
+    assert ids(repo, dbname) == [b for b in before if b not in deleted]
+
+
+def test_restore_clean_needs_yes_and_replaces_the_data(pg, params, dbname, backed_up):
+    url, repo, m = backed_up
+    query(params, dbname, "DELETE FROM t WHERE id > 100")
+    args = ["backup.restore", "--backup-id", m.id, "--repository", url, "--dsn", dsn(pg, dbname), "--clean"]
+    refused = invoke(args)
+    assert refused.returncode == 2 and "plan: restore" in refused.stdout and "--yes" in refused.stderr
+    assert query(params, dbname, "SELECT count(*) FROM t") == [(100,)]
+    done = invoke([*args, "--yes"])
+    assert done.returncode == 0, done.stderr
+    assert query(params, dbname, "SELECT count(*) FROM t") == [(500,)]
+
+
+def test_restore_over_a_stacks_own_server_is_refused_by_endpoint(pg, params, dbname, backed_up):
+    url, _, m = backed_up
+    env = {"PGOPS_STATE_DIR": str(pg.layout.state_dir)}
+    res = invoke(["backup.restore", "--backup-id", m.id, "--repository", url, "--dsn", dsn(pg, dbname)], env)
+    assert res.returncode == 7 and "own server" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_next_hints_repeat_the_target_and_server_text_is_literal(pg, dbname, chain_dir):
+    chain_dir({"001_bad": {"up.sql": "CREATE TABLE ok (id int);\nSELECT '[/x] [red]gone[/red]'::int;\n"}})
+    common = ["--dsn", dsn(pg, dbname), "--db", "app", "--sql-root", str(chain_dir.root)]
+    res = invoke(["db.migrate", *common])
+    assert res.returncode == 5 and "Traceback" not in res.stderr
+    assert "[/x] [red]gone[/red]" in res.stderr  # printed literally, not eaten as markup
+    hint = res.stderr.split("Next:", 1)[1]
+    assert "`invoke db.migrate --db app" in hint or f"`invoke db.migrate --db {dbname}" in hint
+    assert "--dsn" in hint and "--sql-root" in hint and str(chain_dir.root) in hint
+
+
+def test_piped_tables_never_cut_ids(pg, dbname, backed_up):
+    url, repo, _ = backed_up
+    res = invoke(["backup.list", "--dsn", dsn(pg, dbname), "--repository", url], {"COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    for bid in ids(repo, dbname):
+        assert bid in res.stdout
+    assert "…" not in res.stdout
+
+
+class _NoEndpoints(LocalTarget):
+    """The stack's servers reached under another name: only the identity check can catch it."""
+
+    def protected_endpoints(self):
+        return [{"host": "db.elsewhere.invalid", "port": 5432, "dbname": "postgres"}]
+
+
+class _Unreadable(DsnTarget):
+    def protected_endpoints(self):
+        return [{"host": "db.elsewhere.invalid", "port": 5432, "dbname": "postgres"}]
+
+    def protected_identities(self):
+        return [("primary db.elsewhere.invalid:5432", None)]
+
+
+def test_restore_guard_compares_identities_from_pg_control(pg, params, dbname):
+    """pg_controldata reads each local node's identity with no server connection; same identity → refused."""
+    target = _NoEndpoints(from_options({}), stack=pg)
+    assert [i for _, i in target.protected_identities()][0] is not None
+    with pytest.raises(RestoreRefused, match="same system identifier"):
+        target.guard_restore_target(params, dbname)
+    target.guard_restore_target(params, dbname, allow_overwrite=True)  # --yes-overwrite-primary lifts it
+
+
+def test_restore_guard_fails_closed_when_a_protected_server_cannot_be_identified(pg, params, dbname):
+    target = _Unreadable(from_options({}, dsn=dsn(pg, dbname)))
+    with pytest.raises(RestoreRefused, match="cannot rule out"):
+        target.guard_restore_target(params, dbname)

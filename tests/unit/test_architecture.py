@@ -56,3 +56,12 @@ def test_readme_reproduces_the_exit_code_table():
     readme = (REPO / "README.md").read_text()
     rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme, re.M))
     assert {int(k): v for k, v in rows.items()} == dict(EXIT_CODES)
+
+
+def test_pgops_variables_are_read_in_one_module_and_documented():
+    from ops.settings import VARIABLES
+    readers = [str(p.relative_to(REPO)) for p in (REPO / "ops").rglob("*.py")
+               if re.search(r"(environ|getenv)[^\n]*[\"']PGOPS_", p.read_text()) and p.name != "settings.py"]
+    assert readers == []
+    readme = (REPO / "README.md").read_text()
+    assert [k for k, _, _ in VARIABLES if f"| `{k}` |" not in readme] == []

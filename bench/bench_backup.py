@@ -19,7 +19,7 @@ from pathlib import Path
 from common import REPO, Contender, arguments, compare, invoke, parse, psql, report, throwaway_cluster
 
 from ops.dsn import connect
-from ops.local.cluster import pg_bindir
+from ops.pgtools import pg_bindir
 
 
 def run_watching_memory(cmd: list[str], **kw) -> tuple[float, int]:

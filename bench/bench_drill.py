@@ -22,7 +22,8 @@ from common import Contender, arguments, compare, free_port, invoke, parse, psql
 
 from ops.dsn import connect
 from ops.drills.runner import DRILL_SETTINGS, JOBS
-from ops.local.cluster import open_stack, pg_bindir
+from ops.local.cluster import open_stack
+from ops.pgtools import pg_bindir
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ users in under a minute here; issue 9 §7: the baseline does the same work).
 Same work on both sides, into a fresh migrated syncscript database each run (cloned from a template):
 one transaction with ``session_replication_role = replica`` (per-row FK triggers off), the secondary
 indexes dropped before the load and rebuilt after it, every foreign key checked once set-wise
-(the same anti-joins as ``ops.seeddata``), commit, ``ANALYZE``. What differs is only where the rows
+(the same anti-joins as ``sql/syncscript/seed.py``), commit, ``ANALYZE``. What differs is only where the rows
 come from: pgops generates them in the server (``INSERT ... SELECT generate_series``); the baseline
 ``COPY``s a ``pg_dump --data-only`` of the rows pgops generated. pgops' time includes its interpreter
 start-up. Harness and order: bench/common.py.
@@ -22,8 +22,11 @@ from pathlib import Path
 from common import Contender, arguments, compare, invoke, parse, psql, report, throwaway_cluster
 
 from ops.dsn import connect
-from ops.local.cluster import pg_bindir
-from ops.seeddata import TABLES
+from ops.pgtools import pg_bindir
+from ops.seeds import load_seeder
+from ops.settings import DEFAULT_SQL_ROOT
+
+TABLES = load_seeder(DEFAULT_SQL_ROOT, "syncscript").TABLES
 
 SECONDARY_INDEXES = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(i.indexrelid) "

@@ -14,7 +14,7 @@ import subprocess
 
 from common import Contender, arguments, compare, invoke, parse, psql, report, throwaway_cluster
 
-from ops.local.cluster import pg_bindir
+from ops.pgtools import pg_bindir
 
 GOAL_S = 0.2
 

@@ -32,7 +32,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ops.local.cluster import LocalStack, open_stack, pg_bindir  # noqa: E402
+from ops.local.cluster import LocalStack, open_stack  # noqa: E402
+from ops.pgtools import pg_bindir  # noqa: E402
 
 MIN_REPEATS = 5
 QUICK_REPEATS = 2

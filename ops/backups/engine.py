@@ -10,11 +10,9 @@ lock, manifest first, and only with ``apply``; a dry run walks the same path to 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,75 +20,21 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from .. import __version__
 from ..dsn import connect, describe, redact, tool_application_name
-from ..errors import (BackupFailed, EmptyRepository, FutureBackup, OpsError, PruneIncomplete, RepositoryError,
-                      RestoreRefused, RetentionRefused, VerifyMismatch)
-from ..local.cluster import pg_bindir
+from ..errors import (BackupFailed, EmptyRepository, OpsError, PruneIncomplete, RepositoryError,
+                      RestoreRefused, VerifyMismatch)
+from ..pgtools import client_env_scope, pg_bindir
 from ..retention import (SEED_002_POLICY, BackupFacts, InvalidBackup, PrunePlan, RetentionPolicy, parse_created_at,
                          plan_prune)
-from ..secrets import reveal
 from .manifest import (CLUSTER, LOGICAL_OBJECT, PHYSICAL_OBJECT, Manifest, backup_prefix, manifest_key,
                        new_backup_id)
+from .drillreports import drill_passed_ids
 from .repository import Repository
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE = timedelta(hours=24)
-
-
-_SECRET_KEYS = {"sslpassword"}
-"""Secret libpq keywords with no environment variable: passed through a private service file."""
-
-
-def client_env(params: Mapping, dbname: str) -> tuple[list[str], dict]:
-    """Arguments and environment for a libpq client tool (pg_dump, pg_restore, psql, pg_basebackup,
-    vacuumdb), so that it connects exactly as psycopg does with the same ``params``.
-
-    The user's own libpq environment (PGPASSFILE, PGSSLMODE, PGSERVICE, PGSSLROOTCERT, ... — every
-    ``PG*`` variable, as psycopg honours them) is kept. Every non-secret value from ``params`` goes
-    into the ``-d`` conninfo, where it wins over the environment and a service file exactly as it
-    does for psycopg. No secret is ever in the returned arguments (a process listing shows argv to
-    every local user): the password travels as PGPASSWORD in the environment. ``sslpassword`` has
-    no environment variable: use :func:`client_env_scope`, which writes it to a private 0600
-    service file; here it raises ValueError rather than reach argv. Returns
-    ``(["-d", conninfo], env)``.
-    """
-    env = dict(os.environ)
-    rest = {}
-    for k, v in params.items():
-        if k == "password":
-            env["PGPASSWORD"] = str(reveal(v))
-        elif k in _SECRET_KEYS:
-            raise ValueError(f"{k} cannot be passed to a client tool without a service file; use client_env_scope")
-        elif k != "dbname" and v is not None:
-            rest[k] = v
-    return ["-d", make_conninfo(dbname=dbname, **rest)], env
-
-
-@contextlib.contextmanager
-def client_env_scope(params: Mapping, dbname: str):
-    """:func:`client_env` for a block, also for ``params`` holding ``sslpassword``: secret keywords
-    without an environment variable go to a service file created 0600 from its first byte
-    (``PGSERVICEFILE`` + ``PGSERVICE``) and removed when the block ends. Yields ``(args, env)``."""
-    secrets_ = {k: v for k, v in params.items() if k in _SECRET_KEYS}
-    if not secrets_:
-        yield client_env(params, dbname)
-        return
-    if "service" in params or os.environ.get("PGSERVICE"):
-        raise OpsError("A connection using both a libpq service and sslpassword cannot be handed to the "
-                       "client tools without putting the secret in their argv.",
-                       "put sslpassword in the service's own pg_service.conf entry instead.")
-    args, env = client_env({k: v for k, v in params.items() if k not in _SECRET_KEYS}, dbname)
-    fd, path = tempfile.mkstemp(prefix="pgops-service-", suffix=".conf")  # mkstemp: 0600, O_EXCL
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("[pgops]\n" + "".join(f"{k}={reveal(v)}\n" for k, v in secrets_.items()))
-        env["PGSERVICEFILE"], env["PGSERVICE"] = path, "pgops"
-        yield args, env
-    finally:
-        os.unlink(path)
 
 
 USER_TABLES_SQL = (
@@ -288,18 +232,6 @@ def _discard_all(repo: Repository, *keys: str) -> None:
 
 # ---- list / show --------------------------------------------------------------------------------
 
-def _documents(repo: Repository, prefix: str, suffix: str, parse: Callable[[bytes], object]) -> list:
-    """Every object under ``prefix`` ending in ``suffix``, parsed; unreadable ones are logged and skipped."""
-    out = []
-    for obj in repo.list(prefix):
-        if obj.key.endswith(suffix):
-            try:
-                out.append(parse(repo.get_bytes(obj.key)))
-            except (ValueError, TypeError) as exc:
-                log.warning("unreadable %s: %s", obj.key, exc)
-    return out
-
-
 @dataclass
 class BackupListing:
     """What a repository holds for one database (or all): ``valid`` manifests newest first by
@@ -469,20 +401,6 @@ class PruneReport:
     aborted_uploads: list[str] = field(default_factory=list)
     applied: bool = False
     invalid: list[InvalidBackup] = field(default_factory=list)  # listed, never deleted
-
-
-def drill_reports(repo: Repository, database: str | None = None) -> list[dict]:
-    """Restore-drill reports under ``drills/<database>/`` (all databases when None), newest first.
-    A report that is not a JSON object is logged and skipped."""
-    out = [d for d in _documents(repo, f"drills/{database}/" if database else "drills/", ".json", json.loads)
-           if isinstance(d, dict)]
-    return sorted(out, key=lambda d: str(d.get("started_at", "")), reverse=True)
-
-
-def drill_passed_ids(repo: Repository, database: str) -> set[str]:
-    """Backup ids whose restore drill passed: what retention's drill floor protects."""
-    return {d["backup_id"] for d in drill_reports(repo, database)
-            if d.get("passed") is True and isinstance(d.get("backup_id"), str)}
 
 
 def _orphans(repo: Repository, database: str, now: datetime) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..errors import OpsError, RetentionRefused
+from ..errors import OpsError
 from ..retention import SEED_002_POLICY, BackupFacts, PrunePlan, RetentionPolicy, plan_prune
 
 MANAGED_TAG = "pgops:managed"

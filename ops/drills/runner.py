@@ -28,12 +28,14 @@ from typing import Callable
 
 from psycopg import sql
 
-from ..backups.engine import USER_TABLES_SQL, client_env_scope
+from ..backups.engine import USER_TABLES_SQL
+from ..pgtools import client_env_scope
 from ..backups.manifest import Manifest
 from ..backups.repository import Repository
 from ..dsn import connect, redact, tool_application_name
 from ..errors import DrillAborted, OpsError, RepositoryError
-from ..local.cluster import LocalStack, chown_server, node_pid, open_stack, pg_bindir, run_server_cmd
+from ..local.cluster import LocalStack, node_pid, open_stack
+from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..migrations.discovery import discover
 from ..migrations.runner import run_verify_script
 from ..migrations.script import ScriptError, parse_script
@@ -537,20 +539,3 @@ def _databases(scratch: LocalStack) -> list[str]:
     with connect(scratch.conninfo(), autocommit=True, application_name=tool_application_name("drill")) as conn:
         return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate "
                                            "AND datname <> 'postgres' ORDER BY 1")]
-
-
-# ---- reports ------------------------------------------------------------------------------------
-
-def store_report(repo: Repository, report: DrillReport) -> str:
-    """Write the JSON and Markdown report under ``drills/<database>/``; returns the JSON key."""
-    stamp = report.started_at.replace(":", "").replace("-", "").split(".")[0]
-    base = f"drills/{report.database}/{stamp}Z-{report.backup_id}"
-    repo.put_bytes(base + ".md", report.to_markdown().encode())
-    repo.put_bytes(base + ".json", report.to_json())
-    return base + ".json"
-
-
-def history(repo: Repository, database: str | None = None) -> list[dict]:
-    """Past drill reports (as dicts), newest first."""
-    from ..backups.engine import drill_reports
-    return drill_reports(repo, database)

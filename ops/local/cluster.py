@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
 import secrets
 import shutil
 import socket
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +21,13 @@ from pathlib import Path
 
 from .. import settings
 from ..dsn import connect, redact, tool_application_name
+from ..pgtools import chown_server, pg_bindir, run_server_cmd, server_ids
 from ..errors import ConfigError, LocalStackError, PortBusy
 from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, StackLayout,
                      plan_layout, primary_conninfo, render_conf, server_settings)
 
 log = logging.getLogger(__name__)
 
-SERVER_USER = "postgres"
 READY_MARK = ".pgops-ready"
 START_TIMEOUT_S = 60
 
@@ -37,65 +35,6 @@ START_TIMEOUT_S = 60
 def default_state_dir() -> Path:
     """``$PGOPS_STATE_DIR``, else ``.pgops/local`` in the project checkout."""
     return settings.current().state_dir
-
-
-def pg_bindir() -> Path:
-    """Directory of the PostgreSQL server binaries: ``$PGOPS_PG_BINDIR``, else the newest
-    ``/usr/lib/postgresql/<major>/bin`` (Debian layout), else the directory of ``initdb`` on PATH.
-
-    Raises :class:`LocalStackError` with the install command when no server is installed.
-    """
-    configured = settings.current().pg_bindir
-    if configured:
-        return configured
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
-    if candidates:
-        return candidates[-1].parent
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    raise LocalStackError("No PostgreSQL server binaries (initdb, pg_ctl) are installed on this machine.",
-                          "run `scripts/setup.sh` (installs Debian's postgresql-15), or set PGOPS_PG_BINDIR.")
-
-
-def _as_server_user() -> bool:
-    return os.geteuid() == 0
-
-
-def _server_ids() -> tuple[int, int]:
-    if not _as_server_user():
-        return os.geteuid(), os.getegid()
-    try:
-        pw = pwd.getpwnam(SERVER_USER)
-    except KeyError:
-        raise LocalStackError(f"pgops runs as root but the OS user '{SERVER_USER}' does not exist.",
-                              "install Debian's postgresql package (creates it) or run as an unprivileged user.") from None
-    return pw.pw_uid, pw.pw_gid
-
-
-def run_server_cmd(args: list[str], *, what: str, env: dict | None = None, check: bool = True,
-         timeout: float | None = 300) -> subprocess.CompletedProcess:
-    """Run a server command (as ``postgres`` when we are root); no shell, arguments as a list."""
-    kwargs: dict = {}
-    if _as_server_user():
-        uid, gid = _server_ids()
-        kwargs.update(user=uid, group=gid, extra_groups=[])
-    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-    full_env.update(env or {})
-    log.debug("running %s", args[0])
-    proc = subprocess.run(args, cwd="/", env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and proc.returncode != 0:
-        tail = redact((proc.stderr or proc.stdout or "").strip()[-1500:])
-        raise LocalStackError(f"{what} failed (exit {proc.returncode}): {tail}",
-                              "see the node's server.log under the state directory, then run `invoke local.up` again.")
-    return proc
-
-
-def chown_server(path: Path, mode: int) -> None:
-    uid, gid = _server_ids()
-    os.chown(path, uid, gid)
-    os.chmod(path, mode)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -110,7 +49,7 @@ def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        uid, gid = _server_ids()
+        uid, gid = server_ids()
         if (uid, gid) != (os.geteuid(), os.getegid()):
             os.fchown(fd, uid, gid)
         data = text.encode()

@@ -112,12 +112,13 @@ class AwsTarget(AbstractTarget):
 
     def prune_snapshots(self, repo, *, apply: bool, force: bool, now: datetime) -> list[tuple[str, object]]:
         """The same GFS policy and floors over the stack's pgops-managed RDS snapshots."""
-        from ..backups import engine, rds
+        from ..backups import rds
+        from ..backups.drillreports import drill_passed_ids
         instance = self.outputs["primary_id"]
         plans = []
         for d in sorted({s.database for s in rds.list_snapshots(self.clients.rds, instance)}):
             plan, _ = rds.prune_snapshots(self.clients.rds, instance, d, now, apply=apply, force=force,
-                                          drill_passed=engine.drill_passed_ids(repo, d))
+                                          drill_passed=drill_passed_ids(repo, d))
             plans.append((d, plan))
         return plans
 
@@ -126,12 +127,12 @@ class AwsTarget(AbstractTarget):
         """BackupSucceeded / BackupAgeSeconds / BackupSizeBytes, and PassedDrillAgeSeconds when a drill
         of this database ever passed (none published: the 35-day alarm treats missing data as breaching)."""
         from ..backups import engine, metrics
-        from ..drills.runner import history
+        from ..backups.drillreports import drill_reports
         newest = engine.list_backups(repo, database)
         age = (now - newest[0].created).total_seconds() if newest else 10 ** 9
         metrics.publish_backup_metrics(self.clients.cloudwatch, database, succeeded=succeeded, age_seconds=age,
                                        size_bytes=size_bytes, now=now)
-        passed = [h for h in history(repo, database) if h.get("passed")]
+        passed = [h for h in drill_reports(repo, database) if h.get("passed")]
         if passed:
             drilled = datetime.fromisoformat(passed[0]["started_at"])
             self.clients.cloudwatch.put_metric_data(Namespace=metrics.NAMESPACE, MetricData=[{
@@ -152,7 +153,8 @@ class AwsTarget(AbstractTarget):
         from ..backups import rds
         from ..drills.rds import run_snapshot_drill
         from ..drills.report import Check
-        from ..drills.runner import _schema_checks, store_report
+        from ..backups.drillreports import store_report
+        from ..drills.runner import _schema_checks
         from ..dsn import connect, tool_application_name
         snaps = [s for s in rds.list_snapshots(self.clients.rds, self.outputs["primary_id"], database)
                  if s.status == "available"]

@@ -5,7 +5,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from ..local.cluster import LocalStack, open_stack, pg_bindir, run_server_cmd
+from ..local.cluster import LocalStack, open_stack
+from ..pgtools import pg_bindir, run_server_cmd
 from ..settings import Settings
 from .base import AbstractTarget, without_dbname
 

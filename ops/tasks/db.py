@@ -13,6 +13,7 @@ from ..migrations.locking import PREFLIGHT_MODES, find_blockers
 from ..migrations.runner import RunOptions
 from ..migrations.runner import Target as MigrationTarget
 from ..planapply import Plan, Step, execute
+from ..seeds import load_seeder
 from ..settings import DEFAULT_SQL_ROOT
 from ..targets import AbstractTarget, migrations_dir, select_databases
 from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, rerun, settings_for, target_for, task
@@ -265,22 +266,20 @@ def baseline(c, to=None, stack=None, dsn=None, sql_root=None, db=None, dry_run=F
                 f"applied up to {v}: {', '.join(m.folder for m in marked)}")
 
 
-@task(name="seed", help={"db": "database (syncscript)", "users": "number of users (default 1000)",
+@task(name="seed", help={"db": "database whose sql/<db>/seed.py fills it (default syncscript)", "sql_root": HELP["sql_root"], "users": "number of users (default 1000)",
                          "seed": "random seed; same seed, same rows (default 42)", "stack": HELP["stack"],
                          "dsn": HELP["dsn"], "replace": "truncate existing syncscript data first",
                          "json_": HELP["json_"]})
 @cli.edge
-def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, replace=False, json_=False):
-    """Fill every syncscript table with realistic, referentially consistent rows."""
-    from ..seeddata import seed_syncscript
+def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, sql_root=None, replace=False, json_=False):
+    """Fill a database with realistic, referentially consistent rows from its sql/<db>/seed.py."""
     n_users = cli.as_int(users, "--users", minimum=1) or 1000  # option values stay strings: we parse them
     seed_n = cli.as_int(seed, "--seed")
     seed_n = 42 if seed_n is None else seed_n
-    if db != "syncscript":
-        raise ConfigError([f"db.seed knows the syncscript schema only, not '{db}'"], "run `invoke db.seed --db syncscript`.")
-    target = target_for(stack, dsn)
+    target = target_for(stack, dsn, sql_root)
+    seeder = load_seeder(target.settings.sql_root, db)
     database = target.databases([db])[0].name
-    counts, seconds = seed_syncscript(target.primary, database, n_users, seed_n, replace=replace)
+    counts, seconds = seeder.generate(target.primary, database, n_users, seed_n, replace=replace)
     if json_:
         cli.emit_json({"database": database, "seconds": round(seconds, 3), "rows": counts})
     else:

@@ -10,7 +10,8 @@ from invoke import Collection
 
 from ..backups import engine
 from ..backups.manifest import CLUSTER
-from ..drills.runner import cleanup_stale_drills, history as drill_history, run_drill, store_report
+from ..backups.drillreports import drill_reports, store_report
+from ..drills.runner import cleanup_stale_drills, run_drill
 from ..dsn import parse
 from ..errors import ConfigError, DrillFailed, OpsError
 from .common import HELP, cli, open_repo, target_for, task
@@ -120,7 +121,7 @@ def history(c, db=None, dsn=None, stack=None, repository=None, json_=False):
     """Past restore drills with their outcome, RTO and RPO."""
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
-    items = [h for d in target.listed_databases(list(db or []) or None) for h in drill_history(repo, d)]
+    items = [h for d in target.listed_databases(list(db or []) or None) for h in drill_reports(repo, d)]
     if json_:
         cli.emit_json([{k: h.get(k) for k in ("database", "backup_id", "kind", "started_at", "passed", "rto_seconds",
                                               "rpo_seconds", "phases", "error")} for h in items])

@@ -8,7 +8,7 @@ import pytest
 
 from ops.backups.manifest import Manifest
 from ops.backups.repository import S3Repository
-from ops.drills.runner import history
+from ops.backups.drillreports import drill_reports as history
 from ops.settings import from_options
 from ops.targets import AwsClients, AwsTarget
 

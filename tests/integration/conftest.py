@@ -126,7 +126,7 @@ def invoke(args: list[str], env_extra: dict | None = None, timeout: float = 600)
 
 
 def pg_dump_schema(stack: LocalStack, dbname: str, exclude_pgops: bool = False) -> str:
-    from ops.local.cluster import pg_bindir
+    from ops.pgtools import pg_bindir
     args = [str(pg_bindir() / "pg_dump"), "--schema-only", "--no-owner", "-h", "127.0.0.1",
             "-p", str(stack.layout.primary.port), "-U", "postgres", "-d", dbname]
     if exclude_pgops:

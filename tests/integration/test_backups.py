@@ -21,9 +21,12 @@ from ops.targets import migrations_dir
 from ops.migrations import runner
 from ops.migrations.runner import Target
 from ops.retention import RetentionPolicy
-from ops.seeddata import TABLES, seed_syncscript
+from ops.seeds import load_seeder
 
 from .conftest import REPO, free_base_port, invoke, query
+
+SYNC_SEED = load_seeder(DEFAULT_SQL_ROOT, "syncscript")
+TABLES, seed_syncscript = SYNC_SEED.TABLES, SYNC_SEED.generate
 
 
 @pytest.fixture(scope="module")
@@ -431,7 +434,7 @@ def objects(repo, database):
 
 
 def test_primary_crash_mid_dump_is_a_clear_error_with_nothing_left(tmp_path):
-    from ops.local.cluster import pg_bindir, run_server_cmd
+    from ops.pgtools import pg_bindir, run_server_cmd
 
     from .conftest import destroy, make_stack
     stack = make_stack(0)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from ops.local.cluster import pg_bindir
+from ops.pgtools import pg_bindir
 
 from .conftest import invoke, pg_dump_schema, query
 

@@ -16,15 +16,19 @@ import pytest
 from ops.backups import engine
 from ops.backups.manifest import manifest_key
 from ops.backups.repository import FileRepository
-from ops.drills.runner import history, run_drill, store_report
+from ops.backups.drillreports import drill_reports as history, store_report
+from ops.drills.runner import run_drill
 from ops.settings import DEFAULT_SQL_ROOT
 from ops.targets import migrations_dir
-from ops.local.cluster import pg_bindir
+from ops.pgtools import pg_bindir
 from ops.migrations import runner
 from ops.migrations.runner import Target
-from ops.seeddata import seed_syncscript
+from ops.seeds import load_seeder
 
 from .conftest import REPO, query
+
+SYNC_SEED = load_seeder(DEFAULT_SQL_ROOT, "syncscript")
+TABLES, seed_syncscript = SYNC_SEED.TABLES, SYNC_SEED.generate
 
 SYNC = "syncscript"
 

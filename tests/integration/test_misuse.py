@@ -18,7 +18,7 @@ CASES = [
     (["db.seed", "--users", "lots"], 2, "--users must be an integer"),
     (["db.seed", "--users", "0"], 2, "--users must be at least 1"),
     (["db.seed", "--seed", "x"], 2, "--seed must be an integer"),
-    (["db.seed", "--db", "describeit"], 2, "knows the syncscript schema only"),
+    (["db.seed", "--db", "describeit"], 2, "no seed generator for 'describeit'"),
     (["db.rollback", "--steps", "-1"], 2, "--steps must be at least 1"),
     (["db.rollback", "--steps", "two"], 2, "--steps must be an integer"),
     (["db.rollback"], 2, "needs --to VERSION or --steps N"),

@@ -9,9 +9,12 @@ from ops.targets import migrations_dir
 from ops.migrations import runner
 from ops.migrations.discovery import discover, list_databases
 from ops.migrations.runner import Target
-from ops.seeddata import TABLES, seed_syncscript
+from ops.seeds import load_seeder
 
 from .conftest import pg_dump_schema, query
+
+SYNC_SEED = load_seeder(DEFAULT_SQL_ROOT, "syncscript")
+TABLES, seed_syncscript = SYNC_SEED.TABLES, SYNC_SEED.generate
 
 DATABASES = list_databases(DEFAULT_SQL_ROOT)
 

@@ -13,8 +13,8 @@ from typing import Mapping
 
 from psycopg import sql
 
-from .dsn import connect, tool_application_name
-from .errors import ConfigError, OpsError
+from ops.dsn import connect, tool_application_name
+from ops.errors import ConfigError, OpsError
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ FROM (SELECT i, k, random() < 0.7 AS v, timestamptz '{epoch}' + random() * inter
 ]
 
 
-def seed_syncscript(params: Mapping, database: str, users: int, seed: int, replace: bool = False) -> tuple[dict[str, int], float]:
+def generate(params: Mapping, database: str, users: int, seed: int, replace: bool = False) -> tuple[dict[str, int], float]:
     """Fill every syncscript table for ``users`` users in one transaction; returns (rows per table, seconds).
 
     ``seed``: integer; the same seed and count give identical rows. Refuses a database whose

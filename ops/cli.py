@@ -9,6 +9,7 @@ the same database. The library below never prints; the task modules call these.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json as jsonlib
 import re
@@ -16,7 +17,8 @@ import shlex
 import signal
 import sys
 import threading
-from typing import Any, Callable
+import time
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 from rich.table import Table
@@ -108,6 +110,41 @@ def emit_json(data: Any) -> None:
 
 def progress(msg: str) -> None:
     err.print(Text(f"· {msg}", style="dim"))
+
+
+@contextlib.contextmanager
+def transfer(description: str, total: int | None = None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr fed with byte counts: yields ``advance(n_bytes)``. Shows bytes,
+    total when known, the rate and elapsed time; drawn only on a terminal (cron and pipes stay clean)."""
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TransferSpeedColumn)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=not (enabled and err.is_terminal)) as bar:
+        task = bar.add_task(description, total=total)
+        bar.refresh()  # the first frame even for work shorter than one refresh period
+        try:
+            yield lambda n: bar.advance(task, n)
+        finally:
+            bar.refresh()  # the last frame: bytes done and the rate
+
+
+@contextlib.contextmanager
+def row_progress(description: str, steps: int, enabled: bool = True) -> Iterator[Callable[[str, int], None]]:
+    """A rich progress bar over ``steps`` named steps (e.g. tables) that also counts rows and their
+    rate: yields ``advance(step_name, rows)``. Drawn only on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    started = time.monotonic()
+    total = [0]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not (enabled and err.is_terminal)) as bar:
+        task = bar.add_task(description, total=steps)
+
+        def advance(name: str, rows: int) -> None:
+            total[0] += rows
+            rate = total[0] / max(time.monotonic() - started, 1e-6)
+            bar.update(task, advance=1, description=f"{description}: {name} · {total[0]:,} rows · {rate:,.0f} rows/s")
+        yield advance
 
 
 def say(msg: str) -> None:

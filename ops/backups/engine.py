@@ -48,6 +48,24 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _Metered:
+    """A read-only byte stream that reports the size of every chunk read to ``on_bytes``."""
+
+    def __init__(self, raw, on_bytes: Callable[[int], None]):
+        self.raw, self.on_bytes = raw, on_bytes
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.raw.read(n)
+        if chunk:
+            self.on_bytes(len(chunk))
+        return chunk
+
+
+def metered(stream, on_bytes: Callable[[int], None] | None):
+    """``stream`` itself, or wrapped so each chunk read is reported to ``on_bytes`` (bytes)."""
+    return stream if on_bytes is None else _Metered(stream, on_bytes)
+
+
 def _iso(d: datetime) -> str:
     return d.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -65,8 +83,10 @@ def _failed(database: str, repo: Repository, what: str, hint_cmd: str) -> Backup
 
 
 def create_logical(repo: Repository, params: Mapping, database: str, *, stack: str = "local",
-                   note: str = "", now: Callable[[], datetime] = _now) -> Manifest:
+                   note: str = "", now: Callable[[], datetime] = _now,
+                   on_bytes: Callable[[int], None] | None = None) -> Manifest:
     """Dump ``database`` (custom format) into ``repo``; returns the manifest, written last.
+    ``on_bytes`` is called with the size of each chunk streamed (a progress bar's feed).
 
     Raises :class:`BackupFailed` (exit 7) naming the database, the repository and the next command
     whenever the backup cannot complete — pg_dump or the server dies, the connection drops, the
@@ -114,7 +134,7 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
                     drain.start()
                     streamed = False
                     try:
-                        written = repo.put_stream(key, proc.stdout)
+                        written = repo.put_stream(key, metered(proc.stdout, on_bytes))
                         streamed = True
                     except (RepositoryError, OSError) as exc:
                         raise _failed(database, repo, f"the upload failed: {redact(str(exc))}", hint) from None
@@ -158,7 +178,7 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
 
 
 def create_physical(repo: Repository, params: Mapping, *, stack: str = "local", note: str = "",
-                    now: Callable[[], datetime] = _now) -> Manifest:
+                    now: Callable[[], datetime] = _now, on_bytes: Callable[[int], None] | None = None) -> Manifest:
     """``pg_basebackup`` (tar, gzip, WAL included) of the whole cluster streamed into ``repo``.
 
     Raises :class:`BackupFailed` like :func:`create_logical`, every partial object removed."""
@@ -186,7 +206,7 @@ def create_physical(repo: Repository, params: Mapping, *, stack: str = "local", 
             drain.start()
             streamed = False
             try:
-                written = repo.put_stream(key, proc.stdout)
+                written = repo.put_stream(key, metered(proc.stdout, on_bytes))
                 streamed = True
             except (RepositoryError, OSError) as exc:
                 raise _failed(CLUSTER, repo, f"the upload failed: {redact(str(exc))}", hint) from None
@@ -335,7 +355,8 @@ def _system_identifier(params: Mapping, dbname: str) -> int:
 
 
 def restore(repo: Repository, m: Manifest, target: Mapping, target_db: str, *, clean: bool = False,
-            protected: Mapping | None = None, yes_overwrite_primary: bool = False) -> float:
+            protected: Mapping | None = None, yes_overwrite_primary: bool = False,
+            on_bytes: Callable[[int], None] | None = None) -> float:
     """Restore a logical backup into ``target_db`` with ``pg_restore --single-transaction`` (all or
     nothing) after checking the object against its manifest. Returns seconds taken.
 
@@ -377,6 +398,8 @@ def restore(repo: Repository, m: Manifest, target: Mapping, target_db: str, *, c
         drain.start()
         try:
             for chunk in repo.open_read(m.object_key):
+                if on_bytes:
+                    on_bytes(len(chunk))
                 proc.stdin.write(chunk)
             proc.stdin.close()
         except BrokenPipeError:

@@ -73,7 +73,8 @@ def _phase(report: DrillReport, name: str):
         report.phases[name] = round(report.phases.get(name, 0.0) + time.monotonic() - t0, 3)
 
 
-def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]]:
+def _fetch(repo: Repository, m: Manifest, dest: Path,
+           on_bytes: Callable[[int], None] | None = None) -> tuple[Path, list[Check]]:
     """Download (or, for a logical backup in a file repository, read in place: pg_restore runs as
     this user) and hash the object. Returns the path to restore from and the checksum check."""
     h, size = hashlib.sha256(), 0
@@ -84,6 +85,8 @@ def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]
                 while chunk := f.read(1024 * 1024):
                     h.update(chunk)
                     size += len(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
             dest = in_place
         else:
             # private from the first byte (a physical tarball holds pg_authid); tar runs as the
@@ -95,6 +98,8 @@ def _fetch(repo: Repository, m: Manifest, dest: Path) -> tuple[Path, list[Check]
                 for chunk in repo.open_read(m.object_key):
                     h.update(chunk)
                     size += len(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
                     f.write(chunk)
     except (RepositoryError, OSError) as exc:
         return dest, [Check("checksum matches manifest", False, f"object unreadable: {exc}")]
@@ -312,8 +317,9 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
               progress: Callable[[str], None] | None = None, now: Callable[[], datetime] | None = None,
               passfile_for_physical: Path | None = None,
               on_report: Callable[[DrillReport], None] | None = None,
-              target: dict | None = None) -> DrillReport:
-    """Restore ``m`` into a scratch cluster and check it; returns the report.
+              target: dict | None = None, on_bytes: Callable[[int], None] | None = None) -> DrillReport:
+    """Restore ``m`` into a scratch cluster and check it; returns the report. ``on_bytes`` is fed
+    the size of each chunk fetched from the repository (a progress bar).
 
     ``target``: libpq parameters of an existing server (``--target-dsn``) to restore a logical
     backup into instead: a database ``pgops_drill_<hex>`` is created there and dropped at teardown.
@@ -363,7 +369,7 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
             starter = pool.submit(scratch.up)
             pool.shutdown(wait=False)
         with _phase(report, "fetch"):
-            dump, fetched = _fetch(repo, m, work / ("dump.pgdump" if m.kind == "logical" else "base.tar.gz"))
+            dump, fetched = _fetch(repo, m, work / ("dump.pgdump" if m.kind == "logical" else "base.tar.gz"), on_bytes)
             report.checks += fetched
         if not report.checks[-1].passed:
             if starter is not None:

@@ -102,7 +102,7 @@ class AwsTarget(AbstractTarget):
         return [dict(p, dbname="postgres") for p in (self._primary, *self._replicas)]
 
     # ---- snapshots ------------------------------------------------------------------------------
-    def snapshot_backup(self, repo, databases: list[str], now: datetime) -> list[dict]:
+    def snapshot_backup(self, repo, databases: list[str], now: datetime, on_bytes=None) -> list[dict]:
         """One tagged manual RDS snapshot of the primary per database (the snapshot holds the whole
         instance; the tag names the database)."""
         from ..backups import rds

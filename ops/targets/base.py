@@ -116,8 +116,9 @@ class AbstractTarget(ABC):
     def kms_key_id(self) -> str | None:
         return self.settings.kms_key_id
 
-    def snapshot_backup(self, repo, databases: list[str], now: datetime) -> list[dict]:
-        """``backup.create --kind snapshot``: returns one summary dict per snapshot taken."""
+    def snapshot_backup(self, repo, databases: list[str], now: datetime, on_bytes=None) -> list[dict]:
+        """``backup.create --kind snapshot``: returns one summary dict per snapshot taken; ``on_bytes``
+        is fed streamed byte counts where the snapshot streams through pgops."""
         raise ConfigError([f"--kind snapshot needs the local stack or an AWS stack, not {self.name}"],
                           "run without --dsn, or use --kind logical.")
 

@@ -37,10 +37,11 @@ class LocalTarget(AbstractTarget):
     def default_repository(self) -> str:
         return self.stack.layout.repository_dir.as_uri()
 
-    def snapshot_backup(self, repo, databases: list[str], now: datetime) -> list[dict]:
-        """A physical backup of the whole cluster (pg_basebackup) into the repository."""
+    def snapshot_backup(self, repo, databases: list[str], now: datetime, on_bytes=None) -> list[dict]:
+        """A physical backup of the whole cluster (pg_basebackup) into the repository; ``on_bytes``
+        is fed each streamed chunk's size."""
         from ..backups.engine import create_physical
-        return [create_physical(repo, self.primary, stack=self.name).summary()]
+        return [create_physical(repo, self.primary, stack=self.name, on_bytes=on_bytes).summary()]
 
     def protected_endpoints(self) -> list[dict]:
         if not self.stack.exists:

@@ -35,14 +35,16 @@ def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, js
     names = target.backup_names(list(db or []) or None)
     target.ensure_up(cli.progress if not json_ else (lambda _m: None))
     if kind == "snapshot":
-        made = target.snapshot_backup(repo, names, _now())
+        with cli.transfer(f"snapshot → {repo.url}", enabled=not json_) as advance:
+            made = target.snapshot_backup(repo, names, _now(), on_bytes=advance)
     else:
         made = []
         for d in names:
             if not json_:
                 cli.progress(f"{d}: dumping to {repo.url}")
             try:
-                m = engine.create_logical(repo, target.primary, d, stack=target.name)
+                with cli.transfer(f"{d}: pg_dump → {repo.url}", enabled=not json_) as advance:
+                    m = engine.create_logical(repo, target.primary, d, stack=target.name, on_bytes=advance)
             except OpsError:
                 target.after_backup(repo, d, succeeded=False, size_bytes=0, now=_now())
                 raise
@@ -131,8 +133,9 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
     stack_target.guard_restore_target(dest, dest_db, allow_overwrite=yes_overwrite_primary)
 
     def apply() -> float:
-        return engine.restore(repo, m, dest, dest_db, clean=clean, protected=None,
-                              yes_overwrite_primary=yes_overwrite_primary)
+        with cli.transfer(f"restoring {m.id}", total=m.size_bytes) as advance:
+            return engine.restore(repo, m, dest, dest_db, clean=clean, protected=None,
+                                  yes_overwrite_primary=yes_overwrite_primary, on_bytes=advance)
     if clean:
         p = Plan(f"restore {m.id} over database '{dest_db}' with --clean",
                  rerun("backup.restore", cli.target_args(stack, dsn, None), backup_id, "--clean"),

@@ -279,7 +279,9 @@ def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, sql_ro
     target = target_for(stack, dsn, sql_root)
     seeder = load_seeder(target.settings.sql_root, db)
     database = target.databases([db])[0].name
-    counts, seconds = seeder.generate(target.primary, database, n_users, seed_n, replace=replace)
+    with cli.row_progress(f"seeding {database}", len(seeder.TABLES), enabled=not json_) as advance:
+        counts, seconds = seeder.generate(target.primary, database, n_users, seed_n, replace=replace,
+                                          progress=advance)
     if json_:
         cli.emit_json({"database": database, "seconds": round(seconds, 3), "rows": counts})
     else:

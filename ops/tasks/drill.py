@@ -81,9 +81,11 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
         store_report(repo, report)
     try:
         for m in manifests:
-            run_drill(repo, m, sql_root=target.settings.sql_root, protected=target.protected_endpoints(),
-                      keep_target=keep_target, progress=cli.progress, passfile_for_physical=target.physical_passfile(),
-                      on_report=keep, target=scratch)
+            with cli.transfer(f"drill {m.id}: fetch + sha256", total=m.size_bytes) as advance:
+                run_drill(repo, m, sql_root=target.settings.sql_root, protected=target.protected_endpoints(),
+                          keep_target=keep_target, progress=cli.progress,
+                          passfile_for_physical=target.physical_passfile(), on_report=keep, target=scratch,
+                          on_bytes=advance)
             target.after_drill(reports[-1], _now())
     finally:
         if report_path is not None and reports:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 from psycopg import sql
 
@@ -164,8 +164,10 @@ FROM (SELECT i, k, random() < 0.7 AS v, timestamptz '{epoch}' + random() * inter
 ]
 
 
-def generate(params: Mapping, database: str, users: int, seed: int, replace: bool = False) -> tuple[dict[str, int], float]:
+def generate(params: Mapping, database: str, users: int, seed: int, replace: bool = False,
+             progress: Callable[[str, int], None] | None = None) -> tuple[dict[str, int], float]:
     """Fill every syncscript table for ``users`` users in one transaction; returns (rows per table, seconds).
+    ``progress(table, rows)`` is called after each table is loaded (a progress bar's feed).
 
     ``seed``: integer; the same seed and count give identical rows. Refuses a database whose
     ``users`` table already has rows unless ``replace`` (then TRUNCATE ... CASCADE first).
@@ -206,6 +208,8 @@ def generate(params: Mapping, database: str, users: int, seed: int, replace: boo
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(*name.split("."))))
             cur = conn.execute(stmt.format(s=s, n=int(users), epoch=EPOCH))
             counts[table] = cur.rowcount
+            if progress:
+                progress(table, cur.rowcount)
             for _, definition in indexes:
                 conn.execute(definition)
             log.debug("seeded %s: %d rows in %.1f s", table, cur.rowcount, time.monotonic() - t1)

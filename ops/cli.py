@@ -20,20 +20,28 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from . import settings
 from .dsn import redact
 from .logs import configure_logging
 from .errors import ConfigError, OpsError, VerifyFailed
 
 _WIDE = 400  # columns when stdout is not a terminal: piped output never cuts an id or a name
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
-              width=None if sys.stdout.isatty() else _WIDE)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False,
-              width=None if sys.stderr.isatty() else _WIDE)
+
+
+@functools.cache
+def console(stderr: bool = False):
+    """The rich console for stdout (tables, results) or stderr (progress, errors): literal text
+    (no markup, no emoji codes, no highlighting), 400 columns wide when not a terminal. Created on
+    first use so a task's start-up does not pay for rich."""
+    from rich.console import Console
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False,
+                   width=None if stream.isatty() else _WIDE)
+
+
+def _text(*parts):
+    from rich.text import Text
+    return Text.assemble(*parts)
 
 #: tasks that take the target options; hints naming them get the invocation's options appended.
 TARGET_TASKS = {"deploy", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
@@ -85,10 +93,10 @@ def edge(fn: Callable) -> Callable:
             configure_logging(settings.current().log_level)
             return fn(*args, **kwargs)
         except OpsError as exc:
-            err.print(Text.assemble(("error: ", "bold red"), with_target_args(redact(str(exc)), frags)))
+            console(True).print(_text(("error: ", "bold red"), with_target_args(redact(str(exc)), frags)))
             raise SystemExit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print(Text("interrupted", style="bold red"))
+            console(True).print(_text(("interrupted", "bold red")))
             raise SystemExit(130) from None
     return wrapper
 
@@ -109,7 +117,7 @@ def emit_json(data: Any) -> None:
 
 
 def progress(msg: str) -> None:
-    err.print(Text(f"· {msg}", style="dim"))
+    console(True).print(_text((f"· {msg}", "dim")))
 
 
 @contextlib.contextmanager
@@ -119,8 +127,8 @@ def transfer(description: str, total: int | None = None, enabled: bool = True) -
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
                                TransferSpeedColumn)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeElapsedColumn(), console=err, transient=True,
-                  disable=not (enabled and err.is_terminal)) as bar:
+                  TimeElapsedColumn(), console=console(True), transient=True,
+                  disable=not (enabled and console(True).is_terminal)) as bar:
         task = bar.add_task(description, total=total)
         bar.refresh()  # the first frame even for work shorter than one refresh period
         try:
@@ -137,7 +145,7 @@ def row_progress(description: str, steps: int, enabled: bool = True) -> Iterator
     started = time.monotonic()
     total = [0]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not (enabled and err.is_terminal)) as bar:
+                  console=console(True), transient=True, disable=not (enabled and console(True).is_terminal)) as bar:
         task = bar.add_task(description, total=steps)
 
         def advance(name: str, rows: int) -> None:
@@ -148,16 +156,18 @@ def row_progress(description: str, steps: int, enabled: bool = True) -> Iterator
 
 
 def say(msg: str) -> None:
-    out.print(Text(msg))
+    console().print(_text(msg))
 
 
 def warn(msg: str, style: str = "yellow") -> None:
-    err.print(Text(msg, style=style))
+    console(True).print(_text((msg, style)))
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]], whole_first: bool = False) -> None:
     """Print a table of literal text. The first column (ids, names a user copies) is never
     wrapped or cut; other cells fold rather than end in an ellipsis."""
+    from rich.table import Table
+    from rich.text import Text
     cells = [["" if v is None else str(v) for v in r] for r in rows]
     t = Table(title=Text(title), title_justify="left")
     for i, c in enumerate(columns):
@@ -168,7 +178,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]], whole_first: bo
             t.add_column(Text(c), overflow="fold")
     for r in cells:
         t.add_row(*[Text(v) for v in r])
-    out.print(t)
+    console().print(t)
 
 
 def as_int(value: Any, option: str, *, minimum: int | None = None) -> int | None:

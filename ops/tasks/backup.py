@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 
 from invoke import Collection
 
-from ..backups import engine
 from ..dsn import parse
 from ..errors import ConfigError, OpsError, PruneIncomplete, VerifyMismatch
 from ..planapply import Plan, Step, execute
@@ -29,6 +28,7 @@ def _age(created, now) -> str:
 @cli.edge
 def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, json_=False):
     """Take a backup; its manifest.json is written last (no manifest, no backup)."""
+    from ..backups import engine
     cli.choice(kind, "--kind", KINDS)
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
@@ -62,6 +62,7 @@ def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, js
 @cli.edge
 def list_(c, db=None, dsn=None, stack=None, repository=None, json_=False):
     """Backups with a manifest, newest first, and the age of each database's newest backup."""
+    from ..backups import engine
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
     listings = [engine.scan_backups(repo, d) for d in target.listed_databases(list(db or []) or None)]
@@ -89,6 +90,7 @@ def list_(c, db=None, dsn=None, stack=None, repository=None, json_=False):
 @cli.edge
 def show(c, backup_id, dsn=None, stack=None, repository=None):
     """Print a backup's manifest."""
+    from ..backups import engine
     repo = open_repo(target_for(stack, dsn, repository=repository))
     cli.say(engine.find_backup(repo, backup_id).to_json().decode())
 
@@ -97,6 +99,7 @@ def show(c, backup_id, dsn=None, stack=None, repository=None):
 @cli.edge
 def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False):
     """Re-hash the object against its manifest and read it with pg_restore --list; exit 7 on mismatch."""
+    from ..backups import engine
     repo = open_repo(target_for(stack, dsn, repository=repository))
     m = engine.find_backup(repo, backup_id)
     rows = engine.verify_backup(repo, m)
@@ -121,6 +124,7 @@ def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False):
 @cli.edge
 def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, yes=False, yes_overwrite_primary=False):
     """Restore a logical backup into --dsn in one transaction (all or nothing), after verifying it."""
+    from ..backups import engine
     if not dsn:
         raise ConfigError(["backup.restore needs --dsn TARGET (the database to restore into)"])
     dest = parse(dsn)
@@ -213,6 +217,7 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
 def _prune_all(repo, dbs, **kwargs):
     """:func:`engine.prune_all`, keeping the reports of the databases that went through when others
     were refused (the refusal is raised after they are shown)."""
+    from ..backups import engine
     try:
         return engine.prune_all(repo, dbs, **kwargs), None
     except PruneIncomplete as exc:

@@ -5,9 +5,13 @@ from typing import Callable
 
 from invoke import task as invoke_task
 
+from typing import TYPE_CHECKING
+
 from .. import cli
 from ..settings import Settings
-from ..targets import AbstractTarget, resolve, resolve_settings
+
+if TYPE_CHECKING:  # annotations only: the targets load on first use (start-up time)
+    from ..targets import AbstractTarget
 
 HELP = {
     "stack": "stack name (default: local, or $PGOPS_STACK)",
@@ -36,11 +40,13 @@ def task(*args, **kwargs) -> Callable:
 
 
 def settings_for(stack=None, dsn=None, sql_root=None, repository=None) -> Settings:
+    from ..targets import resolve_settings
     return resolve_settings(stack=stack, dsn=dsn, sql_root=sql_root, repository=repository)
 
 
 def target_for(stack=None, dsn=None, sql_root=None, repository=None) -> AbstractTarget:
     """Resolve the task's target once from its options and the ``PGOPS_*`` variables."""
+    from ..targets import resolve
     return resolve(settings_for(stack, dsn, sql_root, repository))
 
 

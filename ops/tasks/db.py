@@ -1,22 +1,20 @@
 """``db.*``: the migration engine's tasks (status, plan, migrate, rollback, verify, new, lint, baseline, seed)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke import Collection
 
-from ..backups.engine import create_logical
 from ..dsn import connect, tool_application_name
 from ..errors import ChecksumDrift, ConfigError, DirtyDatabase, RollbackRefused
-from ..migrations import runner
-from ..migrations.discovery import discover
-from ..migrations.lint import lint_migration
-from ..migrations.locking import PREFLIGHT_MODES, find_blockers
-from ..migrations.runner import RunOptions
-from ..migrations.runner import Target as MigrationTarget
 from ..planapply import Plan, Step, execute
 from ..seeds import load_seeder
 from ..settings import DEFAULT_SQL_ROOT
-from ..targets import AbstractTarget, migrations_dir, select_databases
 from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, rerun, settings_for, target_for, task
+
+if TYPE_CHECKING:  # annotations only: heavy modules load inside the tasks (start-up time)
+    from ..migrations.runner import RunOptions, Target as MigrationTarget
+    from ..targets import AbstractTarget
 
 COMMON = {k: HELP[k] for k in ("stack", "dsn", "sql_root", "db", "json_")}
 TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root", "db")}
@@ -24,6 +22,8 @@ TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root", "db")}
 
 def migration_targets(target: AbstractTarget, db) -> list[MigrationTarget]:
     """One migration target per database the selection means on ``target``."""
+    from ..migrations.runner import Target as MigrationTarget
+    from ..targets import migrations_dir
     return [MigrationTarget(ref.name, target.primary, migrations_dir(target.settings.sql_root, ref.folder))
             for ref in target.databases(list(db or []) or None)]
 
@@ -31,6 +31,8 @@ def migration_targets(target: AbstractTarget, db) -> list[MigrationTarget]:
 def run_options(lock_wait=None, lock_timeout=None, statement_timeout=None, retries=None, preflight="wait",
                 max_xact_age=None, dry_run=False) -> RunOptions:
     """Validate the run knobs before anything runs (exit 2 on a bad one)."""
+    from ..migrations.locking import PREFLIGHT_MODES
+    from ..migrations.runner import RunOptions
     return RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
                       lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0),
                       statement_timeout_s=cli.as_float(statement_timeout, "--statement-timeout", 0.0),
@@ -44,6 +46,7 @@ def run_options(lock_wait=None, lock_timeout=None, statement_timeout=None, retri
 @cli.edge
 def status(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
     """Applied, pending, changed (checksum drift), missing and dirty migrations; exit 5 when dirty or drifted."""
+    from ..migrations import runner
     results = {t.database: runner.status(t) for t in migration_targets(target_for(stack, dsn, sql_root), db)}
     if json_:
         cli.emit_json({d: s.as_dict() for d, s in results.items()})
@@ -67,6 +70,9 @@ def status(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
 @cli.edge
 def plan(c, stack=None, dsn=None, sql_root=None, db=None, json_=False, offline=False):
     """Pending migrations, the lock each statement takes, lint graded by live table size. Changes nothing."""
+    from ..migrations import runner
+    from ..migrations.discovery import discover
+    from ..targets import migrations_dir, select_databases
     if offline:
         root = settings_for(sql_root=sql_root).sql_root
         targets = [(d, None, migrations_dir(root, d)) for d in select_databases(root, list(db or []) or None)]
@@ -107,6 +113,7 @@ def migrate(c, stack=None, dsn=None, sql_root=None, db=None, to=None, dry_run=Fa
             accept_changed=None, allow_out_of_order=False, strict=False, json_=False, lock_wait=None,
             lock_timeout=None, statement_timeout=None, retries=None, preflight="wait", max_xact_age=None):
     """Apply pending migrations under the advisory lock, one transaction each where PostgreSQL allows."""
+    from ..migrations import runner
     opts = run_options(lock_wait, lock_timeout, statement_timeout, retries, preflight, max_xact_age, dry_run)
     to_v = cli.as_int(to, "--to", minimum=0)
     accepted = tuple(cli.as_int(v, "--accept-changed") for v in (accept_changed or []))
@@ -148,6 +155,7 @@ def planned_sql(mt: MigrationTarget, versions: list[int]) -> dict[str, str]:
 
 def dry_run_preflight(mt: MigrationTarget, opts: RunOptions) -> list[dict]:
     """The sessions the preflight would wait for or refuse on, looked up without waiting."""
+    from ..migrations.locking import find_blockers
     if opts.preflight == "skip":
         return []
     with connect(mt.params, dbname=mt.database, autocommit=True,
@@ -165,6 +173,8 @@ def rollback(c, stack=None, dsn=None, sql_root=None, db=None, to=None, steps=Non
              retries=None, preflight="wait", max_xact_age=None):
     """Run down.sql newest first (--to V or --steps N) after a backup; shows the plan and needs a
     confirmation or --yes; refuses up front if any down.sql is missing."""
+    from ..migrations import runner
+    from ..migrations.runner import RunOptions
     opts = run_options(lock_wait, lock_timeout, statement_timeout, retries, preflight, max_xact_age)
     to_v = cli.as_int(to, "--to", minimum=0)
     steps_n = cli.as_int(steps, "--steps", minimum=1)
@@ -189,6 +199,8 @@ def rollback(c, stack=None, dsn=None, sql_root=None, db=None, to=None, steps=Non
 def rollback_plan(mt: MigrationTarget, planned, repo, stack: str, opts: RunOptions, frags, args: list[str]) -> Plan:
     """Backup first (as deploy does), then one step per migration, newest first; each step's guard
     re-reads the ledger and refuses unless that migration is still the newest applied (or dirty) one."""
+    from ..backups.engine import create_logical
+    from ..migrations import runner
     p = Plan(f"roll back database '{mt.database}' ({len(planned)} migration(s))", rerun("db.rollback", frags, *args))
     if planned and repo is not None:
         p.steps.append(Step(f"back up {mt.database} to {repo.url}",
@@ -203,6 +215,7 @@ def rollback_plan(mt: MigrationTarget, planned, repo, stack: str, opts: RunOptio
 
 
 def _still_newest(mt: MigrationTarget, version: int) -> str | None:
+    from ..migrations import runner
     st = runner.status(mt)
     newest = st.dirty.version if st.dirty else st.current
     return None if newest == version else f"the newest applied migration is now {newest}, not {version}"
@@ -212,6 +225,7 @@ def _still_newest(mt: MigrationTarget, version: int) -> str | None:
 @cli.edge
 def verify(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
     """Run every applied migration's verify.sql; non-zero exit on any failed check."""
+    from ..migrations import runner
     results = {mt.database: runner.verify(mt) for mt in migration_targets(target_for(stack, dsn, sql_root), db)}
     if json_:
         cli.emit_json({d: [r.__dict__ for r in rs] for d, rs in results.items()})
@@ -241,6 +255,9 @@ def new(c, db, name, sql_root=None):
 @cli.edge
 def lint(c, sql_root=None, db=None, json_=False):
     """Lint every migration's up.sql on its parse tree (rule, file:line, message, safe rewrite)."""
+    from ..migrations.discovery import discover
+    from ..migrations.lint import lint_migration
+    from ..targets import migrations_dir, select_databases
     root = settings_for(sql_root=sql_root).sql_root
     output = {}
     for d in select_databases(root, list(db or []) or None):
@@ -257,6 +274,7 @@ def lint(c, sql_root=None, db=None, json_=False):
 @cli.edge
 def baseline(c, to=None, stack=None, dsn=None, sql_root=None, db=None, dry_run=False):
     """Record an existing database as at version --to without running anything."""
+    from ..migrations import runner
     v = cli.as_int(to, "--to", minimum=0)
     if v is None:
         raise RollbackRefused("db.baseline needs --to VERSION.", "run `invoke db.status` to list versions.")

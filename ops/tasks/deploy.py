@@ -1,11 +1,8 @@
 """``deploy`` and ``preview``: bring a stack to its desired state and its databases to their newest migration."""
 from __future__ import annotations
 
-from ..deploy import deploy as run_deploy, deploy_aws
 from ..errors import ConfigError
-from ..migrations.runner import RunOptions
 from ..pulumi_stack import open_workspace
-from ..targets import ca_bundle, resolve
 from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, settings_for, task
 
 
@@ -18,6 +15,9 @@ from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, settings_for, 
 def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json_=False, lock_wait=None, lock_timeout=None,
            repository=None, no_backup=False, yes=False):
     """Stack up, create missing databases, back up those with pending migrations, migrate, verify, summarise."""
+    from ..deploy import deploy as run_deploy, deploy_aws
+    from ..migrations.runner import RunOptions
+    from ..targets import ca_bundle, resolve
     opts = RunOptions(lock_wait_s=cli.as_float(lock_wait, "--lock-wait", 60.0),
                       lock_timeout_s=cli.as_float(lock_timeout, "--lock-timeout", 2.0))
     s = settings_for(stack, dsn, sql_root, repository)

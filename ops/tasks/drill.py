@@ -8,10 +8,7 @@ from pathlib import Path
 
 from invoke import Collection
 
-from ..backups import engine
 from ..backups.manifest import CLUSTER
-from ..backups.drillreports import drill_reports, store_report
-from ..drills.runner import cleanup_stale_drills, run_drill
 from ..dsn import parse
 from ..errors import ConfigError, DrillFailed, OpsError
 from .common import HELP, cli, open_repo, target_for, task
@@ -56,6 +53,9 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
         keep_target=False, sql_root=None, target_dsn=None, cleanup=False):
     """Restore a backup into a throwaway server, check the data, report RTO/RPO; exit 8 when it fails.
     Every drill first removes stale drill targets of killed drills (what --cleanup does alone)."""
+    from ..backups import engine
+    from ..backups.drillreports import store_report
+    from ..drills.runner import cleanup_stale_drills, run_drill
     if cleanup:
         rows = cleanup_stale_drills()
         cli.table(f"stale drill targets removed: {len(rows)}", ["directory", "owner pid", "reason"],
@@ -96,6 +96,7 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
 
 def latest(repo, database: str, kind: str):
     """The newest backup of ``database`` of ``kind``; raises :class:`OpsError` naming the command that makes one."""
+    from ..backups import engine
     found = [m for m in engine.list_backups(repo, database) if m.kind == kind]
     if not found:
         raise OpsError(f"No {kind} backup of '{database}' in {repo.url}.",
@@ -121,6 +122,7 @@ def print_drills(reports):
 @cli.edge
 def history(c, db=None, dsn=None, stack=None, repository=None, json_=False):
     """Past restore drills with their outcome, RTO and RPO."""
+    from ..backups.drillreports import drill_reports
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
     items = [h for d in target.listed_databases(list(db or []) or None) for h in drill_reports(repo, d)]

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from ..backups.engine import list_backups
-from ..backups.repository import open_repository
 from ..errors import LocalStackError
-from ..local.cluster import open_stack
 from ..planapply import Plan, Step, execute
 from ..settings import current
 from .common import HELP, cli, task
@@ -18,6 +15,7 @@ from .common import HELP, cli, task
 @cli.edge
 def up(c, replicas=None, port=None, json_=False):
     """Start the local stack (primary + N streaming replicas); idempotent, recovers a crashed node."""
+    from ..local.cluster import open_stack
     st = open_stack(current().state_dir, port=cli.as_int(port, "--port", minimum=1),
                     replicas=cli.as_int(replicas, "--replicas", minimum=0))
     print_nodes(st.up(), json_, f"local stack up ({st.layout.state_dir})")
@@ -27,6 +25,7 @@ def up(c, replicas=None, port=None, json_=False):
 @cli.edge
 def status(c, json_=False):
     """Show every local node: role, port, pid, state, replay lag in bytes; exit 3 when a node is down."""
+    from ..local.cluster import open_stack
     st = open_stack(current().state_dir)
     nodes = st.status()
     print_nodes(nodes, json_, f"local stack ({st.layout.state_dir})")
@@ -40,6 +39,7 @@ def status(c, json_=False):
 @cli.edge
 def down(c, purge=False, yes=False):
     """Stop the local stack (replicas first); --purge deletes its data and backups after a confirmation."""
+    from ..local.cluster import open_stack
     st = open_stack(current().state_dir)
     if not purge:
         done = st.down()
@@ -54,6 +54,8 @@ def down(c, purge=False, yes=False):
 def purge_plan(st) -> Plan:
     """``local.down --purge``: stop every node, then delete the state directory; the note says how
     many backups the local repository holds (they go with it)."""
+    from ..backups.engine import list_backups
+    from ..backups.repository import open_repository
     repo_dir = st.layout.repository_dir
     backups = list_backups(open_repository(repo_dir.as_uri())) if repo_dir.is_dir() else []
     plan = Plan(f"purge the local stack in {st.layout.state_dir}", "invoke local.down --purge --yes")

@@ -54,7 +54,7 @@ class Statement:
     start: int = field(repr=False)  # character offsets of the text in ``source``
     end: int = field(repr=False)
     needs_no_transaction: bool = False
-    _node: list = field(default_factory=list, repr=False)  # cache of the AST
+    _node: ast.Node | None = field(default=None, repr=False)  # cache of the AST
 
     @property
     def text(self) -> str:
@@ -62,9 +62,9 @@ class Statement:
 
     @property
     def node(self) -> ast.Node:
-        if not self._node:
-            self._node.append(pglast.parse_sql(self.text)[0].stmt)
-        return self._node[0]
+        if self._node is None:
+            object.__setattr__(self, "_node", pglast.parse_sql(self.text)[0].stmt)
+        return self._node
 
     @property
     def tree(self) -> dict:

@@ -198,7 +198,7 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
             _work_conn(target, "migrate", opts) as conn:
         if not opts.dry_run:
             ledger.ensure_ledger(conn)
-        if resume:
+        if not opts.dry_run:  # a killed run's session may still be finishing what it was sent
             _wait_for_orphans(conn, target.database, opts.lock_wait_s, [lock_conn.info.backend_pid])
         st = compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn))
         result = MigrateResult(target.database, st.current, st.current, missing=list(st.missing))
@@ -245,7 +245,8 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
                 result.accepted.append(v)
         if dirty_m is not None:
             say(f"resuming {dirty_m.folder} at statement {(st.dirty.failed_statement or st.dirty.statements_done + 1)}")
-            result.applied.append(_apply_nontx(conn, target, dirty_m, dirty_m.up, "up", opts, start=st.dirty.statements_done))
+            result.applied.append(_apply_nontx(conn, target, dirty_m, dirty_m.up, "up", opts, start=st.dirty.statements_done,
+                                               resumed=True))
             result.after = dirty_m.version if result.after is None else max(result.after, dirty_m.version)
         for m in pending:
             say(f"applying {m.folder}")
@@ -367,7 +368,7 @@ def _locate_failure(conn: psycopg.Connection, script: Script) -> Statement | Non
 
 
 def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
-                 opts: RunOptions, start: int = 0, note: str = "") -> Applied:
+                 opts: RunOptions, start: int = 0, note: str = "", resumed: bool = False) -> Applied:
     """Run ``script`` statement by statement outside a migration-wide transaction (as ``psql -f``
     would), keeping an exact progress record in ``pgops.dirty``; on success record the ledger change
     and clear it in one transaction.
@@ -382,17 +383,18 @@ def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script:
     and rebuilt; a database/tablespace already created or dropped → skipped; otherwise run again
     (VACUUM, REINDEX, ALTER SYSTEM have the same effect twice).
 
-    ``start``: statements already committed by an earlier run (``--resume``).
+    ``start``: statements already committed by an earlier run; ``resumed``: this is ``--resume``
+    of that run (statement ``start + 1`` is then judged by its effect).
     """
     total = len(script.statements)
     t0 = time.monotonic()
     with conn.transaction():
         ledger.set_dirty(conn, m.version, m.name, m.checksum, direction, total, start)
-        if start:
+        if resumed:
             ledger.record_event(conn, "resume", m.version, m.name, m.checksum, detail=f"{direction} from statement {start + 1}")
     attempts = 1
     for st in script.statements[start:]:
-        if start and st.index == start + 1 and _effect_present(conn, st):
+        if resumed and st.index == start + 1 and _effect_present(conn, st):
             log.info("%s statement %d (line %d) already took effect before the interruption; recording it as done",
                      m.folder, st.index, st.line)
             ledger.advance_dirty(conn, m.version, st.index)
@@ -522,7 +524,10 @@ def rollback(target: Target, *, to: int | None = None, steps: int | None = None,
     opts = opts or RunOptions()
     say = progress or (lambda _msg: None)
     chain = target.chain()
-    with migration_lock(target.params, target.database, opts.lock_wait_s), _work_conn(target, "rollback", opts) as conn:
+    with migration_lock(target.params, target.database, opts.lock_wait_s) as lock_conn, \
+            _work_conn(target, "rollback", opts) as conn:
+        if not opts.dry_run:
+            _wait_for_orphans(conn, target.database, opts.lock_wait_s, [lock_conn.info.backend_pid])
         applied = ledger.read_applied(conn)
         dirty = ledger.read_dirty(conn)
         if not applied and not dirty:

@@ -92,16 +92,16 @@ def start_invoke(pg, dbname, sql_root) -> subprocess.Popen:
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def kill_at(params, dbname, start, k: int, after: bool, orphan: str, sig: int) -> str:
+def kill_at(params, dbname, start, k: int, after: bool, orphan: str, sig: int, gates: dict = GATE) -> str:
     """Run the migration in a child process, kill it with ``sig`` at boundary ``k`` and settle its
     server session as ``orphan`` says (``terminate`` | ``finish``). Returns what was hit."""
-    gate = lock(params, dbname, GATE[k])
+    gate = lock(params, dbname, gates[k])
     held = None
     proc = start(params, dbname)
     try:
-        pid = wait_until_blocked(params, dbname, proc, GATE[k] if k < 6 else "pgops.migrations")
-        hit = f"during statement {k}" if k < 6 else "at the final ledger write"
-        if after and k < 6:
+        pid = wait_until_blocked(params, dbname, proc, gates[k])
+        hit = f"during statement {k}" if gates[k] != "pgops.migrations" else "at the final ledger write"
+        if after and gates[k] != "pgops.migrations":
             held = lock(params, dbname, "pgops.dirty", nowait=True)
             if held is not None:  # the progress write is not part of statement k's own transaction
                 gate.rollback()
@@ -163,3 +163,20 @@ def test_sighup_through_invoke_then_resume_applies_each_statement_once(pg, targe
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert_exactly_once(params, dbname, t)
+
+
+@pytest.mark.parametrize("orphan", ["terminate", "finish"])
+def test_sigkill_after_a_concurrent_index_that_is_the_first_statement(target, params, dbname, orphan):
+    """Progress 0 of 2 with the index built: --resume judges statement 1 too (valid index → skipped)."""
+    runner.migrate(target(BASE))
+    t = target({"002_index_first": {"up.sql": "CREATE INDEX CONCURRENTLY c_id ON c (id);\nINSERT INTO a1 VALUES (1);\n"}})
+    hit = kill_at(params, dbname, lambda p, d: start_engine(p, d, t.migrations_dir), 1, True, orphan, signal.SIGKILL,
+                  gates={1: "c"})
+    assert hit.startswith("after statement 1")
+    if orphan == "terminate":  # the index exists, its progress record does not
+        assert runner.status(t).dirty.statements_done == 0
+    runner.migrate(t, resume=True, opts=RunOptions(**OPTS))
+    assert query(params, dbname, "SELECT count(*) FROM a1") == [(1,)]
+    assert query(params, dbname, "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                 "WHERE i.indrelid = 'c'::regclass") == [("c_id", True)]
+    assert runner.status(t).dirty is None

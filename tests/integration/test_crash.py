@@ -180,3 +180,37 @@ def test_sigkill_after_a_concurrent_index_that_is_the_first_statement(target, pa
     assert query(params, dbname, "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                                  "WHERE i.indrelid = 'c'::regclass") == [("c_id", True)]
     assert runner.status(t).dirty is None
+
+
+def test_resume_waits_for_the_killed_runs_session_to_finish(target, params, dbname):
+    """A killed client's server session goes on with the batch it was sent (statement 2 and its
+    progress), blocked here on a lock. A --resume started meanwhile must wait for it and then see
+    its progress, not run statement 2 a second time."""
+    import threading
+    runner.migrate(target(BASE))
+    t = target(MIXED)
+    gate = lock(params, dbname, "a2")
+    proc = start_engine(params, dbname, t.migrations_dir)
+    try:
+        wait_until_blocked(params, dbname, proc, "a2")
+        proc.kill()
+        proc.wait(30)
+        errors = []
+
+        def resume():
+            try:
+                runner.migrate(t, resume=True, opts=RunOptions(**OPTS))
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+        th = threading.Thread(target=resume)
+        th.start()
+        time.sleep(1.5)  # the resume is waiting (for the orphan, or behind its row lock)
+        assert th.is_alive()
+        gate.commit()  # the orphan finishes statement 2 and its progress, then goes
+        th.join(60)
+        assert not errors
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        gate.close()
+    assert_exactly_once(params, dbname, t)

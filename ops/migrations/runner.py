@@ -2,9 +2,11 @@
 
 Habits: plan as data, then a small loop that stops at the first failure (patroni); a transactional
 migration is recorded in the same transaction that applies it; a non-transactional one leaves an
-exact dirty record (statements done, the failed one) that ``--resume`` or a rollback clears; every
-statement runs under ``lock_timeout``, and a lock timeout (SQLSTATE 55P03) retries the migration with
-exponential backoff and jitter (pgroll's approach).
+exact dirty record (statements done, the failed one) that ``--resume`` or a rollback clears, and
+each of its statements is applied exactly once whatever moment the run is killed at (the progress
+record commits with the statement, or the statement is judged by its effect; see
+:func:`_apply_nontx`); every statement runs under ``lock_timeout``, and a lock timeout (SQLSTATE
+55P03) retries the migration with exponential backoff and jitter (pgroll's approach).
 """
 from __future__ import annotations
 
@@ -306,8 +308,11 @@ def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Sc
 
     The success path is one round trip: BEGIN, the parsed statements, the ledger row and the event,
     COMMIT, sent as one simple-protocol batch (as ``psql -1`` runs a file, minus a round trip per
-    statement). When it fails, the transaction is rolled back and the statements are replayed one by
-    one inside a transaction that is always rolled back, to name the statement and line that failed.
+    statement). Joining the texts with ``;`` is safe because each text runs from its first token to
+    the end of its last (:mod:`.script`): none ends inside a ``--`` comment. When it fails, the
+    transaction is rolled back and the statements are replayed one by one inside a transaction that
+    is always rolled back, to name the statement and line that failed; when the replay passes,
+    :class:`MigrationFailedUnlocated` says no one statement can be blamed.
     """
     file = "up.sql" if direction == "up" else "down.sql"
     ledger_change = (ledger.applied_row_sql(m.version, m.name, m.checksum, True) if direction == "up"

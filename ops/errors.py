@@ -189,6 +189,28 @@ class LintFailed(MigrationError):
     """``--strict`` and lint found problems in pending migrations."""
 
 
+class MigrationFailedUnlocated(MigrationFailed):
+    """A transactional migration failed and was rolled back whole, but replaying its statements one
+    by one (in a transaction that is always rolled back) did not fail, so no one statement is to
+    blame: a deferred constraint checked at COMMIT, the ledger write, a lock or serialization
+    conflict that has since cleared. ``statement`` and ``line`` are None."""
+
+    def __init__(self, database: str, version: int, name: str, error: str, hint: str = "",
+                 folder: str | None = None, file: str = "up.sql"):
+        self.database, self.version, self.name = database, version, name
+        self.statement, self.line, self.error = None, None, error
+        folder = folder or f"{version}_{name}"
+        MigrationError.__init__(
+            self,
+            f"Database '{database}': migration {folder} ({file}) failed: {error}. Replaying its statements "
+            "one by one did not fail, so the failure cannot be located to one statement (a deferred "
+            "constraint checked at COMMIT, the ledger write, or a lock or serialization conflict that has "
+            "since cleared). The migration was rolled back; the ledger and schema are unchanged.",
+            hint or f"run `invoke db.migrate --db {database}` again; if it fails the same way, look in "
+                    f"{folder}/{file} for DEFERRABLE constraints and in `invoke db.status --db {database}` for the ledger.",
+        )
+
+
 class RetentionRefused(OpsError):
     """A prune would break a safety floor (more than half deleted, an empty listing, a clock in the future)."""
 

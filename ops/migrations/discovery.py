@@ -26,7 +26,8 @@ IGNORED = {"README.md", "README", ".gitkeep"}
 
 @dataclass(frozen=True)
 class Migration:
-    """One migration folder. ``checksum`` is the sha256 (hex) of ``up.sql``'s bytes (Flyway-style)."""
+    """One migration folder. ``checksum`` is the sha256 (hex) of ``up.sql``'s bytes (Flyway-style);
+    ``up_text`` is the decoded ``up.sql``, the same string ``up``'s statements point into."""
 
     version: int
     name: str
@@ -107,13 +108,18 @@ def discover(root: Path) -> list[Migration]:
             continue
         scripts: dict[str, Script | None] = {}
         up_bytes = up_path.read_bytes()
+        up_sum = checksum_of(up_bytes)
+        up_text = ""
         for fname in ("up.sql", "down.sql", "verify.sql"):
             path = entry / fname
             if not path.is_file():
                 scripts[fname] = None
                 continue
             try:
-                text = path.read_bytes().decode("utf-8")
+                # one decoded copy of each file: the statements are offsets into it
+                text = (up_bytes if fname == "up.sql" else path.read_bytes()).decode("utf-8")
+                if fname == "up.sql":
+                    up_text, up_bytes = text, b""
                 scripts[fname] = parse_script(text)
             except UnicodeDecodeError:
                 problems.append(f"{entry.name}/{fname}: not UTF-8 text")
@@ -126,8 +132,8 @@ def discover(root: Path) -> list[Migration]:
             problems.extend(f"{entry.name}/verify.sql: {p}" for p in verify_shape_problems(verify))
         if scripts["up.sql"] is None:
             continue
-        found[version] = Migration(version, name, entry, up_bytes.decode("utf-8"), scripts["up.sql"],
-                                   checksum_of(up_bytes), scripts["down.sql"], verify)
+        found[version] = Migration(version, name, entry, up_text, scripts["up.sql"], up_sum,
+                                   scripts["down.sql"], verify)
     if problems:
         raise DiscoveryError(str(root), problems)
     return [found[v] for v in sorted(found)]

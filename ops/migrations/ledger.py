@@ -3,7 +3,9 @@
 ``pgops.migrations`` holds one row per applied migration (Flyway's schema history, sqitch's
 ``changes``); ``pgops.migration_events`` is append-only (a trigger refuses UPDATE, DELETE and
 TRUNCATE) and records up / down / verify / failed / baseline / accept_changed / resume;
-``pgops.dirty`` holds at most one row: the non-transactional migration that stopped part-way.
+``pgops.dirty`` holds at most one row: the non-transactional migration that stopped part-way;
+its ``statements_done`` commits in the same transaction as the statement it counts whenever that
+statement may run in a transaction block (see ``runner._apply_nontx``).
 """
 from __future__ import annotations
 
@@ -185,6 +187,17 @@ def set_dirty(conn: psycopg.Connection, version: int, name: str, checksum: str, 
         "statements_total = EXCLUDED.statements_total, statements_done = EXCLUDED.statements_done, "
         "failed_statement = EXCLUDED.failed_statement, error = EXCLUDED.error",
         (version, name, checksum, direction, total, done, failed, error))
+
+
+def advance_dirty_sql(version: int, done: int) -> sql.Composed:
+    """UPDATE of the dirty row's progress to ``done`` statements, as text to send inside the same
+    transaction (or batch) as the statement it records, so the two commit together."""
+    return sql.SQL("UPDATE pgops.dirty SET statements_done = {} WHERE version = {}").format(
+        sql.Literal(done), sql.Literal(version))
+
+
+def advance_dirty(conn: psycopg.Connection, version: int, done: int) -> None:
+    conn.execute(advance_dirty_sql(version, done))
 
 
 def clear_dirty(conn: psycopg.Connection, version: int) -> None:

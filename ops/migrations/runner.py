@@ -2,9 +2,11 @@
 
 Habits: plan as data, then a small loop that stops at the first failure (patroni); a transactional
 migration is recorded in the same transaction that applies it; a non-transactional one leaves an
-exact dirty record (statements done, the failed one) that ``--resume`` or a rollback clears; every
-statement runs under ``lock_timeout``, and a lock timeout (SQLSTATE 55P03) retries the migration with
-exponential backoff and jitter (pgroll's approach).
+exact dirty record (statements done, the failed one) that ``--resume`` or a rollback clears, and
+each of its statements is applied exactly once whatever moment the run is killed at (the progress
+record commits with the statement, or the statement is judged by its effect; see
+:func:`_apply_nontx`); every statement runs under ``lock_timeout``, and a lock timeout (SQLSTATE
+55P03) retries the migration with exponential backoff and jitter (pgroll's approach).
 """
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import psycopg
+from pglast import ast
+from pglast.enums import ObjectType, TransactionStmtKind
 from psycopg import errors as pgerr
 from psycopg import sql
 
 from ..dsn import connect, redact, tool_application_name
-from ..errors import (ChecksumDrift, DirtyDatabase, LintFailed, MigrationFailed, OutOfOrder, RollbackRefused)
+from ..errors import (ChecksumDrift, DirtyDatabase, LintFailed, MigrationFailed, MigrationFailedUnlocated, OutOfOrder,
+                      PreflightRefused, RollbackRefused)
 from . import ledger
 from .discovery import Migration, discover
 from .lint import Finding, grade, lint_migration, lock_level
@@ -195,6 +200,8 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
             _work_conn(target, "migrate", opts) as conn:
         if not opts.dry_run:
             ledger.ensure_ledger(conn)
+        if not opts.dry_run:  # a killed run's session may still be finishing what it was sent
+            _wait_for_orphans(conn, target.database, opts.lock_wait_s, [lock_conn.info.backend_pid])
         st = compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn))
         result = MigrateResult(target.database, st.current, st.current, missing=list(st.missing))
         if st.dirty and not resume:
@@ -240,7 +247,8 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
                 result.accepted.append(v)
         if dirty_m is not None:
             say(f"resuming {dirty_m.folder} at statement {(st.dirty.failed_statement or st.dirty.statements_done + 1)}")
-            result.applied.append(_apply_nontx(conn, target, dirty_m, dirty_m.up, "up", opts, start=st.dirty.statements_done))
+            result.applied.append(_apply_nontx(conn, target, dirty_m, dirty_m.up, "up", opts, start=st.dirty.statements_done,
+                                               resumed=True))
             result.after = dirty_m.version if result.after is None else max(result.after, dirty_m.version)
         for m in pending:
             say(f"applying {m.folder}")
@@ -254,13 +262,42 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
         return result
 
 
-def _record_failure(conn: psycopg.Connection, m: Migration, direction: str, st: Statement, err: str) -> None:
+def _wait_for_orphans(conn: psycopg.Connection, database: str, wait_s: float, exclude_pids: list[int]) -> None:
+    """Wait up to ``wait_s`` seconds for the sessions of an earlier, killed run to end.
+
+    A killed client's server backend goes on with the statement (batch) it was sent until it next
+    talks to the client, and the advisory lock went with the client; the dirty record is only the
+    truth once that backend is gone. Any other active pgops migrate/rollback session on this
+    database is such an orphan, since a live runner holds the lock we now hold. Raises
+    :class:`PreflightRefused` naming the sessions when they outlast the wait.
+    """
+    names = [tool_application_name("migrate"), tool_application_name("rollback")]
+
+    def orphans() -> list[dict]:
+        rows = conn.execute(
+            "SELECT pid, application_name, state, extract(epoch FROM now() - coalesce(xact_start, query_start))::float8 "
+            "FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY(%s) "
+            "AND state IS DISTINCT FROM 'idle' AND pid <> pg_backend_pid() AND NOT (pid = ANY(%s))",
+            (names, exclude_pids)).fetchall()
+        return [{"pid": r[0], "application_name": r[1], "state": r[2], "xact_age_s": r[3] or 0.0} for r in rows]
+    deadline = time.monotonic() + wait_s
+    found = orphans()
+    while found and time.monotonic() < deadline:
+        log.info("waiting for %d session(s) of an interrupted run to end", len(found))
+        time.sleep(0.2)
+        found = orphans()
+    if found:
+        raise PreflightRefused(database, found)
+
+
+def _record_failure(conn: psycopg.Connection, m: Migration, direction: str, st: Statement | None, err: str) -> None:
+    where = f"statement {st.index} (line {st.line})" if st else "not located to one statement (the replay passed)"
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
         with conn.transaction():
             ledger.record_event(conn, "failed", m.version, m.name, m.checksum,
-                                detail=f"{direction}: statement {st.index} (line {st.line})", error=err)
+                                detail=f"{direction}: {where}", error=err)
     except psycopg.Error as exc:  # the failure itself is what matters; log the bookkeeping problem
         log.warning("could not record the failure event: %s", redact(str(exc)))
 
@@ -271,8 +308,11 @@ def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Sc
 
     The success path is one round trip: BEGIN, the parsed statements, the ledger row and the event,
     COMMIT, sent as one simple-protocol batch (as ``psql -1`` runs a file, minus a round trip per
-    statement). When it fails, the transaction is rolled back and the statements are replayed one by
-    one inside a transaction that is always rolled back, to name the statement and line that failed.
+    statement). Joining the texts with ``;`` is safe because each text runs from its first token to
+    the end of its last (:mod:`.script`): none ends inside a ``--`` comment. When it fails, the
+    transaction is rolled back and the statements are replayed one by one inside a transaction that
+    is always rolled back, to name the statement and line that failed; when the replay passes,
+    :class:`MigrationFailedUnlocated` says no one statement can be blamed.
     """
     file = "up.sql" if direction == "up" else "down.sql"
     ledger_change = (ledger.applied_row_sql(m.version, m.name, m.checksum, True) if direction == "up"
@@ -298,9 +338,7 @@ def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Sc
                 time.sleep(delay)
                 continue
             err = _error_text(exc)
-            failed = _locate_failure(conn, script) or script.statements[-1] if script.statements else None
-            if failed is None:
-                raise
+            failed = _locate_failure(conn, script)
             hint = ""
             if isinstance(exc, pgerr.LockNotAvailable):
                 err += f" after {attempt} attempt(s)"
@@ -309,13 +347,18 @@ def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Sc
             elif direction == "down":
                 hint = f"fix {m.folder}/down.sql, then run `invoke db.rollback --db {target.database}` again."
             _record_failure(conn, m, direction, failed, err)
+            if failed is None:  # the replay passed: blaming any one statement would be a guess
+                raise MigrationFailedUnlocated(target.database, m.version, m.name, err, hint,
+                                               folder=m.folder, file=file) from None
             raise MigrationFailed(target.database, m.version, m.name, failed.index, failed.line, err, hint,
                                   folder=m.folder, file=file) from None
 
 
 def _locate_failure(conn: psycopg.Connection, script: Script) -> Statement | None:
     """Replay ``script`` statement by statement in a transaction that is always rolled back and
-    return the first statement that fails (None if the replay succeeds, e.g. a passing lock)."""
+    return the first statement that fails; None when the replay succeeds (a deferred constraint
+    checked at COMMIT, the ledger write, a lock that has since been released): then no statement is
+    to blame and the caller says so (:class:`MigrationFailedUnlocated`)."""
     try:
         with conn.transaction(force_rollback=True):
             for st in script.statements:
@@ -330,39 +373,54 @@ def _locate_failure(conn: psycopg.Connection, script: Script) -> Statement | Non
 
 
 def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
-                 opts: RunOptions, start: int = 0, note: str = "") -> Applied:
-    """Run ``script`` statement by statement outside a transaction (as ``psql -f`` would), keeping an
-    exact dirty record; on success record the ledger change and clear it in one transaction.
+                 opts: RunOptions, start: int = 0, note: str = "", resumed: bool = False) -> Applied:
+    """Run ``script`` statement by statement outside a migration-wide transaction (as ``psql -f``
+    would), keeping an exact progress record in ``pgops.dirty``; on success record the ledger change
+    and clear it in one transaction.
 
-    ``start``: statements already committed by an earlier run (``--resume``); an INVALID index left by
-    the failed CONCURRENTLY build of the next statement is dropped before it is rebuilt.
+    Exactly once under a kill at any moment (issue 9 §2): a statement that may run in a transaction
+    block is sent as one batch ``BEGIN; <progress := its index>; <statement>; COMMIT``, so it and
+    its progress record commit together or not at all; inside a file's own BEGIN … COMMIT the
+    progress record joins that transaction just before its COMMIT. A statement that may not run in a
+    transaction block (CONCURRENTLY, VACUUM, …) commits on its own and its progress record follows;
+    when a run stops between the two, ``--resume`` judges the statement by its effect
+    (:func:`_effect_present`): a valid index of that name exists → skipped; an INVALID one → dropped
+    and rebuilt; a database/tablespace already created or dropped → skipped; otherwise run again
+    (VACUUM, REINDEX, ALTER SYSTEM have the same effect twice).
+
+    ``start``: statements already committed by an earlier run; ``resumed``: this is ``--resume``
+    of that run (statement ``start + 1`` is then judged by its effect).
     """
     total = len(script.statements)
     t0 = time.monotonic()
     with conn.transaction():
         ledger.set_dirty(conn, m.version, m.name, m.checksum, direction, total, start)
-        if start:
+        if resumed:
             ledger.record_event(conn, "resume", m.version, m.name, m.checksum, detail=f"{direction} from statement {start + 1}")
     attempts = 1
     for st in script.statements[start:]:
-        if st.index == start + 1 and direction == "up":
-            _drop_invalid_rebuild(conn, st)
+        if resumed and st.index == start + 1 and _effect_present(conn, st):
+            log.info("%s statement %d (line %d) already took effect before the interruption; recording it as done",
+                     m.folder, st.index, st.line)
+            ledger.advance_dirty(conn, m.version, st.index)
+            continue
         attempt = 0
         while True:
             attempt += 1
+            outside = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # not in the file's own block
             try:
-                conn.execute(st.text, prepare=False)
+                _run_one(conn, m, st)
                 break
             except pgerr.LockNotAvailable as exc:
-                if attempt <= opts.retries and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                if outside and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")  # our own BEGIN … COMMIT batch: nothing of it remains
+                if attempt <= opts.retries and outside:
                     time.sleep(_backoff(attempt - 1, opts.retry_base_s))
                     continue
                 _fail_nontx(conn, target, m, script, direction, st, _error_text(exc) + f" after {attempt} attempt(s)")
             except psycopg.Error as exc:
                 _fail_nontx(conn, target, m, script, direction, st, _error_text(exc))
         attempts = max(attempts, attempt)
-        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("UPDATE pgops.dirty SET statements_done = %s WHERE version = %s", (st.index, m.version))
     ms = int((time.monotonic() - t0) * 1000)
     with conn.transaction():
         if direction == "up":
@@ -376,20 +434,72 @@ def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script:
     return Applied(m.version, m.name, ms, False, attempts)
 
 
-def _drop_invalid_rebuild(conn: psycopg.Connection, st: Statement) -> None:
-    from pglast import ast
+def _run_one(conn: psycopg.Connection, m: Migration, st: Statement) -> None:
+    """Run one statement of a non-transactional script and record its progress (see _apply_nontx)."""
+    status = conn.info.transaction_status
+    progress = ledger.advance_dirty_sql(m.version, st.index).as_string(conn)
+    if status == psycopg.pq.TransactionStatus.INTRANS:  # inside the file's own BEGIN … COMMIT
+        if st.kind == "TransactionStmt" and st.node.kind == TransactionStmtKind.TRANS_STMT_COMMIT:
+            conn.execute(progress, prepare=False)  # commits with the file's transaction, or not at all
+        conn.execute(st.text, prepare=False)
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and not (
+                st.kind == "TransactionStmt" and st.node.kind == TransactionStmtKind.TRANS_STMT_COMMIT):
+            conn.execute(progress, prepare=False)  # ROLLBACK ended it: nothing of the block remains
+        return
+    if st.kind == "TransactionStmt" or st.needs_no_transaction:
+        conn.execute(st.text, prepare=False)  # BEGIN opens the file's block; the others commit alone
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute(progress, prepare=False)
+        return
+    try:
+        conn.execute(f"BEGIN;\n{progress};\n{st.text};\nCOMMIT;", prepare=False)
+    except pgerr.ActiveSqlTransaction:  # refuses a transaction block although not known to: run it alone
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        log.info("%s statement %d cannot run in a transaction block; running it on its own", m.folder, st.index)
+        conn.execute(st.text, prepare=False)
+        conn.execute(progress, prepare=False)
+
+
+def _effect_present(conn: psycopg.Connection, st: Statement) -> bool:
+    """Whether statement ``st``, which cannot run in a transaction block and so could not commit
+    together with its progress record, already took effect before a run was interrupted.
+
+    CREATE INDEX CONCURRENTLY with a name: a valid index of that name in the table's schema → True;
+    an INVALID one (an interrupted or failed build) is dropped CONCURRENTLY → False (rebuild); none →
+    False. DROP INDEX CONCURRENTLY: True when none of its indexes exists. CREATE/DROP DATABASE and
+    TABLESPACE: True when the object already exists / is already gone. Anything else (VACUUM,
+    REINDEX, ALTER SYSTEM, CLUSTER, DISCARD, an unnamed index) → False: it runs again. A statement
+    that may run in a transaction block committed with its progress record, so it is never judged.
+    """
+    if not st.needs_no_transaction:
+        return False
     n = st.node
-    if isinstance(n, ast.IndexStmt) and n.concurrent and n.idxname:
-        schema = n.relation.schemaname
+    if isinstance(n, ast.IndexStmt) and n.idxname:
+        table = ".".join(sql.Identifier(p).as_string(conn) for p in (n.relation.schemaname, n.relation.relname) if p)
         row = conn.execute(
-            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE NOT i.indisvalid AND c.relname = %s "
-            "AND (%s::text IS NULL AND ns.nspname = ANY(current_schemas(false)) OR ns.nspname = %s)",
-            (n.idxname, schema, schema)).fetchone()
-        if row:
-            log.info("dropping INVALID index %s before rebuilding it", row[0])
-            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                sql.Identifier(*(([schema] if schema else []) + [n.idxname]))))
+            "SELECT i.indisvalid AND i.indisready, quote_ident(ns.nspname) || '.' || quote_ident(c.relname) "
+            "FROM pg_class t JOIN pg_class c ON c.relnamespace = t.relnamespace AND c.relname = %s "
+            "JOIN pg_namespace ns ON ns.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid "
+            "WHERE t.oid = to_regclass(%s)", (n.idxname, table)).fetchone()
+        if row is None:
+            return False
+        if row[0]:
+            return True
+        log.info("dropping INVALID index %s before rebuilding it", row[1])
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(row[1])))
+        return False
+    if isinstance(n, ast.DropStmt) and n.removeType == ObjectType.OBJECT_INDEX:
+        names = [".".join(sql.Identifier(p.sval).as_string(conn) for p in obj) for obj in n.objects]
+        return all(conn.execute("SELECT to_regclass(%s) IS NULL", (name,)).fetchone()[0] for name in names)
+    if isinstance(n, (ast.CreatedbStmt, ast.DropdbStmt)):
+        exists = conn.execute("SELECT EXISTS (SELECT FROM pg_database WHERE datname = %s)", (n.dbname,)).fetchone()[0]
+        return exists if isinstance(n, ast.CreatedbStmt) else not exists
+    if isinstance(n, (ast.CreateTableSpaceStmt, ast.DropTableSpaceStmt)):
+        exists = conn.execute("SELECT EXISTS (SELECT FROM pg_tablespace WHERE spcname = %s)",
+                              (n.tablespacename,)).fetchone()[0]
+        return exists if isinstance(n, ast.CreateTableSpaceStmt) else not exists
+    return False
 
 
 def _fail_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: Script, direction: str,
@@ -419,7 +529,10 @@ def rollback(target: Target, *, to: int | None = None, steps: int | None = None,
     opts = opts or RunOptions()
     say = progress or (lambda _msg: None)
     chain = target.chain()
-    with migration_lock(target.params, target.database, opts.lock_wait_s), _work_conn(target, "rollback", opts) as conn:
+    with migration_lock(target.params, target.database, opts.lock_wait_s) as lock_conn, \
+            _work_conn(target, "rollback", opts) as conn:
+        if not opts.dry_run:
+            _wait_for_orphans(conn, target.database, opts.lock_wait_s, [lock_conn.info.backend_pid])
         applied = ledger.read_applied(conn)
         dirty = ledger.read_dirty(conn)
         if not applied and not dirty:

@@ -87,3 +87,89 @@ def test_split_round_trips_any_chain_of_statements(parts):
     assert len(script.statements) == len(stmts)
     for got, want in zip(script.statements, stmts):
         assert pglast.parse_sql(got.text) == pglast.parse_sql(want)
+
+
+# ---- text fidelity: every layout psql accepts (issue 9 §1) ----------------------------------------
+
+from unittest import mock  # noqa: E402
+
+from pglast.parser import scan  # noqa: E402
+
+from ops.migrations import script as script_mod  # noqa: E402
+from tests.sqllayout import layouts  # noqa: E402
+
+
+def _assert_faithful(layout, parsed):
+    assert len(parsed.statements) == len(layout.statements)
+    for got, want, line in zip(parsed.statements, layout.statements, layout.lines):
+        assert pglast.parse_sql(got.text) == pglast.parse_sql(want)
+        assert got.line == line
+        tokens = scan(got.text)  # from its first token to the end of its last: no comment, no ';'
+        assert tokens[0].start == 0 and tokens[-1].end == len(got.text) - 1
+        assert tokens[-1].name not in ("SQL_COMMENT", "C_COMMENT", "';'")
+    # what the runner sends (texts joined with ';', then its own ledger INSERT) splits back the same
+    joined = ";\n".join([s.text for s in parsed.statements] + ["INSERT INTO ledger VALUES (1)"])
+    again = parse_script(joined)
+    assert [s.text for s in again.statements] == [s.text for s in parsed.statements] + ["INSERT INTO ledger VALUES (1)"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(layouts())
+def test_every_psql_layout_splits_into_the_written_statements(layout):
+    """Property: trailing comments before/after ';', ';' on its own line, no final ';', a
+    comment-only tail, CRLF, blank lines and a BOM all yield exactly the statements written, at
+    their lines, with texts that can be joined with ';' (the runner's batch) without gluing."""
+    _assert_faithful(layout, parse_script(layout.text))
+
+
+@settings(max_examples=100, deadline=None)
+@given(layouts(min_size=2, max_size=8), st.integers(min_value=1, max_value=64))
+def test_parsing_in_small_windows_gives_the_same_statements(layout, window):
+    """Property: the bounded-memory windowed parse (windows cut after a ';' token, grown when a cut
+    falls inside BEGIN ATOMIC … END or a string) gives the same statements as one parse."""
+    whole = parse_script(layout.text)
+    with mock.patch.object(script_mod, "WINDOW", window):
+        small = parse_script(layout.text)
+    assert small == whole
+    _assert_faithful(layout, small)
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE TABLE t (id int) -- see ticket 123\n;\nSELECT 1;\n",
+    "CREATE TABLE t (id int) -- see ticket 123\n",
+    "CREATE TABLE t (id int)\n-- nothing else but comments\n/* really */\n",
+    "CREATE TABLE t (id int) /* block */ -- line\n;",
+])
+def test_statement_text_never_ends_in_a_comment(sql):
+    assert parse_script(sql).statements[0].text == "CREATE TABLE t (id int)"
+
+
+def test_utf8_bom_is_dropped_as_psql_drops_it():
+    s = parse_script("\ufeffCREATE TABLE t (id int);\n")
+    assert [st.text for st in s.statements] == ["CREATE TABLE t (id int)"]
+
+
+def test_syntax_error_line_in_non_ascii_text():
+    with pytest.raises(ScriptError) as info:  # pglast reports a shifted position for non-ASCII text
+        parse_script("SELECT 'éééé';\nSELECT 'ü';\nSELEC 2;\n")
+    assert info.value.line == 3
+
+
+@pytest.mark.parametrize("window", [4, 16, 1 << 19])
+def test_syntax_error_far_into_a_large_file_names_its_line(window):
+    sql = "INSERT INTO t VALUES (1, 'a;b');\n" * 300 + "INSERT INTO t VALUES (2,;\n" + "SELECT 1;\n" * 10
+    with mock.patch.object(script_mod, "WINDOW", window), pytest.raises(ScriptError) as info:
+        parse_script(sql)
+    assert info.value.line == 301
+
+
+def test_unterminated_string_at_the_end_is_an_error_at_its_line():
+    with mock.patch.object(script_mod, "WINDOW", 8), pytest.raises(ScriptError) as info:
+        parse_script("SELECT 1;\nSELECT 2;\nSELECT 'abc;\nSELECT 3;\n")
+    assert "unterminated" in str(info.value) and info.value.line == 3
+
+
+def test_statements_share_one_copy_of_the_text():
+    sql = "SELECT 1;\nSELECT 2;\n"
+    s = parse_script(sql)
+    assert all(st.source is sql for st in s.statements)

@@ -10,41 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from pglast import ast
 
 from ..errors import DiscoveryError
+from .models import Migration
 from .script import Script, ScriptError, parse_script
 
 FOLDER = re.compile(r"^(\d{1,18})_([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 KNOWN_FILES = {"up.sql", "down.sql", "verify.sql"}
 IGNORED = {"README.md", "README", ".gitkeep"}
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One migration folder. ``checksum`` is the sha256 (hex) of ``up.sql``'s bytes (Flyway-style);
-    ``up_text`` is the decoded ``up.sql``, the same string ``up``'s statements point into."""
-
-    version: int
-    name: str
-    path: Path
-    up_text: str
-    up: Script
-    checksum: str
-    down: Script | None = None
-    verify: Script | None = None
-
-    @property
-    def ident(self) -> str:
-        return f"{self.version}_{self.name}"
-
-    @property
-    def folder(self) -> str:
-        return self.path.name
 
 
 def checksum_of(data: bytes) -> str:

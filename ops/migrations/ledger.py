@@ -9,13 +9,12 @@ statement may run in a transaction block (see ``runner._apply_nontx``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
 from .. import __version__
+from .models import AppliedRow, DirtyRow
 
 LEDGER_DDL = r"""
 CREATE SCHEMA IF NOT EXISTS pgops;
@@ -66,34 +65,6 @@ CREATE OR REPLACE TRIGGER migration_events_no_truncate
     BEFORE TRUNCATE ON pgops.migration_events
     FOR EACH STATEMENT EXECUTE FUNCTION pgops.events_append_only();
 """
-
-
-@dataclass(frozen=True)
-class AppliedRow:
-    """A row of ``pgops.migrations``. ``applied_at`` is a UTC-aware datetime."""
-
-    version: int
-    name: str
-    checksum: str
-    applied_at: datetime
-    applied_by: str
-    duration_ms: int
-    tool_version: str
-    transactional: bool = True
-
-
-@dataclass(frozen=True)
-class DirtyRow:
-    """The non-transactional migration that stopped part-way (``statements_done`` committed)."""
-
-    version: int
-    name: str
-    checksum: str
-    direction: str
-    statements_total: int
-    statements_done: int
-    failed_statement: int | None
-    error: str | None
 
 
 def ledger_exists(conn: psycopg.Connection) -> bool:

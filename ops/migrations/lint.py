@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from pglast import ast
 
-from .discovery import Migration
+from .models import Migration
 from .script import Script, Statement
 
 VOLATILE_FUNCS = {"random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "clock_timestamp",

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import RollbackRefused
-from .discovery import Migration
-from .ledger import AppliedRow, DirtyRow
+from .models import AppliedRow, DirtyRow, Migration
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from ..dsn import connect, redact, tool_application_name
 from ..errors import (ChecksumDrift, DirtyDatabase, LintFailed, MigrationFailed, MigrationFailedUnlocated, OutOfOrder,
                       PreflightRefused, RollbackRefused)
 from . import ledger
-from .discovery import Migration, discover
+from .discovery import discover
+from .models import Migration
 from .lint import Finding, grade, lint_migration, lock_level
 from .locking import migration_lock, preflight
 from .plan import ChainStatus, RollbackStep, compare, rollback_plan, select_pending

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 import pytest
 
 from ops.errors import RollbackRefused
-from ops.migrations.discovery import Migration, checksum_of
-from ops.migrations.ledger import AppliedRow, DirtyRow
+from ops.migrations.discovery import checksum_of
+from ops.migrations.models import AppliedRow, DirtyRow, Migration
 from ops.migrations.plan import compare, rollback_plan, select_pending
 from ops.migrations.script import parse_script
 

@@ -59,6 +59,19 @@ class ConnectError(OpsError):
     exit_code = 4
 
 
+class ConnectionLost(ConnectError):
+    """The server went away mid-task (crash, restart, failover, network cut)."""
+
+    def __init__(self, database: str, what: str, error: str):
+        self.database, self.what, self.error = database, what, error
+        super().__init__(
+            f"Database '{database}': the connection to the server was lost during {what} ({error.strip()}). "
+            "A transaction in flight was rolled back by the server; a non-transactional migration is recorded "
+            "as dirty up to its last committed statement.",
+            f"check the server is up (`invoke local.status` for the local stack), then run "
+            f"`invoke db.status --db {database}` and `invoke db.migrate --db {database}` (add --resume when it is dirty).")
+
+
 class MigrationError(OpsError):
     """Base of every migration-engine failure."""
 

@@ -10,6 +10,7 @@ record commits with the statement, or the statement is judged by its effect; see
 """
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -24,7 +25,7 @@ from psycopg import errors as pgerr
 from psycopg import sql
 
 from ..dsn import connect, redact, tool_application_name
-from ..errors import (ChecksumDrift, DirtyDatabase, LintFailed, MigrationFailed, MigrationFailedUnlocated, OutOfOrder,
+from ..errors import (ChecksumDrift, ConnectionLost, DirtyDatabase, LintFailed, MigrationFailed, MigrationFailedUnlocated, OutOfOrder,
                       PreflightRefused, RollbackRefused)
 from . import ledger
 from .discovery import discover
@@ -118,6 +119,23 @@ def _work_conn(target: Target, what: str, opts: RunOptions) -> psycopg.Connectio
 
 # ---- status / plan ------------------------------------------------------------------------------
 
+def server_faults(what: str):
+    """Turn a lost connection anywhere inside a runner entry point (psycopg's OperationalError or
+    InterfaceError escaping it, e.g. the primary crashing mid-migration) into
+    :class:`~ops.errors.ConnectionLost` naming the database and the task (exit 4)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(target, *args, **kwargs):
+            try:
+                return fn(target, *args, **kwargs)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise ConnectionLost(target.database, what, redact(str(exc)).splitlines()[0] if str(exc) else
+                                     type(exc).__name__) from None
+        return run
+    return wrap
+
+
+@server_faults("db.status")
 def status(target: Target) -> ChainStatus:
     """Compare disk and ledger without taking the lock. Raises DiscoveryError / ConnectError."""
     chain = target.chain()
@@ -181,6 +199,7 @@ def _table_size(conn: psycopg.Connection, table: str) -> tuple[int | None, int |
 
 # ---- migrate ------------------------------------------------------------------------------------
 
+@server_faults("db.migrate")
 def migrate(target: Target, *, to: int | None = None, resume: bool = False, accept_changed: tuple[int, ...] = (),
             allow_out_of_order: bool = False, strict: bool = False, opts: RunOptions | None = None,
             progress: Progress | None = None, note: str = "") -> MigrateResult:
@@ -519,6 +538,7 @@ def _fail_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: 
 
 # ---- rollback -----------------------------------------------------------------------------------
 
+@server_faults("db.rollback")
 def rollback(target: Target, *, to: int | None = None, steps: int | None = None, opts: RunOptions | None = None,
              progress: Progress | None = None) -> tuple[list[RollbackStep], list[Applied]]:
     """Run ``down.sql`` of applied migrations newest first, each recorded in the ledger.
@@ -599,6 +619,7 @@ def run_verify_script(conn: psycopg.Connection, label: str, script: Script) -> l
     return out
 
 
+@server_faults("db.verify")
 def verify(target: Target, record: bool = True) -> list[CheckResult]:
     """Run every applied migration's ``verify.sql`` in version order. Returns every row; the caller
     decides the exit code (:class:`VerifyFailed` when any row failed)."""
@@ -622,6 +643,7 @@ def verify(target: Target, record: bool = True) -> list[CheckResult]:
 
 # ---- baseline -----------------------------------------------------------------------------------
 
+@server_faults("db.baseline")
 def baseline(target: Target, to: int, opts: RunOptions | None = None) -> list[Migration]:
     """Record an existing database as being at version ``to`` without running anything (Flyway
     ``baseline``). Every migration on disk up to ``to`` is written to the ledger with duration 0.

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from invoke import Collection
 
 from ..dsn import parse
-from ..errors import ConfigError, OpsError, PruneIncomplete, VerifyMismatch
+from ..errors import ConfigError, OpsError, PruneIncomplete, RestoreRefused, VerifyMismatch
 from ..planapply import Plan, Step, execute
 from .common import HELP, cli, open_repo, rerun, target_for, task
 
@@ -145,7 +145,7 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
                  rerun("backup.restore", cli.target_args(stack, dsn, None), backup_id, "--clean"),
                  [Step(f"verify {m.id}, then drop and replace every object it holds in '{dest_db}' in one transaction",
                        apply, guard="the object matches its manifest; all or nothing (pg_restore --single-transaction)")])
-        secs = execute(p, yes=yes, show=cli.say)[0]
+        secs = execute(p, yes=yes, show=cli.say, recheck=lambda: _recheck_restore(m, dest, dest_db))[0]
     else:
         secs = apply()
     cli.say(f"restored {m.id} ({m.database}, {m.size_bytes:,} bytes) into {dest_db} in {secs:.1f} s")
@@ -159,6 +159,7 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
 @cli.edge
 def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=False, yes=False, json_=False):
     """GFS retention (seed 002: 30 daily, 12 weekly, 12 monthly, 5 yearly) with safety floors; dry run by default."""
+    from ..backups import engine
     target = target_for(stack, dsn, repository=repository)
     repo = open_repo(target)
     dbs = target.repository_databases(list(db or []) or None) or None
@@ -183,7 +184,11 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
                 p.steps.append(Step("delete the RDS snapshots marked DELETE",
                                     lambda: target.prune_snapshots(repo, apply=True, force=force, now=_now()),
                                     guard="same policy and floors over pgops-managed snapshots"))
-        results = execute(p, yes=yes, show=(lambda _l: None) if json_ else cli.say)
+        def recheck():  # what the repository holds now, read back after the deletions
+            left = {d: len(engine.list_backups(repo, d)) for d in (dbs or [r.database for r in reports])}
+            if not json_:
+                cli.say("re-check: backups left — " + ", ".join(f"{d}: {n}" for d, n in left.items()))
+        results = execute(p, yes=yes, show=(lambda _l: None) if json_ else cli.say, recheck=recheck)
         if results:
             reports = results[0]
             if len(results) > 1:
@@ -222,6 +227,24 @@ def _prune_all(repo, dbs, **kwargs):
         return engine.prune_all(repo, dbs, **kwargs), None
     except PruneIncomplete as exc:
         return exc.reports, exc
+
+
+def _recheck_restore(m, dest, dest_db) -> None:
+    """After a --clean restore: every table the manifest counted holds its counted rows again."""
+    from psycopg import sql
+
+    from ..dsn import connect, tool_application_name
+    with connect(dest, dbname=dest_db, autocommit=True, application_name=tool_application_name("restore")) as conn:
+        off = []
+        for table, rows in m.row_counts.items():
+            schema, name = table.split(".", 1)
+            found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
+            if found != rows:
+                off.append(f"{table}: {found} rows, backup had {rows}")
+    cli.say("re-check: " + ("every table holds the backup's row count" if not off else "; ".join(off)))
+    if off:
+        raise RestoreRefused(f"Restore of {m.id} into '{dest_db}' finished but the row counts differ: {'; '.join(off)}.",
+                             "inspect the target; rerun the restore with --clean --yes.")
 
 
 def print_verdicts(title: str, plan, applied: bool) -> None:

@@ -46,7 +46,9 @@ def down(c, purge=False, yes=False):
         cli.say("\n".join(done) if done else "local stack: nothing running")
         return
     plan = purge_plan(st)
-    results = execute(plan, yes=yes, show=cli.say)
+    results = execute(plan, yes=yes, show=cli.say,
+                      recheck=lambda: cli.say(f"re-check: {st.layout.state_dir} "
+                                              f"{'still exists' if st.layout.state_dir.exists() else 'is gone'}"))
     for r in results or []:
         cli.say("\n".join(r) if r else "local stack: nothing running")
 

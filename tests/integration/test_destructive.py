@@ -66,6 +66,8 @@ def test_prune_apply_needs_yes_and_then_deletes_what_the_plan_showed(pg, dbname,
     deleted = [v["id"] for v in verdicts["verdicts"] if not v["keep"]]
     assert len(deleted) == 1 and deleted[0].endswith("-000001")  # the older of the two on one day
     assert ids(repo, dbname) == [b for b in before if b not in deleted]
+    plain = invoke(["backup.prune", "--dsn", dsn(pg, dbname), "--repository", url, "--apply", "--yes"])
+    assert plain.returncode == 0 and "plan: prune 0 object(s)" in plain.stdout
 
 
 def test_restore_clean_needs_yes_and_replaces_the_data(pg, params, dbname, backed_up):
@@ -78,6 +80,7 @@ def test_restore_clean_needs_yes_and_replaces_the_data(pg, params, dbname, backe
     done = invoke([*args, "--yes"])
     assert done.returncode == 0, done.stderr
     assert query(params, dbname, "SELECT count(*) FROM t") == [(500,)]
+    assert "re-check: every table holds the backup's row count" in done.stdout
 
 
 def test_restore_over_a_stacks_own_server_is_refused_by_endpoint(pg, params, dbname, backed_up):

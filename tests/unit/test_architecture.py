@@ -23,6 +23,15 @@ def test_import_linter_contracts_are_kept():
     assert "3 kept, 0 broken" in res.stdout
 
 
+def test_no_undefined_or_unused_names():
+    """pyflakes' rules (ruff F): heavy imports happen inside task bodies (start-up time), so a name a
+    body forgot to import would otherwise surface only as a NameError traceback at run time."""
+    exe = Path(sys.executable).parent / "ruff"
+    res = subprocess.run([str(exe), "check", "--select", "F,E9", "--quiet", "ops", "tasks.py", "infra", "sql",
+                          "tests", "bench"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 def test_no_platform_branch_outside_the_target_modules():
     offenders = []
     for path in (REPO / "ops").rglob("*.py"):

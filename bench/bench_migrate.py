@@ -8,7 +8,6 @@ Goal (issue 3): pgops no slower than dbmate. Harness and order: bench/common.py.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Contender, arguments, compare, invoke, parse, password, psql, report, throwaway_cluster
+from common import Contender, FreshDatabases, arguments, compare, invoke, parse, password, psql, report, throwaway_cluster
 
 
 def migration_sql(i: int) -> str:
@@ -46,23 +45,13 @@ def main() -> None:
     sizes = [int(s) for s in (args.sizes or ("5,20" if args.quick else "10,100,500")).split(",")]
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PGOPS_DSN": ""}
-    serial = itertools.count()
     with throwaway_cluster() as st:
         port = st.layout.primary.port
         for count in sizes:
             work = Path(tempfile.mkdtemp(prefix="pgops-bench-chain-"))
             pg_root, dbmate_dir = write_chains(work, count)
-            dbs: dict[str, str] = {}
-
-            def fresh(key):
-                def prepare(_r):
-                    dbs[key] = f"bench_{next(serial)}"
-                    psql(st, "postgres", "-c", f"CREATE DATABASE {dbs[key]}")
-                    psql(st, "postgres", "-c", "CHECKPOINT")
-                return prepare
-
-            def drop(key):
-                return lambda _r: psql(st, "postgres", "-c", f"DROP DATABASE {dbs[key]}")
+            fresh = FreshDatabases(st, "bench")
+            dbs = fresh.dbs
 
             def run_pgops(_r):
                 dsn = f"host=127.0.0.1 port={port} user=postgres passfile={st.layout.passfile} dbname={dbs['pgops']}"
@@ -76,9 +65,10 @@ def main() -> None:
                 url = f"postgres://postgres:{password(st)}@127.0.0.1:{port}/{dbs['dbmate']}?sslmode=disable"
                 subprocess.run([str(bin_dir / "dbmate"), "--url", url, "--migrations-dir", str(dbmate_dir),
                                 "--no-dump-schema", "up"], env=env, check=True, capture_output=True)
-            results = compare([Contender("pgops db.migrate", run_pgops, fresh("pgops"), drop("pgops")),
-                               Contender("psql -1 -f per file", run_psql, fresh("psql"), drop("psql")),
-                               Contender("dbmate up", run_dbmate, fresh("dbmate"), drop("dbmate"))], args.repeat)
+            results = compare([Contender("pgops db.migrate", run_pgops, fresh.prepare("pgops"), fresh.drop("pgops")),
+                               Contender("psql -1 -f per file", run_psql, fresh.prepare("psql"), fresh.drop("psql")),
+                               Contender("dbmate up", run_dbmate, fresh.prepare("dbmate"), fresh.drop("dbmate"))],
+                              args.repeat)
             shutil.rmtree(work, ignore_errors=True)
             report(f"{count} migrations, same server, fresh database each run", results, baseline="dbmate up")
 

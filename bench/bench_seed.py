@@ -13,13 +13,12 @@ start-up. Harness and order: bench/common.py.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
-from common import Contender, arguments, compare, invoke, parse, psql, report, throwaway_cluster
+from common import Contender, FreshDatabases, arguments, compare, invoke, parse, psql, report, throwaway_cluster
 
 from ops.dsn import connect
 from ops.pgtools import pg_bindir
@@ -59,7 +58,6 @@ def baseline_script(conn, data_file: Path) -> str:
 def main() -> None:
     ap = arguments(__doc__, users=(100_000, 2_000))
     args = parse(ap)
-    serial = itertools.count()
     with throwaway_cluster() as st, tempfile.TemporaryDirectory(prefix="pgops-bench-seed-") as tmp:
         port = st.layout.primary.port
         base = f"host=127.0.0.1 port={port} user=postgres passfile={st.layout.passfile}"
@@ -75,24 +73,15 @@ def main() -> None:
         script = Path(tmp) / "load.sql"
         with connect(st.conninfo(), dbname="seed_template") as conn:
             script.write_text(baseline_script(conn, data))
-        dbs: dict[str, str] = {}
-
-        def fresh(key):
-            def prepare(_r):
-                dbs[key] = f"seed_{next(serial)}"
-                psql(st, "postgres", "-c", f"CREATE DATABASE {dbs[key]} TEMPLATE seed_template")
-                psql(st, "postgres", "-c", "CHECKPOINT")
-            return prepare
-
-        def drop(key):
-            return lambda _r: psql(st, "postgres", "-c", f"DROP DATABASE {dbs[key]}")
+        fresh = FreshDatabases(st, "seed", template="seed_template")
+        dbs = fresh.dbs
 
         results = compare([
             Contender("pgops db.seed", lambda _r: invoke("db.seed", "--dsn", f"{base} dbname={dbs['pgops']}",
                                                          "--users", str(args.users), "--json"),
-                      fresh("pgops"), drop("pgops")),
+                      fresh.prepare("pgops"), fresh.drop("pgops")),
             Contender("psql: same load, COPY of the rows", lambda _r: psql(st, dbs["psql"], "-f", str(script)),
-                      fresh("psql"), drop("psql")),
+                      fresh.prepare("psql"), fresh.drop("psql")),
         ], args.repeat)
     report(f"seed of {args.users} users (load, index rebuild, FK check, ANALYZE)", results,
            baseline="psql: same load, COPY of the rows")

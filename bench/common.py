@@ -74,6 +74,29 @@ def psql(st: LocalStack, db: str, *args: str) -> None:
                    env={**os.environ, "PGPASSFILE": str(st.layout.passfile)}, check=True, capture_output=True)
 
 
+class FreshDatabases:
+    """One fresh database per contender and round: ``prepare(key)`` creates ``<prefix>_<n>`` (from
+    ``template`` when given) and checkpoints, so no contender pays for another's dirty pages;
+    ``drop(key)`` removes it; ``dbs[key]`` names the current one."""
+
+    def __init__(self, st: LocalStack, prefix: str, template: str | None = None):
+        self.st, self.prefix, self.template = st, prefix, template
+        self.dbs: dict[str, str] = {}
+        self._n = 0
+
+    def prepare(self, key: str):
+        def run(_round):
+            self._n += 1
+            self.dbs[key] = f"{self.prefix}_{self._n}"
+            psql(self.st, "postgres", "-c", f"CREATE DATABASE {self.dbs[key]}"
+                 + (f" TEMPLATE {self.template}" if self.template else ""))
+            psql(self.st, "postgres", "-c", "CHECKPOINT")
+        return run
+
+    def drop(self, key: str):
+        return lambda _round: psql(self.st, "postgres", "-c", f"DROP DATABASE {self.dbs[key]}")
+
+
 def invoke(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``invoke <args>`` from the checkout with this interpreter's venv."""
     return subprocess.run([str(Path(sys.executable).parent / "invoke"), *args], cwd=REPO, env=env,

@@ -82,6 +82,31 @@ def _failed(database: str, repo: Repository, what: str, hint_cmd: str) -> Backup
                         "nothing was recorded.", f"fix the cause, then run `{hint_cmd}` again.")
 
 
+def _stream_tool(repo: Repository, key: str, proc: subprocess.Popen, database: str, hint: str,
+                 on_bytes: Callable[[int], None] | None, on_abort: Callable[[], None] = lambda: None):
+    """Stream a client tool's stdout (pg_dump, pg_basebackup) into ``key`` while draining its stderr.
+
+    A failed upload kills the tool, calls ``on_abort`` and raises :class:`BackupFailed` (the caller
+    removes the partial object). Returns (written, the tool's exit code, its stderr bytes)."""
+    err_buf: list[bytes] = []
+    drain = threading.Thread(target=lambda: err_buf.extend(proc.stderr), daemon=True)
+    drain.start()
+    streamed = False
+    try:
+        written = repo.put_stream(key, metered(proc.stdout, on_bytes))
+        streamed = True
+    except (RepositoryError, OSError) as exc:
+        raise _failed(database, repo, f"the upload failed: {redact(str(exc))}", hint) from None
+    finally:
+        if not streamed:
+            if proc.poll() is None:
+                proc.kill()
+            on_abort()
+        rc = proc.wait()
+        drain.join(timeout=30)
+    return written, rc, b"".join(err_buf)
+
+
 def create_logical(repo: Repository, params: Mapping, database: str, *, stack: str = "local",
                    note: str = "", now: Callable[[], datetime] = _now,
                    on_bytes: Callable[[int], None] | None = None) -> Manifest:
@@ -102,7 +127,6 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
     mkey = manifest_key(database, backup_id)
     hint = f"invoke backup.create --db {database}"
     proc = None
-    stderr_lines: list[bytes] = []
     try:
         with connect(params, dbname=database, application_name=tool_application_name("backup")) as conn:
             try:
@@ -130,25 +154,15 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
                             count_error.append(exc)
                     counter = threading.Thread(target=count_rows, daemon=True)
                     counter.start()
-                    drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
-                    drain.start()
-                    streamed = False
+                    def stop_counts():  # the upload failed: nothing will use the counts
+                        with contextlib.suppress(Exception):
+                            conn.cancel()
                     try:
-                        written = repo.put_stream(key, metered(proc.stdout, on_bytes))
-                        streamed = True
-                    except (RepositoryError, OSError) as exc:
-                        raise _failed(database, repo, f"the upload failed: {redact(str(exc))}", hint) from None
+                        written, rc, tool_err = _stream_tool(repo, key, proc, database, hint, on_bytes, stop_counts)
                     finally:
-                        if not streamed:
-                            if proc.poll() is None:
-                                proc.kill()
-                            with contextlib.suppress(Exception):  # stop the counts: nothing will use them
-                                conn.cancel()
-                        rc = proc.wait()
-                        drain.join(timeout=30)
                         counter.join(timeout=60)
                 if rc != 0:
-                    why = redact(b"".join(stderr_lines).decode(errors="replace").strip()[-800:])
+                    why = redact(tool_err.decode(errors="replace").strip()[-800:])
                     raise _failed(database, repo, f"pg_dump exited {rc}: {why}", hint)
                 if count_error:
                     raise _failed(database, repo, f"counting rows in the dump's snapshot failed: "
@@ -201,23 +215,10 @@ def create_physical(repo: Repository, params: Mapping, *, stack: str = "local", 
             proc = subprocess.Popen([str(pg_bindir() / "pg_basebackup"), "-D", "-", "-Ft", "-z", "-X", "fetch", "-c",
                                      "fast", "--no-password", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env=env)
-            err_buf: list[bytes] = []
-            drain = threading.Thread(target=lambda: err_buf.extend(proc.stderr), daemon=True)
-            drain.start()
-            streamed = False
-            try:
-                written = repo.put_stream(key, metered(proc.stdout, on_bytes))
-                streamed = True
-            except (RepositoryError, OSError) as exc:
-                raise _failed(CLUSTER, repo, f"the upload failed: {redact(str(exc))}", hint) from None
-            finally:
-                if not streamed and proc.poll() is None:
-                    proc.kill()
-                rc = proc.wait()
-                drain.join(timeout=30)
+            written, rc, tool_err = _stream_tool(repo, key, proc, CLUSTER, hint, on_bytes)
         if rc != 0:
             raise BackupFailed(f"Physical backup to {repo.url} failed: pg_basebackup: "
-                               f"{redact(b''.join(err_buf).decode(errors='replace').strip()[-800:])}. "
+                               f"{redact(tool_err.decode(errors='replace').strip()[-800:])}. "
                                "The partial backup was removed; nothing was recorded.",
                                "check max_wal_senders and replication access, then run "
                                "`invoke backup.create --kind snapshot`.")

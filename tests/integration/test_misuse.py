@@ -83,3 +83,23 @@ def test_bad_input_exits_with_its_code_and_one_message(env, args, code, phrase):
 def test_bad_environment_is_exit_2(env, variable, value, phrase):
     res = invoke(["db.status"], {**env, variable: value}, timeout=60)
     assert res.returncode == 2 and phrase in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A real read-only file system (tmpfs mounted ro): where even root cannot write."""
+    import os
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    d = tmp_path / "ro"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(d)], check=True)
+    yield d
+    subprocess.run(["umount", str(d)], check=False)
+
+
+def test_unwritable_drill_report_path_is_exit_2_before_anything_runs(env, read_only_dir):
+    res = invoke(["drill.run", "--json", str(read_only_dir / "report.json")], env, timeout=60)
+    assert res.returncode == 2 and "cannot be written" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert "drill" not in res.stdout  # refused before a drill started

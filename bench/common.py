@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ops.local.cluster import LocalStack, open_stack  # noqa: E402
+from ops.local.layout import POOLER_OFFSET  # noqa: E402
 from ops.pgtools import pg_bindir  # noqa: E402
 
 MIN_REPEATS = 5
@@ -40,11 +41,13 @@ QUICK_REPEATS = 2
 
 
 def free_port() -> int:
+    """A free loopback port whose pooler port (port + POOLER_OFFSET) is free too."""
     while True:
         p = random.randint(30000, 60000)
-        with socket.socket() as s:
+        with socket.socket() as s, socket.socket() as pooler:
             try:
                 s.bind(("127.0.0.1", p))
+                pooler.bind(("127.0.0.1", p + POOLER_OFFSET))
                 return p
             except OSError:
                 continue

@@ -47,6 +47,19 @@ def pg_bindir() -> Path:
                           "run `scripts/setup.sh` (installs Debian's postgresql-15), or set PGOPS_PG_BINDIR.")
 
 
+def pgbouncer_bin() -> Path:
+    """The PgBouncer executable (Debian's ``pgbouncer`` package: ``/usr/sbin/pgbouncer``).
+
+    Raises :class:`LocalStackError` with the install command when it is missing.
+    """
+    found = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
+                                               if Path(p).is_file()), None)
+    if not found:
+        raise LocalStackError("PgBouncer (the local stack's pooler) is not installed on this machine.",
+                              "run `scripts/setup.sh` (installs Debian's pgbouncer), then `invoke local.up`.")
+    return Path(found)
+
+
 def as_server_user() -> bool:
     """True when pgops runs as root: server commands then run as :data:`SERVER_USER`."""
     return os.geteuid() == 0

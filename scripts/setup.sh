@@ -22,6 +22,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       postgresql-15 postgresql-client-15 >/dev/null
 fi
+# 1b. PgBouncer, the local stack's pooler (pgops starts its own instance on loopback; the package's
+#     own service, enabled by Debian on systems that run systemd, is turned off).
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  say "installing PgBouncer (pgbouncer)"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    "${SUDO[@]}" systemctl disable --now pgbouncer.service >/dev/null 2>&1 || true
+  fi
+fi
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   say "creating the unprivileged 'postgres' OS user the local servers run as"
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import time
 from datetime import datetime, timezone
@@ -21,10 +22,10 @@ from pathlib import Path
 
 from .. import settings
 from ..dsn import connect, redact, tool_application_name
-from ..pgtools import chown_server, pg_bindir, run_server_cmd, server_ids
+from ..pgtools import chown_server, pg_bindir, pgbouncer_bin, run_server_cmd, server_ids
 from ..errors import ConfigError, LocalStackError, PortBusy
-from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, StackLayout,
-                     plan_layout, primary_conninfo, render_conf, server_settings)
+from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, PoolerSpec, StackLayout,
+                     plan_layout, primary_conninfo, render_conf, render_pgbouncer_ini, server_settings)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, program: bytes = b"postgres") -> bool:
+    """Whether ``pid`` is a live (not zombie) process whose command line names ``program``: a pid
+    reused by something else does not count."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read()
@@ -78,7 +81,7 @@ def _pid_alive(pid: int) -> bool:
             state = f.read().rsplit(b")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != b"Z" and b"postgres" in cmd
+    return state != b"Z" and program in cmd
 
 
 def node_pid(node: NodeSpec) -> int | None:
@@ -107,6 +110,15 @@ def _orphans(node: NodeSpec) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def pooler_pid(pooler: PoolerSpec) -> int | None:
+    """The pid in the pooler's pidfile when that process is alive, else None."""
+    try:
+        pid = int(pooler.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid, b"pgbouncer") else None
 
 
 def _conninfo(layout: StackLayout, node: NodeSpec) -> dict:
@@ -143,6 +155,8 @@ class LocalStack:
         for node in lay.nodes:  # check every port first: fail before touching anything
             if node_pid(node) is None and not _port_free(node.port):
                 raise PortBusy(node.port, node.name, PORT_SETTING)
+        if lay.pooler is not None and pooler_pid(lay.pooler) is None and not _port_free(lay.pooler.port):
+            raise PortBusy(lay.pooler.port, lay.pooler.name, PORT_SETTING)
         if not self.exists:
             self._init_primary(bindir)
         self._start(bindir, lay.primary)
@@ -150,8 +164,41 @@ class LocalStack:
             if not (node.node_dir / READY_MARK).exists():
                 self._build_replica(bindir, node)
             self._start(bindir, node)
+        if lay.pooler is not None:
+            self._start_pooler(lay.pooler)
         self._write_state(bindir)
         return self.status()
+
+    def pooler_conninfo(self) -> dict:
+        """libpq parameters for the pooler (what applications use): the passfile's password works
+        through it (its line matches any port)."""
+        return {**self.conninfo(), "port": self.layout.pooler.port}
+
+    def _start_pooler(self, pooler: PoolerSpec) -> None:
+        """Start PgBouncer as the server user (it refuses root, like PostgreSQL): config and a 0600
+        auth file holding the stack's password, daemon mode, then wait until it accepts connections."""
+        if pooler_pid(pooler) is not None:
+            return
+        exe = pgbouncer_bin()
+        pooler.pooler_dir.mkdir(parents=True, exist_ok=True)
+        chown_server(pooler.pooler_dir, 0o700)
+        password = self.layout.passfile.read_text().strip().split(":", 4)[4]
+        write_private(pooler.auth_file, '"postgres" "' + password.replace('"', '""') + '"\n')
+        chown_server(pooler.auth_file, 0o600)
+        pooler.ini.write_text(render_pgbouncer_ini(self.layout))
+        chown_server(pooler.ini, 0o600)
+        pooler.pidfile.unlink(missing_ok=True)  # stale: its process is gone (checked above)
+        if not _port_free(pooler.port):
+            raise PortBusy(pooler.port, pooler.name, PORT_SETTING)
+        run_server_cmd([str(exe), "-d", "-q", str(pooler.ini)], what="starting the local pooler (PgBouncer)")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if pooler_pid(pooler) is not None and not _port_free(pooler.port):
+                return
+            time.sleep(0.05)
+        tail = pooler.log_file.read_text(errors="replace")[-800:] if pooler.log_file.exists() else ""
+        raise LocalStackError(f"The local pooler (PgBouncer, port {pooler.port}) did not start: {redact(tail.strip())}",
+                              f"read {pooler.log_file}, fix the cause, then run `invoke local.up` again.")
 
     def _init_primary(self, bindir: Path) -> None:
         lay = self.layout
@@ -278,7 +325,31 @@ class LocalStack:
             rows.append({"name": node.name, "role": node.role, "host": "127.0.0.1", "port": node.port,
                          "pid": pid, "state": state,
                          "replay_lag_bytes": lags.get(node.name) if node.role == "replica" else None})
+        if self.layout.pooler is not None:
+            rows.append(self._pooler_status(self.layout.pooler))
         return rows
+
+    def _pooler_status(self, pooler: PoolerSpec) -> dict:
+        """The pooler as a node: "running" when its process is up and, while the primary runs, a query
+        through it reaches the primary ("unreachable" otherwise)."""
+        pid = pooler_pid(pooler)
+        if not pooler.ini.exists():
+            state = "not created"
+        elif pid is None:
+            state = "stopped"
+        else:
+            state = "running"
+            # probe through it only when the primary runs: PgBouncer holds a query for a server
+            # connection up to query_wait_timeout, so a probe would hang while the primary is down
+            if node_pid(self.layout.primary) is not None:
+                try:
+                    with connect(self.pooler_conninfo(), autocommit=True, connect_timeout=3,
+                                 application_name=tool_application_name("status")) as conn:
+                        conn.execute("SELECT 1")
+                except Exception:
+                    state = "unreachable"
+        return {"name": pooler.name, "role": pooler.role, "host": "127.0.0.1", "port": pooler.port, "pid": pid,
+                "state": state, "replay_lag_bytes": None}
 
     def wait_replicas_caught_up(self, timeout_s: float = 30.0) -> list[str]:
         """Wait until every running replica has replayed the primary's current WAL position.
@@ -311,6 +382,13 @@ class LocalStack:
         state directory (data, logs, passfile, local backups). Returns what was done, one line each."""
         done = []
         bindir = None
+        pooler = self.layout.pooler
+        if pooler is not None and (pid := pooler_pid(pooler)) is not None:  # clients first, then servers
+            os.kill(pid, signal.SIGTERM)  # PgBouncer: SIGTERM is an immediate shutdown
+            deadline = time.monotonic() + 15
+            while _pid_alive(pid, b"pgbouncer") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            done.append(f"stopped {pooler.name} (port {pooler.port})")
         for node in reversed(self.layout.nodes):
             if node_pid(node) is None:
                 continue
@@ -350,5 +428,5 @@ def open_stack(state_dir: Path | None = None, port: int | None = None, replicas:
                               "run `invoke local.down --purge` and `invoke local.up --replicas N`.")
         replicas = recorded["replicas"] if replicas is None else replicas
     layout = plan_layout(state_dir, DEFAULT_BASE_PORT if port is None else port,
-                         DEFAULT_REPLICAS if replicas is None else replicas)
+                         DEFAULT_REPLICAS if replicas is None else replicas, pooler=not throwaway)
     return LocalStack(layout, extra_settings, throwaway)

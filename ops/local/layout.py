@@ -14,6 +14,7 @@ from ..errors import ConfigError
 DEFAULT_BASE_PORT = 54320
 DEFAULT_REPLICAS = 1
 MAX_REPLICAS = 8
+POOLER_OFFSET = MAX_REPLICAS + 1  # the pooler listens on base_port + 9, beyond every replica port
 PORT_SETTING = "`invoke local.up --port N` (or the PGOPS_LOCAL_PORT environment variable)"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
 
@@ -38,6 +39,32 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class PoolerSpec:
+    """PgBouncer in front of the primary: ``port`` on loopback, its files under ``pooler_dir``."""
+
+    port: int
+    pooler_dir: Path
+    name: str = "pooler"
+    role: str = "pooler"
+
+    @property
+    def ini(self) -> Path:
+        return self.pooler_dir / "pgbouncer.ini"
+
+    @property
+    def auth_file(self) -> Path:
+        return self.pooler_dir / "userlist.txt"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.pooler_dir / "pgbouncer.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.pooler_dir / "pgbouncer.log"
+
+
+@dataclass(frozen=True)
 class StackLayout:
     """The whole stack under ``state_dir``: nodes (primary first), pgpass file and repository dir."""
 
@@ -45,6 +72,7 @@ class StackLayout:
     base_port: int
     replicas: int
     nodes: tuple[NodeSpec, ...] = field(default_factory=tuple)
+    pooler: PoolerSpec | None = None
 
     @property
     def primary(self) -> NodeSpec:
@@ -68,20 +96,20 @@ class StackLayout:
 
 
 def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,
-                replicas: int = DEFAULT_REPLICAS) -> StackLayout:
+                replicas: int = DEFAULT_REPLICAS, pooler: bool = True) -> StackLayout:
     """Compute the stack layout.
 
     ``state_dir``: absolute directory (only ``[A-Za-z0-9_./+-]``, since it is written into
     ``primary_conninfo``); ``base_port``: TCP port of the primary, replicas take the next ones;
-    ``replicas``: 0..8. Raises :class:`ConfigError` listing every invalid value at once.
+    ``replicas``: 0..8; ``pooler``: a PgBouncer on ``base_port + 9``. Raises :class:`ConfigError` listing every invalid value at once.
     """
     problems = []
     if not state_dir.is_absolute():
         problems.append(f"state directory '{state_dir}' must be an absolute path")
     if not _SAFE_PATH.match(str(state_dir)):
         problems.append(f"state directory '{state_dir}' may hold only letters, digits and _ . / + -")
-    if not 1024 <= base_port <= 65535 - MAX_REPLICAS:
-        problems.append(f"port {base_port} is outside 1024..{65535 - MAX_REPLICAS}")
+    if not 1024 <= base_port <= 65535 - POOLER_OFFSET:
+        problems.append(f"port {base_port} is outside 1024..{65535 - POOLER_OFFSET}")
     if not 0 <= replicas <= MAX_REPLICAS:
         problems.append(f"replicas={replicas} is outside 0..{MAX_REPLICAS}")
     if problems:
@@ -90,7 +118,8 @@ def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,
     for i in range(1, replicas + 1):
         nodes.append(NodeSpec(f"replica{i}", "replica", base_port + i, state_dir / f"replica{i}",
                               slot=f"pgops_replica{i}"))
-    return StackLayout(state_dir, base_port, replicas, tuple(nodes))
+    spec = PoolerSpec(base_port + POOLER_OFFSET, state_dir / "pooler") if pooler else None
+    return StackLayout(state_dir, base_port, replicas, tuple(nodes), spec)
 
 
 def server_settings(node: NodeSpec, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -124,3 +153,29 @@ def primary_conninfo(layout: StackLayout, node: NodeSpec) -> str:
     """The ``primary_conninfo`` a replica uses: loopback, password from the stack's passfile."""
     return (f"host=127.0.0.1 port={layout.primary.port} user=postgres "
             f"passfile={layout.passfile} application_name={node.name}")
+
+
+def render_pgbouncer_ini(layout: StackLayout) -> str:
+    """pgbouncer.ini for the stack's pooler: transaction pooling on loopback in front of the primary,
+    SCRAM against the stack's own credentials (PgBouncer docs, "auth_type", "pool_mode"), no unix
+    socket, ``postgres`` as admin (``SHOW POOLS``, and ``PAUSE``/``RESUME`` for cutovers)."""
+    p = layout.pooler
+    settings = {
+        "listen_addr": "127.0.0.1",
+        "listen_port": str(p.port),
+        "unix_socket_dir": "",
+        "auth_type": "scram-sha-256",
+        "auth_file": str(p.auth_file),
+        "admin_users": "postgres",
+        "stats_users": "postgres",
+        "pool_mode": "transaction",
+        "max_client_conn": "500",
+        "default_pool_size": "20",
+        "server_tls_sslmode": "disable",
+        "ignore_startup_parameters": "extra_float_digits,options",
+        "logfile": str(p.log_file),
+        "pidfile": str(p.pidfile),
+    }
+    return ("; written by pgops: the local stack's pooler\n[databases]\n"
+            f"* = host=127.0.0.1 port={layout.primary.port}\n\n[pgbouncer]\n"
+            + "".join(f"{k} = {v}\n" for k, v in settings.items()))

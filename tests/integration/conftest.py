@@ -17,6 +17,7 @@ from psycopg import sql
 
 from ops.dsn import connect
 from ops.local.cluster import LocalStack, open_stack
+from ops.local.layout import POOLER_OFFSET
 from ops.migrations.runner import Target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,11 +26,12 @@ TEST_SETTINGS = {"fsync": "off", "full_page_writes": "off",
 
 
 def free_base_port(count: int) -> int:
-    """A base port with ``count`` consecutive free loopback ports after it."""
+    """A base port with ``count`` consecutive free loopback ports after it, and the pooler's port
+    (base + POOLER_OFFSET) free too."""
     for _ in range(200):
         base = random.randint(20000, 60000)
         ok = True
-        for p in range(base, base + count):
+        for p in [*range(base, base + count), base + POOLER_OFFSET]:
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", p))

@@ -12,7 +12,9 @@ import pytest
 
 from ops.dsn import connect
 from ops.errors import PortBusy
-from ops.local.cluster import node_pid, open_stack
+from ops.local.cluster import node_pid, open_stack, pooler_pid
+from ops.local.layout import POOLER_OFFSET
+from ops.pgtools import pg_bindir
 
 from .conftest import TEST_SETTINGS, destroy, free_base_port, invoke, make_stack, state_dir
 
@@ -27,7 +29,9 @@ def stack():
 def test_lifecycle(stack):
     nodes = stack.up()
     assert [(n["name"], n["role"], n["state"]) for n in nodes] == [("primary", "primary", "running"),
-                                                                   ("replica1", "replica", "running")]
+                                                                   ("replica1", "replica", "running"),
+                                                                   ("pooler", "pooler", "running")]
+    assert nodes[2]["port"] == stack.layout.base_port + POOLER_OFFSET
     # the replica streams from its slot
     with connect(stack.conninfo(), autocommit=True) as conn:
         conn.execute("CREATE TABLE ping (id int)")
@@ -56,9 +60,9 @@ def test_lifecycle(stack):
     with connect(stack.conninfo(), autocommit=True) as conn:
         assert conn.execute("SELECT id FROM ping").fetchall() == [(42,)]
 
-    # down stops everything, purge deletes the state directory
-    assert len(stack.down()) == 2
-    assert [n["state"] for n in stack.status()] == ["stopped", "stopped"]
+    # down stops everything (the pooler first), purge deletes the state directory
+    assert stack.down()[0].startswith("stopped pooler")
+    assert [n["state"] for n in stack.status()] == ["stopped", "stopped", "stopped"]
     stack.down(purge=True)
     assert not stack.layout.state_dir.exists()
 
@@ -85,8 +89,9 @@ def test_cli_status_json_and_exit_codes():
         up = invoke(["local.up", "--replicas", "1", "--json"], env)
         assert up.returncode == 0, up.stderr
         doc = json.loads(invoke(["local.status", "--json"], env).stdout)
-        assert [set(n) for n in doc["nodes"]] == [{"name", "role", "host", "port", "pid", "state", "replay_lag_bytes"}] * 2
-        assert [n["port"] for n in doc["nodes"]] == [port, port + 1]
+        assert [set(n) for n in doc["nodes"]] == [{"name", "role", "host", "port", "pid", "state", "replay_lag_bytes"}] * 3
+        assert [(n["role"], n["port"]) for n in doc["nodes"]] == [("primary", port), ("replica", port + 1),
+                                                                   ("pooler", port + POOLER_OFFSET)]
         assert all(n["host"] == "127.0.0.1" and n["state"] == "running" for n in doc["nodes"])
         bad = invoke(["local.up", "--port", str(port + 5)], env)
         assert bad.returncode == 2 and "already runs on port" in bad.stderr and "Traceback" not in bad.stderr
@@ -101,3 +106,57 @@ def test_cli_status_json_and_exit_codes():
         assert not sd.exists()
     finally:
         destroy(open_stack(sd))
+
+
+def admin(stack, command: str) -> str:
+    """A command on PgBouncer's admin console (simple query protocol only: psql, not psycopg)."""
+    import subprocess
+    p = stack.pooler_conninfo()
+    return subprocess.run([str(pg_bindir() / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(p["port"]),
+                           "-U", "postgres", "-d", "pgbouncer", "-c", command],
+                          env={**os.environ, "PGPASSFILE": p["passfile"]}, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_pooler_in_transaction_mode_with_the_stacks_credentials_and_recovered_after_kill_9():
+    st = make_stack(replicas=0)
+    try:
+        st.up()
+        # the passfile's password works through it (SCRAM on both sides), and it reaches the primary
+        with connect(st.pooler_conninfo(), autocommit=True) as conn:
+            assert conn.execute("SELECT current_setting('port')::int").fetchone()[0] == st.layout.primary.port
+        config = dict(line.split("|")[:2] for line in admin(st, "SHOW CONFIG").splitlines() if "|" in line)
+        assert config["pool_mode"] == "transaction" and config["listen_addr"] == "127.0.0.1"
+        assert config["auth_type"] == "scram-sha-256"
+        assert oct(st.layout.pooler.auth_file.stat().st_mode & 0o777) == "0o600"  # it holds the password
+        # transaction pooling: two transactions of one client may run on different server sessions, so a
+        # session-level SET does not outlive its transaction's server connection in general; what holds
+        # is that the client sees each statement answered
+        with connect(st.pooler_conninfo(), autocommit=True) as conn:
+            assert [conn.execute("SELECT %s::int", (i,)).fetchone()[0] for i in range(3)] == [0, 1, 2]
+        # kill -9: status says so (the CLI exits 3), up restarts it on the same port
+        pid = pooler_pid(st.layout.pooler)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pooler_pid(st.layout.pooler) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert st.status()[-1]["state"] == "stopped"
+        row = st.up()[-1]
+        assert row["state"] == "running" and row["pid"] != pid
+    finally:
+        destroy(st)
+
+
+def test_busy_pooler_port_is_named_before_anything_starts():
+    base = free_base_port(1)
+    st = open_stack(state_dir() / "stack", port=base, replicas=0, extra_settings=TEST_SETTINGS)
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", base + POOLER_OFFSET))
+            squatter.listen()
+            with pytest.raises(PortBusy) as info:
+                st.up()
+        assert str(base + POOLER_OFFSET) in str(info.value) and "pooler" in str(info.value)
+        assert not st.exists
+    finally:
+        destroy(st)

@@ -139,3 +139,22 @@ def test_restore_guard_fails_closed_when_a_protected_server_cannot_be_identified
     target = _Unreadable(from_options({}, dsn=dsn(pg, dbname)))
     with pytest.raises(RestoreRefused, match="cannot rule out"):
         target.guard_restore_target(params, dbname)
+
+
+def test_migrate_dry_run_prints_the_sql_and_the_preflight_and_changes_nothing(pg, params, dbname, chain_dir):
+    """alembic's `upgrade --sql`: the dry run reaches the last I/O call — the SQL that would run, and
+    the sessions the preflight would wait for — and writes nothing (not even the ledger schema)."""
+    chain_dir({"001_t": {"up.sql": "CREATE TABLE t (id int);\n-- a comment that stays\nINSERT INTO t VALUES (1);\n"}})
+    common = ["--dsn", dsn(pg, dbname), "--db", "app", "--sql-root", str(chain_dir.root)]
+    from ops.dsn import connect
+    with connect(params, dbname=dbname) as blocker:  # an idle-in-transaction session older than the limit
+        blocker.execute("SELECT 1")
+        res = invoke(["db.migrate", *common, "--dry-run", "--max-xact-age", "0"])
+        assert res.returncode == 0, res.stderr
+        assert "CREATE TABLE t (id int);" in res.stdout and "-- a comment that stays" in res.stdout
+        assert "-- " + dbname + ": 001_t/up.sql" in res.stdout
+        assert f"pid {blocker.info.backend_pid}" in res.stdout  # the preflight ran and named it
+        doc = invoke(["db.migrate", *common, "--dry-run", "--json"])
+        planned = json.loads(doc.stdout)[0]
+        assert planned["dry_run"] is True and planned["planned"] == [1] and "001_t" in planned["sql"]
+    assert query(params, dbname, "SELECT to_regclass('t'), to_regclass('pgops.migrations')") == [(None, None)]

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 from . import settings
 from .dsn import redact
 from .logs import configure_logging
-from .errors import ConfigError, OpsError, VerifyFailed
+from .errors import BackupError, ConfigError, ConnectError, OpsError, VerifyFailed
 
 _WIDE = 400  # columns when stdout is not a terminal: piped output never cuts an id or a name
 
@@ -98,7 +98,33 @@ def edge(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             console(True).print(_text(("interrupted", "bold red")))
             raise SystemExit(130) from None
+        except Exception as exc:  # noqa: BLE001 - only the families below; anything else is a bug and re-raised
+            foreign = foreign_error(exc)
+            if foreign is None:
+                raise
+            console(True).print(_text(("error: ", "bold red"), with_target_args(redact(str(foreign)), frags)))
+            raise SystemExit(foreign.exit_code) from None
     return wrapper
+
+
+def foreign_error(exc: Exception) -> OpsError | None:
+    """An expected failure raised by a library rather than by pgops, as the OpsError the user reads:
+    AWS (botocore: no credentials, an API error, an endpoint out of reach) → exit 4 or 7; the Pulumi
+    Automation API (a failed preview or up) → exit 7. None for anything else (a bug: let it show)."""
+    module = type(exc).__module__ or ""
+    name = type(exc).__name__
+    if module.startswith("botocore"):
+        if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError", "EndpointConnectionError",
+                    "ConnectTimeoutError", "ReadTimeoutError", "ProxyConnectionError"):
+            return ConnectError(f"AWS could not be reached or no credentials were found: {exc}.",
+                                "check `aws sts get-caller-identity` (AWS_PROFILE, AWS_REGION), then rerun.")
+        err = BackupError(f"AWS refused the request: {exc}.",
+                          "check the stack's IAM permissions and resources (`invoke preview --stack NAME`), then rerun.")
+        return err
+    if module.startswith("pulumi.automation"):
+        return BackupError(f"Pulumi failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else name}.",
+                           "run `pulumi preview` in the project for the full output, fix it, then rerun.")
+    return None
 
 
 def _signals_unwind_like_ctrl_c() -> None:

@@ -149,6 +149,40 @@ def connect(params: Mapping[str, Any], *, dbname: str | None = None, autocommit:
         ) from None
 
 
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def endpoints(params: Mapping[str, Any]) -> set[tuple[str, int]]:
+    """Every (host, port) a libpq parameter set may reach — multi-host lists included — with loopback
+    names (and Unix socket directories) folded into ``"loopback"``; a malformed port counts as 5432."""
+    hosts = str(params.get("host") or params.get("hostaddr") or "").split(",")
+    ports = str(params.get("port") or "5432").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    out = set()
+    for h, p in zip(hosts, ports + ["5432"] * (len(hosts) - len(ports))):
+        h = h.strip().lower()
+        h = "loopback" if h in _LOOPBACK or h.startswith("/") else h
+        out.add((h, int(p) if p.strip().isdigit() else 5432))
+    return out
+
+
+def same_endpoint(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two libpq parameter sets can reach the same server (same port, and the same host or
+    both loopback)."""
+    return bool(endpoints(a) & endpoints(b))
+
+
+def system_identity(params: Mapping[str, Any], dbname: str, timeout_s: int = 5) -> tuple[int, str]:
+    """(``system_identifier``, ``data_directory``) of the server ``params`` reach. Raises
+    :class:`ConnectError`."""
+    with connect(params, dbname=dbname, autocommit=True, connect_timeout=timeout_s,
+                 application_name=tool_application_name("guard")) as conn:
+        sysid, data_dir = conn.execute("SELECT system_identifier, current_setting('data_directory') "
+                                       "FROM pg_control_system()").fetchone()
+        return int(sysid), data_dir
+
+
 def tool_application_name(what: str) -> str:
     """The ``application_name`` pgops sessions carry, e.g. ``pgops/0.1.0 migrate``."""
     return f"pgops/{__version__} {what}"

@@ -62,8 +62,10 @@ class Settings:
 
 
 def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: str | None = None,
-                 sql_root: str | None = None, repository: str | None = None) -> Settings:
+                 sql_root: str | None = None, repository: str | None = None, dsn_from_env: bool = True) -> Settings:
     """Pure: ``Settings`` from task options and an environment mapping (``os.environ`` shape).
+    ``dsn_from_env=False`` ignores ``$PGOPS_DSN`` (``backup.restore``: its ``--dsn`` is the
+    destination, and the stack whose servers are protected is never a bare DSN).
 
     Raises :class:`ConfigError` listing every malformed variable at once (e.g. a non-numeric
     ``PGOPS_LOCAL_PORT``).
@@ -83,7 +85,7 @@ def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: s
     return Settings(
         stack=stack or environ.get("PGOPS_STACK") or "local",
         stack_given=bool(stack or environ.get("PGOPS_STACK")),
-        dsn=dsn or environ.get("PGOPS_DSN") or None,
+        dsn=dsn or (environ.get("PGOPS_DSN") if dsn_from_env else None) or None,
         sql_root=Path(sql_root).resolve() if sql_root else DEFAULT_SQL_ROOT,
         sql_root_given=bool(sql_root),
         repository=repository or environ.get("PGOPS_REPOSITORY") or None,

@@ -405,6 +405,11 @@ def restore(repo: Repository, m: Manifest, target: Mapping, target_db: str, *, c
             proc.stdin.close()
         except BrokenPipeError:
             pass
+        except BaseException:  # the object could not be read, Ctrl-C: pg_restore's transaction rolls back
+            proc.kill()
+            proc.wait()
+            drain.join(timeout=30)
+            raise
         rc = proc.wait()
         drain.join()
     if rc != 0:

@@ -32,7 +32,7 @@ from ..backups.engine import USER_TABLES_SQL
 from ..pgtools import client_env_scope
 from ..backups.manifest import Manifest
 from ..backups.repository import Repository
-from ..dsn import connect, redact, tool_application_name
+from ..dsn import connect, describe, redact, same_endpoint, system_identity, tool_application_name
 from ..errors import DrillAborted, OpsError, RepositoryError
 from ..local.cluster import LocalStack, node_pid, open_stack
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
@@ -381,7 +381,8 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
                 starter.result()
             elif scratch is not None:
                 _unpack_physical(scratch, dump, passfile_for_physical)
-            _guard(conn_params, maintenance_db, protected, physical=m.kind != "logical")
+            _guard(conn_params, maintenance_db, protected, physical=m.kind != "logical",
+                   existing_server=scratch is None)
             if scratch is not None:
                 report.target = f"127.0.0.1:{scratch.layout.primary.port} (scratch cluster {scratch.layout.state_dir})"
             else:
@@ -478,24 +479,27 @@ def _teardown(report: DrillReport, starter, scratch: LocalStack | None, created_
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _guard(params: dict, maintenance_db: str, protected: list[dict], physical: bool) -> None:
+def _guard(params: dict, maintenance_db: str, protected: list[dict], physical: bool,
+           existing_server: bool = False) -> None:
     """The drill target must not be one of the stack's servers, judged by endpoint, data directory
     and — for a logical drill, whose target is a fresh initdb or a separate server — system
-    identifier (a physical copy shares its source's identifier by design)."""
-    def ident(p, db):
-        with connect(p, dbname=db, autocommit=True, connect_timeout=3,
-                     application_name=tool_application_name("drill")) as conn:
-            return conn.execute("SELECT system_identifier, current_setting('data_directory') "
-                                "FROM pg_control_system()").fetchone()
-    my_sysid, my_dir = ident(params, maintenance_db)
+    identifier (a physical copy shares its source's identifier by design). ``existing_server``
+    (``--target-dsn``): a protected server whose identity cannot be read refuses the drill (fail closed).
+    Raises :class:`DrillAborted`."""
+    my_sysid, my_dir = system_identity(params, maintenance_db, 3)
     for p in protected:
-        if str(p.get("host")) == str(params.get("host")) and int(p.get("port", 5432)) == int(params.get("port", 5432)):
+        if same_endpoint(p, params):
             raise DrillAborted(f"the drill target's endpoint {params.get('host')}:{params.get('port', 5432)} "
                                "is one of the stack's servers", "")
         try:
-            sysid, data_dir = ident({k: v for k, v in p.items() if k != "dbname"}, p.get("dbname") or "postgres")
+            sysid, data_dir = system_identity({k: v for k, v in p.items() if k != "dbname"},
+                                              p.get("dbname") or "postgres", 3)
         except OpsError:
-            continue  # a stack node that is down cannot be the target
+            if existing_server:  # --target-dsn: fail closed, an unreadable server might be it under another name
+                raise DrillAborted(f"cannot read the identity of the stack's server {describe(p)}, so the drill "
+                                   "target cannot be told apart from it", "make it reachable, or drill into a "
+                                   "scratch cluster (without --target-dsn).") from None
+            continue  # a scratch cluster is a fresh initdb on a free port: a down stack node cannot be it
         if data_dir == my_dir or (not physical and sysid == my_sysid):
             raise DrillAborted("the drill target is one of the stack's servers (same system identifier or "
                                "data directory)", "")

@@ -540,8 +540,12 @@ def _fail_nontx(conn: psycopg.Connection, target: Target, m: Migration, script: 
 
 @server_faults("db.rollback")
 def rollback(target: Target, *, to: int | None = None, steps: int | None = None, opts: RunOptions | None = None,
-             progress: Progress | None = None) -> tuple[list[RollbackStep], list[Applied]]:
+             progress: Progress | None = None, expect_newest: int | None = None) -> tuple[list[RollbackStep], list[Applied]]:
     """Run ``down.sql`` of applied migrations newest first, each recorded in the ledger.
+
+    ``expect_newest``: refuse (:class:`RollbackRefused`, nothing reverted) unless the newest applied
+    (or dirty) version is this one — checked under the advisory lock, so a deploy that committed a
+    newer migration since the plan was shown is never reverted by mistake.
 
     Returns (plan, done). With ``opts.dry_run`` only the plan. Raises :class:`RollbackRefused` before
     anything runs when a migration to revert has no ``down.sql``; :class:`MigrationFailed` when a
@@ -560,6 +564,11 @@ def rollback(target: Target, *, to: int | None = None, steps: int | None = None,
             raise RollbackRefused(f"Database '{target.database}' has no applied migrations to roll back.",
                                   f"run `invoke db.status --db {target.database}` to see its state.")
         steps_plan = rollback_plan(chain, applied, dirty, to=to, steps=steps)
+        if expect_newest is not None and (not steps_plan or steps_plan[0].version != expect_newest):
+            newest = steps_plan[0].version if steps_plan else None
+            raise RollbackRefused(f"Database '{target.database}': the newest applied migration is now {newest}, "
+                                  f"not {expect_newest} as planned; nothing was reverted.",
+                                  f"run `invoke db.status --db {target.database}` and plan the rollback again.")
         if opts.dry_run or not steps_plan:
             return steps_plan, []
         done = []

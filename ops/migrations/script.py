@@ -27,6 +27,21 @@ import pglast
 from pglast import ast
 from pglast.parser import ParseError, parse_sql_json, scan, split
 
+_ANY_DIRECTIVE = re.compile(r"^\s*--\s*pgops:(\S*)", re.MULTILINE | re.IGNORECASE)
+_KNOWN_DIRECTIVES = re.compile(r"(transaction\s*=?\s*(on|off|yes|no|true|false)|destructive)$", re.IGNORECASE)
+
+
+def _check_directives(sql: str) -> None:
+    """Refuse a ``-- pgops:`` comment that is not a known directive (a misspelt
+    ``pgops:no-transaction`` must not silently run the file in a transaction). Raises
+    :class:`ScriptError` naming the line."""
+    for m in _ANY_DIRECTIVE.finditer(sql):
+        rest = sql[m.start(1):sql.find("\n", m.start(1)) if "\n" in sql[m.start(1):] else len(sql)].strip()
+        if not _KNOWN_DIRECTIVES.match(rest):
+            raise ScriptError(f"unknown directive '-- pgops:{rest}' (known: -- pgops:transaction=off, "
+                              "-- pgops:transaction=on, -- pgops:destructive)", sql.count("\n", 0, m.start()) + 1)
+
+
 _DIRECTIVE = re.compile(r"^\s*--\s*pgops:([a-z_]+)(?:\s*=\s*([a-z0-9_]+))?", re.MULTILINE | re.IGNORECASE)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 WINDOW = 1 << 19  # characters parsed at once (≈ 0.5 MiB); memory use is a small multiple of it
@@ -192,6 +207,7 @@ def parse_script(sql: str) -> Script:
     """
     if sql.startswith(BOM):  # psql drops a byte order mark that opens the file (MainLoop, UTF-8)
         sql = sql[1:]
+    _check_directives(sql)
     directives = {m.group(1).lower(): (m.group(2) or "yes").lower() for m in _DIRECTIVE.finditer(sql)}
     stmts: list[Statement] = []
     pos, line_pos, line = 0, 0, 1

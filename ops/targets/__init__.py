@@ -24,9 +24,10 @@ __all__ = ["AbstractTarget", "AwsClients", "AwsTarget", "DatabaseRef", "DsnTarge
 
 
 def resolve_settings(*, stack: str | None = None, dsn: str | None = None, sql_root: str | None = None,
-                     repository: str | None = None, check_sql_root: bool = True) -> Settings:
+                     repository: str | None = None, check_sql_root: bool = True, dsn_from_env: bool = True) -> Settings:
     """Settings for one task run. Raises :class:`ConfigError` for a ``--sql-root`` that is not a folder."""
-    s = settings_mod.current(stack=stack, dsn=dsn, sql_root=sql_root, repository=repository)
+    s = settings_mod.current(stack=stack, dsn=dsn, sql_root=sql_root, repository=repository,
+                             dsn_from_env=dsn_from_env)
     if check_sql_root and s.sql_root_given and not s.sql_root.is_dir():
         raise ConfigError([f"--sql-root {s.sql_root} is not a directory"],
                           "pass the folder holding <database>/migrations/.")

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..dsn import connect, describe, tool_application_name
+from ..dsn import describe, same_endpoint, system_identity
 from ..errors import ConfigError, OpsError, RestoreRefused
 from ..migrations.discovery import list_databases
 from ..settings import Settings
@@ -201,22 +201,9 @@ class AbstractTarget(ABC):
         return f"stack {self.name}"
 
 
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", "", None}
-
-
-def same_endpoint(a: Mapping, b: Mapping) -> bool:
-    """Whether two libpq parameter sets name the same server: the same port, and the same host or
-    both loopback (a Unix socket directory counts as loopback)."""
-    def host(p):
-        h = p.get("host") or None
-        return "loopback" if h in _LOOPBACK or (h and h.startswith("/")) else str(h).lower()
-    return int(a.get("port") or 5432) == int(b.get("port") or 5432) and host(a) == host(b)
-
-
 def system_identifier(params: Mapping, dbname: str) -> int:
-    """The server's ``system_identifier`` (``pg_control_system()``). Raises :class:`ConnectError`."""
-    with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("guard")) as conn:
-        return int(conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0])
+    """The server's ``system_identifier``. Raises :class:`ConnectError`."""
+    return system_identity(params, dbname)[0]
 
 
 def without_dbname(params: Mapping) -> dict:

@@ -1,14 +1,16 @@
 """``backup.*``: logical and snapshot backups, their listing, verification, restore and retention."""
 from __future__ import annotations
 
+import shlex
 from datetime import datetime, timezone
 
 from invoke import Collection
 
 from ..dsn import parse
+from ..secrets import protect_params
 from ..errors import ConfigError, OpsError, PruneIncomplete, RestoreRefused, VerifyMismatch
 from ..planapply import Plan, Step, execute
-from .common import HELP, cli, open_repo, rerun, target_for, task
+from .common import HELP, cli, open_repo, rerun, settings_for, target_for, task
 
 REPO_HELP = {k: HELP[k] for k in ("repository", "stack", "dsn")}
 KINDS = ("logical", "snapshot")
@@ -127,11 +129,13 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
     from ..backups import engine
     if not dsn:
         raise ConfigError(["backup.restore needs --dsn TARGET (the database to restore into)"])
-    dest = parse(dsn)
+    dest = protect_params(parse(dsn))
     dest_db = dest.pop("dbname", None)
     if not dest_db:
         raise ConfigError(["the target DSN names no database (dbname=...)"])
-    stack_target = target_for(stack, None, repository=repository)  # --dsn here is the destination, not the target
+    from ..targets import resolve
+    # --dsn here is the destination; the stack whose servers are protected is never a bare DSN ($PGOPS_DSN too)
+    stack_target = resolve(settings_for(stack, None, repository=repository, dsn_from_env=False))
     repo = open_repo(stack_target)
     m = engine.find_backup(repo, backup_id)
     stack_target.guard_restore_target(dest, dest_db, allow_overwrite=yes_overwrite_primary)
@@ -142,7 +146,9 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
                                   yes_overwrite_primary=yes_overwrite_primary, on_bytes=advance)
     if clean:
         p = Plan(f"restore {m.id} over database '{dest_db}' with --clean",
-                 rerun("backup.restore", cli.target_args(stack, dsn, None), backup_id, "--clean"),
+                 rerun("backup.restore", {"--dsn": cli.target_args(None, dsn, None)["--dsn"]}, "--backup-id", backup_id,
+                       "--clean", *_opt("--stack", stack), *_opt("--repository", repository),
+                       *(["--yes-overwrite-primary"] if yes_overwrite_primary else [])),
                  [Step(f"verify {m.id}, then drop and replace every object it holds in '{dest_db}' in one transaction",
                        apply, guard="the object matches its manifest; all or nothing (pg_restore --single-transaction)")])
         secs = execute(p, yes=yes, show=cli.say, recheck=lambda: _recheck_restore(m, dest, dest_db))[0]
@@ -174,12 +180,18 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
                 print_verdicts(f"{r.database}: prune", r.plan, False)
         p = Plan(f"prune {deletions} object(s) in {repo.url}",
                  rerun("backup.prune", cli.target_args(stack, dsn, None), "--apply", *(["--force"] if force else []),
-                       *[f"--db {d}" for d in (db or [])]))
-        if deletions:
-            good = [r.database for r in reports]
+                       *_opt("--repository", repository), *[f"--db {d}" for d in (db or [])]))
+        good = [r.database for r in reports]
+        applied_refusals = []
+
+        def apply_prune():
+            done, refused = _prune_all(repo, good, apply=True, force=force)
+            if refused is not None:
+                applied_refusals.append(refused)
+            return done
+        if deletions and good:
             p.steps.append(Step(f"delete the backups marked DELETE, orphans and abandoned uploads ({deletions})",
-                                lambda: _prune_all(repo, good, apply=True, force=force)[0],
-                                guard="verdicts recomputed under the same floors at apply time"))
+                                apply_prune, guard="verdicts recomputed under the same floors at apply time"))
             if any(not i.keep for _, plan in snapshot_plans for i in plan.items):
                 p.steps.append(Step("delete the RDS snapshots marked DELETE",
                                     lambda: target.prune_snapshots(repo, apply=True, force=force, now=_now()),
@@ -193,6 +205,8 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
             reports = results[0]
             if len(results) > 1:
                 snapshot_plans = results[1]
+        if applied_refusals:  # a refusal met while applying (e.g. another prune holds the lock) is not ok
+            incomplete = applied_refusals[0]
     if json_:
         cli.emit_json([{"database": r.database, "applied": r.applied,
                         "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
@@ -217,6 +231,11 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
             cli.warn(f"{r.database}: invalid backup {b.id} (never deleted automatically): {b.problem}")
     if incomplete is not None:
         raise incomplete
+
+
+def _opt(flag: str, value) -> list[str]:
+    """``[flag, value]`` when the option was given (for the command a refusal tells the user to rerun)."""
+    return [flag, shlex.quote(str(value))] if value else []
 
 
 def _prune_all(repo, dbs, **kwargs):

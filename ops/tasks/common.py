@@ -39,9 +39,9 @@ def task(*args, **kwargs) -> Callable:
     return invoke_task(*args, **kwargs)
 
 
-def settings_for(stack=None, dsn=None, sql_root=None, repository=None) -> Settings:
+def settings_for(stack=None, dsn=None, sql_root=None, repository=None, dsn_from_env=True) -> Settings:
     from ..targets import resolve_settings
-    return resolve_settings(stack=stack, dsn=dsn, sql_root=sql_root, repository=repository)
+    return resolve_settings(stack=stack, dsn=dsn, sql_root=sql_root, repository=repository, dsn_from_env=dsn_from_env)
 
 
 def target_for(stack=None, dsn=None, sql_root=None, repository=None) -> AbstractTarget:

@@ -1,6 +1,7 @@
 """``db.*``: the migration engine's tasks (status, plan, migrate, rollback, verify, new, lint, baseline, seed)."""
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 from invoke import Collection
@@ -181,13 +182,16 @@ def rollback(c, stack=None, dsn=None, sql_root=None, db=None, to=None, steps=Non
     if to_v is None and steps_n is None:
         raise ConfigError(["db.rollback needs --to VERSION or --steps N"], "run `invoke db.status` to list versions.")
     target = target_for(stack, dsn, sql_root, repository)
+    refs = target.databases(list(db or []) or None)
     mts = migration_targets(target, db)
     repo = open_repo(target, skipped=no_backup or dry_run)
     frags = cli.target_args(stack, dsn, sql_root)
-    for mt in mts:
+    for ref, mt in zip(refs, mts):
         planned, _ = runner.rollback(mt, to=to_v, steps=steps_n, opts=RunOptions(**{**opts.__dict__, "dry_run": True}))
-        p = rollback_plan(mt, planned, repo, target.name, opts, frags,
-                          [f"--to {to_v}" if to_v is not None else f"--steps {steps_n}", f"--db {mt.database}"])
+        again = [f"--to {to_v}" if to_v is not None else f"--steps {steps_n}", f"--db {ref.folder}",
+                 *(["--repository", shlex.quote(repository)] if repository else []),
+                 *(["--no-backup"] if no_backup else [])]
+        p = rollback_plan(mt, planned, repo, target.name, opts, frags, again)
         done = execute(p, yes=yes, dry_run=dry_run, show=cli.say,
                        recheck=lambda mt=mt: cli.say(f"{mt.database}: now at version "
                                                      f"{fmt_version(runner.status(mt).current)}"))
@@ -208,7 +212,7 @@ def rollback_plan(mt: MigrationTarget, planned, repo, stack: str, opts: RunOptio
                             guard="manifest written last: no manifest, no backup"))
     for s in planned:
         p.steps.append(Step(f"revert {s.version}_{s.name}" + (" (dirty)" if s.dirty else ""),
-                            lambda: runner.rollback(mt, steps=1, opts=opts)[1],
+                            lambda v=s.version: runner.rollback(mt, steps=1, opts=opts, expect_newest=v)[1],
                             guard=f"{s.version} is still the newest applied migration",
                             check=lambda v=s.version: _still_newest(mt, v)))
     return p

@@ -10,6 +10,7 @@ from invoke import Collection
 
 from ..backups.manifest import CLUSTER
 from ..dsn import parse
+from ..secrets import protect_params
 from ..errors import ConfigError, DrillFailed, OpsError
 from .common import HELP, cli, open_repo, target_for, task
 
@@ -63,7 +64,7 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
         return
     cli.choice(kind, "--kind", KINDS)
     report_path = _report_path(json_)
-    scratch = parse(target_dsn) if target_dsn else None
+    scratch = protect_params(parse(target_dsn)) if target_dsn else None
     target = target_for(stack, dsn, sql_root, repository)
     repo = open_repo(target)
     names = target.backup_names(list(db or []) or None) if not (backup and backup != "latest") else []
@@ -71,6 +72,8 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
     if kind == "snapshot":
         platform = [target.snapshot_drill(repo, d, _now) for d in names]
         if platform and all(r is not None for r in platform):
+            if report_path is not None:
+                _write_report(report_path, platform[0].to_dict() if len(platform) == 1 else [r.to_dict() for r in platform])
             print_drills(platform)
             return
     manifests = [engine.find_backup(repo, backup)] if backup and backup != "latest" else \

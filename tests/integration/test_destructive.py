@@ -158,3 +158,56 @@ def test_migrate_dry_run_prints_the_sql_and_the_preflight_and_changes_nothing(pg
         planned = json.loads(doc.stdout)[0]
         assert planned["dry_run"] is True and planned["planned"] == [1] and "001_t" in planned["sql"]
     assert query(params, dbname, "SELECT to_regclass('t'), to_regclass('pgops.migrations')") == [(None, None)]
+
+
+def hinted_command(stderr: str) -> list[str]:
+    """The `invoke …` command a refusal tells the user to run, as argv."""
+    import re
+    import shlex
+    cmd = re.search(r"run `(invoke [^`]+)`", stderr).group(1)
+    return shlex.split(cmd)[1:]
+
+
+def test_the_command_a_refusal_names_is_the_same_one_with_yes(pg, params, dbname, backed_up, chain_dir, tmp_path):
+    """Copying the hint must act on the same repository, target and folder as the refused command."""
+    url, repo, _ = backed_up
+    refused = invoke(["backup.prune", "--dsn", dsn(pg, dbname), "--repository", url, "--apply"])
+    again = hinted_command(refused.stderr)
+    assert again[-1] == "--yes" and url in again
+    assert invoke(again).returncode == 0 and len(ids(repo, dbname)) == 3
+    chain_dir({"001_t": {"up.sql": "CREATE TABLE u (id int);\n", "down.sql": "DROP TABLE u;\n"}})
+    common = ["--dsn", dsn(pg, dbname), "--db", "app", "--sql-root", str(chain_dir.root)]
+    assert invoke(["db.migrate", *common]).returncode == 0
+    refused = invoke(["db.rollback", *common, "--steps", "1", "--no-backup"])
+    assert refused.returncode == 2
+    again = hinted_command(refused.stderr)
+    assert "--db" in again and again[again.index("--db") + 1] == "app" and "--no-backup" in again
+    done = invoke(again)
+    assert done.returncode == 0, done.stderr
+    assert query(params, dbname, "SELECT to_regclass('u')") == [(None,)]
+
+
+def test_restore_protects_the_stack_even_when_pgops_dsn_is_set(pg, params, dbname, backed_up):
+    """$PGOPS_DSN names a database for other tasks; it never replaces the stack whose servers a restore
+    must not overwrite."""
+    url, _, m = backed_up
+    env = {"PGOPS_STATE_DIR": str(pg.layout.state_dir), "PGOPS_DSN": "host=db.elsewhere.invalid dbname=other"}
+    res = invoke(["backup.restore", "--backup-id", m.id, "--repository", url, "--dsn", dsn(pg, dbname)], env)
+    assert res.returncode == 7 and "own server" in res.stderr, res.stderr
+
+
+def test_a_rollback_step_never_reverts_a_migration_committed_after_the_plan(params, dbname, chain_dir):
+    """The guard is re-checked under the advisory lock: a deploy that applied a newer migration
+    between the plan and the step makes the step refuse, reverting nothing."""
+    from ops.errors import RollbackRefused
+    from ops.migrations import runner
+    from ops.migrations.runner import Target
+    mdir = chain_dir({"001_a": {"up.sql": "CREATE TABLE a (id int);\n", "down.sql": "DROP TABLE a;\n"}})
+    mt = Target(dbname, params, mdir)
+    runner.migrate(mt)
+    planned_newest = 1
+    chain_dir({"002_b": {"up.sql": "CREATE TABLE b (id int);\n", "down.sql": "DROP TABLE b;\n"}})
+    runner.migrate(mt)  # the concurrent deploy
+    with pytest.raises(RollbackRefused, match="now 2, not 1"):
+        runner.rollback(mt, steps=1, expect_newest=planned_newest)
+    assert query(params, dbname, "SELECT to_regclass('a') IS NOT NULL, to_regclass('b') IS NOT NULL") == [(True, True)]

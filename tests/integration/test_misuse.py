@@ -57,8 +57,17 @@ CASES = [
     (["backup.list", "--stack", "prodd"], 2, "choose one of: local, dev, prod"),
     (["deploy", "--stack", "prodd"], 2, "stack 'prodd' does not exist"),
     (["preview"], 2, "the local stack has no Pulumi preview"),
-    # a repository that holds nothing
+    # a repository that holds nothing, or is not one
     (["backup.show", "--backup-id", "nope"], 1, "nope"),
+    (["backup.verify", "--backup-id", "nope"], 1, "nope"),
+    (["backup.prune", "--repository", "file://tmp/x"], 2, "file:///tmp/x"),
+    (["backup.prune", "--apply", "--yes", "--repository", "file:///nonexistent-pgops-repo"], 6, "holds no backups"),
+    (["drill.history", "--stack", "prodd"], 2, "stack 'prodd' does not exist"),
+    (["drill.history", "--dsn", "host=x"], 2, "names no database"),
+    # the local stack's own tasks
+    (["local.status"], 3, "not running"),
+    (["local.down", "--purge"], 2, "--yes"),
+    (["db.new", "--db", "app", "--name", "x", "--sql-root", "/nonexistent"], 2, "is not a directory"),
 ]
 
 

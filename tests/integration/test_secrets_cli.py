@@ -23,6 +23,7 @@ def role(params, dbname):
     query(params, "postgres", f"CREATE ROLE leaky LOGIN SUPERUSER PASSWORD '{PASSWORD.replace(chr(39), chr(39) * 2)}'")
     query(params, dbname, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)")
     yield
+    query(params, dbname, "REASSIGN OWNED BY leaky TO postgres")  # what the restore created as leaky
     query(params, "postgres", "DROP ROLE IF EXISTS leaky")
 
 
@@ -58,9 +59,17 @@ def test_debug_run_of_every_kind_of_task_never_shows_the_password(params, dbname
                          ["backup.create", "--repository", repo.as_uri()],
                          ["backup.list", "--repository", repo.as_uri(), "--json"],
                          ["drill.run", "--repository", repo.as_uri(), "--json", str(report)],
-                         ["db.rollback", "--steps", "1", "--db", "syncscript", "--no-backup"]):
+                         ["db.rollback", "--steps", "1", "--db", "syncscript", "--no-backup", "--yes"]):
                 res = invoke([args[0], "--dsn", dsn, *args[1:]], env)
                 outputs.append((args[0], res.returncode, res.stdout + res.stderr))
+            backup_id = json.loads(invoke(["backup.list", "--dsn", dsn, "--repository", repo.as_uri(), "--json"],
+                                          env).stdout)[0]["id"]
+            # passwords in a destination DSN: --target-dsn of a drill, --dsn of a restore (--clean --yes)
+            res = invoke(["drill.run", "--dsn", dsn, "--repository", repo.as_uri(), "--target-dsn", dsn], env)
+            outputs.append(("drill.run --target-dsn", res.returncode, res.stdout + res.stderr))
+            res = invoke(["backup.restore", "--backup-id", backup_id, "--repository", repo.as_uri(), "--dsn", dsn,
+                          "--clean", "--yes"], {**env, "PGOPS_STATE_DIR": str(tmp_path / "no-stack")})
+            outputs.append(("backup.restore", res.returncode, res.stdout + res.stderr))
             bad = dsn.replace("leaky", "nobody")  # a failing connection echoes its conninfo
             res = invoke(["db.status", "--dsn", bad, "--db", "syncscript"], env)
             outputs.append(("bad", res.returncode, res.stdout + res.stderr))
@@ -69,6 +78,8 @@ def test_debug_run_of_every_kind_of_task_never_shows_the_password(params, dbname
         watcher.join()
     codes = {name: code for name, code, _ in outputs}
     assert codes["backup.create"] == 0 and codes["drill.run"] == 0 and codes["bad"] == 4, outputs
+    assert codes["backup.restore"] == 0 and codes["db.rollback"] in (0, 5), outputs
+    assert codes["drill.run --target-dsn"] == 8, outputs  # the source's own server: refused, and said safely
     assert "DEBUG" in "".join(text for _, _, text in outputs)  # the run really logged at DEBUG
     for name, code, text in outputs:
         assert not leaked(text), (name, text)

@@ -173,3 +173,18 @@ def test_statements_share_one_copy_of_the_text():
     sql = "SELECT 1;\nSELECT 2;\n"
     s = parse_script(sql)
     assert all(st.source is sql for st in s.statements)
+
+
+@pytest.mark.parametrize("text", ["-- pgops:no-transaction\nSELECT 1;", "SELECT 1;\n--pgops:transactional=off\n",
+                                  "-- pgops:destructve\nDROP TABLE t;", "-- pgops:\nSELECT 1;"])
+def test_an_unknown_directive_is_refused_not_ignored(text):
+    """A misspelt directive must not silently run a file in the mode it was meant to leave."""
+    with pytest.raises(ScriptError, match="unknown directive"):
+        parse_script(text)
+
+
+@pytest.mark.parametrize("text,transactional", [("-- pgops:transaction=off\nSELECT 1;", False),
+                                                 ("-- PGOPS:Transaction = ON\nVACUUM;", True),
+                                                 ("-- pgops:destructive\nSELECT 1;", True)])
+def test_known_directives_still_apply(text, transactional):
+    assert parse_script(text).transactional is transactional

@@ -141,8 +141,9 @@ def test_sigkill_at_every_boundary_then_resume_applies_each_statement_once(targe
     runner.migrate(target(BASE))
     t = target(MIXED)
     hit = kill_at(params, dbname, lambda p, d: start_engine(p, d, t.migrations_dir), k, after, orphan, signal.SIGKILL)
-    if after and k == 3:  # CONCURRENTLY commits on its own: the window between it and its progress exists
-        assert hit.startswith("after statement 3")
+    if after:  # only CONCURRENTLY commits on its own, so only there is a window between a statement and its
+        # progress; for the others the progress commits with the statement, and the kill lands during it
+        assert hit.startswith("after statement") == (k == 3), hit
     st = runner.status(t)
     if st.dirty is None:  # the killed run's session finished the whole migration on its own
         assert orphan == "finish" and k == 6
@@ -151,12 +152,14 @@ def test_sigkill_at_every_boundary_then_resume_applies_each_statement_once(targe
     assert_exactly_once(params, dbname, t)
 
 
-@pytest.mark.parametrize("k,after", [(2, True), (3, True), (4, False)])
-def test_sighup_through_invoke_then_resume_applies_each_statement_once(pg, target, params, dbname, chain_dir, k, after):
-    """SIGHUP, as a dropped SSH session sends it, to ``invoke db.migrate``."""
+@pytest.mark.parametrize("k,after,orphan", BOUNDARIES,
+                         ids=[f"{'after' if a else 'during'}-{k}-{o}" for k, a, o in BOUNDARIES])
+def test_sighup_through_invoke_at_every_boundary_then_resume_applies_each_statement_once(
+        pg, target, params, dbname, chain_dir, k, after, orphan):
+    """SIGHUP, as a dropped SSH session sends it, to ``invoke db.migrate`` (which unwinds like Ctrl-C)."""
     runner.migrate(target(BASE))
     t = target(MIXED)
-    kill_at(params, dbname, lambda p, d: start_invoke(pg, d, chain_dir.root), k, after, "terminate", signal.SIGHUP)
+    kill_at(params, dbname, lambda p, d: start_invoke(pg, d, chain_dir.root), k, after, orphan, signal.SIGHUP)
     done = invoke(["db.migrate", "--dsn", f"host=127.0.0.1 port={pg.layout.primary.port} user=postgres "
                    f"passfile={pg.layout.passfile} dbname={dbname}", "--db", "app", "--sql-root", str(chain_dir.root),
                    "--resume", "--preflight", "skip"])

@@ -44,10 +44,10 @@ def _text(*parts):
     return Text.assemble(*parts)
 
 #: tasks that take the target options; hints naming them get the invocation's options appended.
-TARGET_TASKS = {"deploy", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
+TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
                 "backup.create", "backup.list", "backup.show", "backup.verify", "backup.prune", "backup.restore",
                 "drill.run", "drill.history"}
-SQL_ROOT_TASKS = {"deploy", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
+SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run"}
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z]+)?)([^`]*)`")
 

@@ -1,5 +1,5 @@
 """Alarm thresholds as data: one table that the Pulumi Alarms component (infra/) turns into
-CloudWatch alarms and that ``invoke health`` will read too. Pure.
+CloudWatch alarms and that ``invoke health`` reads too (``ops.health.checks``). Pure.
 
 Sources: AWS "Recommended alarms" for Amazon RDS (CPUUtilization, DatabaseConnections,
 FreeableMemory, FreeStorageSpace, MaximumUsedTransactionIDs, ReplicaLag, ReadLatency, WriteLatency,

@@ -189,6 +189,20 @@ class AbstractTarget(ABC):
     def after_drill(self, report, now: datetime) -> None:
         """Hook after each drill (an AWS stack publishes the drill metrics)."""
 
+    # ---- health ---------------------------------------------------------------------------------
+    def health_nodes(self) -> list[tuple[str, str, dict]]:
+        """(name, role, libpq parameters) of every server ``invoke health`` checks, primary first."""
+        return [("primary", "primary", self.primary)] + \
+            [(f"replica{i}", "replica", p) for i, p in enumerate(self.replicas, 1)]
+
+    def data_directories(self) -> dict[str, str]:
+        """Node name → data directory whose file system ``disk_usage`` measures (local nodes only)."""
+        return {}
+
+    def pooler_params(self) -> dict | None:
+        """libpq parameters of the pooler applications use, when the target runs one."""
+        return None
+
     # ---- presentation ---------------------------------------------------------------------------
     def cli_args(self) -> list[str]:
         """The options that name this target on a command line (for "Next:" hints): no secret."""

@@ -65,5 +65,16 @@ class LocalTarget(AbstractTarget):
     def physical_passfile(self) -> Path | None:
         return self.stack.layout.passfile
 
+    def health_nodes(self) -> list[tuple[str, str, dict]]:
+        return [(n.name, n.role, without_dbname(self.stack.conninfo(n))) for n in self.stack.layout.nodes]
+
+    def data_directories(self) -> dict[str, str]:
+        return {n.name: str(n.data_dir) for n in self.stack.layout.nodes if n.data_dir.exists()}
+
+    def pooler_params(self) -> dict | None:
+        if self.stack.layout.pooler is None or not self.stack.layout.pooler.ini.exists():
+            return None
+        return without_dbname(self.stack.pooler_conninfo())
+
     def nodes(self) -> list[dict]:
         return self.stack.status()

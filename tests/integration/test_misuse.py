@@ -64,6 +64,9 @@ CASES = [
     (["backup.prune", "--apply", "--yes", "--repository", "file:///nonexistent-pgops-repo"], 6, "holds no backups"),
     (["drill.history", "--stack", "prodd"], 2, "stack 'prodd' does not exist"),
     (["drill.history", "--dsn", "host=x"], 2, "names no database"),
+    # health: a check that cannot run is UNKNOWN (Nagios), 3
+    (["health", "--format", "xml"], 3, "--format must be one of"),
+    (["health", "--set", "connections.crit=lots"], 3, "is not a number"),
     # the local stack's own tasks
     (["local.status"], 3, "not running"),
     (["local.down", "--purge"], 2, "--yes"),

@@ -1,0 +1,57 @@
+"""Runbooks that name only what exists (issue 12): front matter ties each health check and alarm to its
+runbook; every `invoke …` a runbook names is a real task with real options."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ops.health.checks import LIMITS
+from ops.runbooks import check, command_problems, parse
+from ops.tasks.runbook import known_tasks
+from ops.thresholds import THRESHOLDS
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+CHECKS = {lim.id: lim.runbook for lim in LIMITS.values()}
+ALARMS = {t.key: t.runbook for t in THRESHOLDS}
+
+
+def books(edit=None):
+    out = []
+    for p in sorted((REPO / "runbooks").glob("*.md")):
+        text = p.read_text()
+        if edit and p.name == edit[0]:
+            text = text.replace(edit[1], edit[2])
+        out.append(parse(f"runbooks/{p.name}", text))
+    return out
+
+
+def test_the_projects_runbooks_pass():
+    assert check(books(), CHECKS, ALARMS, known_tasks()) == []
+    assert sum(len(b.commands) for b in books()) > 30
+
+
+@pytest.mark.parametrize("edit,expected", [
+    (("backup-stale-or-failed.md", "invoke backup.list --db", "invoke backup.list --dbs"), "has no option --dbs"),
+    (("restore-drill-failed.md", "invoke drill.history", "invoke drill.histroy"), "no task 'drill.histroy'"),
+    (("replica-lag.md", "checks: [replica_lag]", "checks: []"), "does not list check 'replica_lag'"),
+    (("invalid-index.md", "checks: [invalid_indexes]", "checks: [invalid_indexes, bogus]"), "unknown check 'bogus'"),
+    (("local-stack-down.md", "---\nchecks", "--\nchecks"), "no front matter"),
+])
+def test_a_runbook_edited_to_name_something_wrong_fails(edit, expected):
+    problems = check(books(edit), CHECKS, ALARMS, known_tasks())
+    assert any(expected in p for p in problems), problems
+    assert any(edit[0] in p for p in problems)
+
+
+def test_commands_fenced_and_inline_with_placeholders():
+    text = ("---\nchecks: []\nseverity: warning\n---\n# t\n\n1. `invoke db.status --db <database>`\n"
+            "```\ninvoke backup.verify <id>\ninvoke db.rollback --steps 1 --yes\n```\n")
+    rb = parse("runbooks/x.md", text)
+    assert sorted(c for _, c in rb.commands) == sorted(["invoke db.status --db <database>", "invoke backup.verify <id>",
+                                                  "invoke db.rollback --steps 1 --yes"])
+    tasks = known_tasks()
+    assert command_problems("invoke backup.verify <id> extra", tasks) == [
+        "`invoke backup.verify <id> extra`: task 'backup.verify' takes no argument 'extra'"]
+    assert command_problems("invoke db.rollback --steps=1 --yes", tasks) == []

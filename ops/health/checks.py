@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from urllib.parse import parse_qs, urlsplit
 from dataclasses import asdict, dataclass, field, replace
 
 from ..errors import ConfigError
@@ -205,3 +206,28 @@ def _uom(unit: str) -> str:
 
 def _label(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def probe_answer(path: str, results: list) -> tuple[int, dict]:
+    """HTTP status and JSON body for a load balancer's probe, Patroni's REST API semantics over the
+    stack's checks: ``/health`` 200 unless a check is critical; ``/primary`` 200 when the primary
+    answers; ``/replica?lag=16MB[&name=N]`` 200 when that replica (any replica without ``name``)
+    answers and is at most ``lag`` bytes behind. Unknown paths: 404."""
+    url = urlsplit(path)
+    q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    body = {"status": overall(results), "checks": [r.as_dict() for r in results]}
+    up = {r.node for r in results if r.id == "node_down" and r.status == "ok"}
+    if url.path == "/health":
+        return (503 if any(r.status == CRITICAL for r in results) else 200), body
+    if url.path == "/primary":
+        return (200 if "primary" in up else 503), {"primary": "primary" in up}
+    if url.path == "/replica":
+        try:
+            limit = parse_quantity(q.get("lag", "16MB"))
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        lags = {r.node: r.extra.get("value2") for r in results if r.id == "replica_lag"}
+        ok = [n for n, lag in lags.items() if n in up and lag is not None and lag <= limit
+              and q.get("name", n) == n]
+        return (200 if ok else 503), {"replicas_within_lag": ok, "lag_limit_bytes": limit}
+    return 404, {"error": f"no endpoint {url.path}; try /health, /primary, /replica?lag=16MB"}

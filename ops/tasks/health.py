@@ -18,10 +18,16 @@ FORMATS = ("table", "json", "nagios", "prometheus")
     **{k: HELP[k] for k in ("stack", "dsn", "sql_root", "db")},
     "repository": "where backup_age and drill_age look (default: the stack's; with --dsn: only when given)",
     "format_": "table (default) | json | nagios | prometheus",
-    "set_": "override a threshold for this run: ID.warn=V or ID.crit=V (units: B kB MB GB ms s min h d %); repeatable"})
+    "set_": "override a threshold for this run: ID.warn=V or ID.crit=V (units: B kB MB GB ms s min h d %); repeatable",
+    "serve": "answer HTTP probes on 127.0.0.1:PORT until stopped: /health, /primary, /replica?lag=16MB[&name=replica1]"})
 @cli.edge
-def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, format_="table", set_=None):
+def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, format_="table", set_=None, serve=None):
     """One check per row (id, node, status, value, warn, crit, detail, runbook); Nagios exit status."""
+    if serve is not None:
+        port = cli.as_int(serve, "--serve", minimum=1)
+        measure = lambda: _measure(stack, dsn, sql_root, db, repository, "json", set_)  # noqa: E731
+        measure()  # options and target checked before listening (exit 3 when they are wrong)
+        return _serve(port, measure)
     try:
         results = _measure(stack, dsn, sql_root, db, repository, format_, set_)
     except OpsError as exc:
@@ -62,6 +68,33 @@ def _measure(stack, dsn, sql_root, db, repository, format_, set_) -> list:
                            pooler_params=target.pooler_params(), repo=repo, now=datetime.now(timezone.utc),
                            drill_reports=drill_reports, list_backups=list_backups)
     return [judge(m, limits) for m in measured]
+
+
+def _serve(port: int, measure) -> None:
+    """Serve probes on loopback until interrupted; every request measures afresh."""
+    import json as jsonlib
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ..health.checks import probe_answer
+
+    class Probe(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            try:
+                code, body = probe_answer(self.path, measure())
+            except OpsError as exc:
+                code, body = 503, {"status": "unknown", "error": str(exc)}
+            data = (jsonlib.dumps(body, default=str) + "\n").encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, fmt, *args):  # quiet: probes arrive every few seconds
+            pass
+    with ThreadingHTTPServer(("127.0.0.1", port), Probe) as server:
+        cli.progress(f"answering /health, /primary, /replica?lag=… on http://127.0.0.1:{port}")
+        server.serve_forever()
 
 
 def _show(v, unit: str) -> str:

@@ -131,3 +131,45 @@ def test_a_check_that_cannot_run_is_unknown_exit_3(stack):
     assert res.returncode == 3 and "unknown check id" in res.stderr
     res = health(stack, "--format", "xml")
     assert res.returncode == 3 and "--format must be one of" in res.stderr
+
+
+def test_serve_answers_load_balancer_probes(stack):
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from .conftest import REPO
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"PGOPS_STATE_DIR": str(stack.layout.state_dir), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "health", "--sql-root", str(stack.sql_root),
+                             "--serve", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                code, body = get("/primary")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.2)
+        assert code == 200 and body == {"primary": True}
+        code, body = get("/replica?lag=16MB&name=replica1")
+        assert code == 200 and body["replicas_within_lag"] == ["replica1"]
+        code, body = get("/health")
+        assert code == 503 and body["status"] == "critical"  # no backup of app yet
+        assert get("/nowhere")[0] == 404 and get("/replica?lag=lots")[0] == 400
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -98,3 +98,18 @@ def test_prometheus_output_parses_with_the_reference_parser():
     assert status[("backup_age", 'sync"script')] == 2  # label escaping survives the parser
     values = {s.labels["check"]: s.value for s in families["pgops_health_value"].samples}
     assert values["long_transaction"] == 400 and "backup_age" not in values
+
+
+def test_probe_answers_follow_patroni_semantics():
+    from ops.health.checks import probe_answer
+    up = [judge(Measurement("node_down", n, 0, failed=False)) for n in ("primary", "replica1", "replica2")]
+    lag = [judge(Measurement("replica_lag", "replica1", 1.0, value2=1024.0)),
+           judge(Measurement("replica_lag", "replica2", 90.0, value2=100 * 2**20))]
+    assert probe_answer("/primary", up + lag)[0] == 200
+    assert probe_answer("/replica?lag=16MB", up + lag) == (200, {"replicas_within_lag": ["replica1"],
+                                                                  "lag_limit_bytes": 16 * 2**20})
+    assert probe_answer("/replica?lag=16MB&name=replica2", up + lag)[0] == 503
+    assert probe_answer("/health", up + lag)[0] == 503  # replica2 is critically behind
+    down = [judge(Measurement("node_down", "primary", None, failed=True))] + up[1:]
+    assert probe_answer("/primary", down)[0] == 503 and probe_answer("/health", down)[0] == 503
+    assert probe_answer("/health", up)[0] == 200 and probe_answer("/x", up)[0] == 404

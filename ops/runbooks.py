@@ -13,7 +13,7 @@ import yaml
 
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 _INLINE = re.compile(r"`(invoke [^`\n]+)`")
-_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+_FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also fences indented in a list item
 
 
 @dataclass(frozen=True)

@@ -118,15 +118,25 @@ def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False):
 
 @task(name="restore", help={"repository": HELP["repository"], "stack": "stack whose servers must not be overwritten "
                             "and whose repository holds the backup (default: local)",
-                            "backup_id": "backup id", "dsn": "target database DSN (required)",
+                            "backup_id": "backup id (or latest, with --table and --db)",
+                            "dsn": "target database DSN (required for a whole restore; with --table: the live database, "
+                                   "default the stack's --db)",
                             "clean": "replace what the backup holds in a non-empty target (shows the plan; needs a "
                                      "confirmation or --yes)",
                             "yes": HELP["yes"],
-                            "yes_overwrite_primary": "allow restoring over the stack's own primary"})
+                            "yes_overwrite_primary": "allow restoring over the stack's own primary",
+                            "db": "with --table: the database whose backup to use and to restore into",
+                            "table": "restore only SCHEMA.TABLE (rows, indexes, constraints, incoming foreign keys) "
+                                     "into the live database; shows the plan, needs a confirmation or --yes",
+                            "as_": "with --table: restore beside the live table under this name"})
 @cli.edge
-def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, yes=False, yes_overwrite_primary=False):
-    """Restore a logical backup into --dsn in one transaction (all or nothing), after verifying it."""
+def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, yes=False, yes_overwrite_primary=False,
+            db=None, table=None, as_=None):
+    """Restore a logical backup into --dsn in one transaction (all or nothing), after verifying it;
+    with --table, one table into the live database."""
     from ..backups import engine
+    if table or as_:
+        return _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_)
     if not dsn:
         raise ConfigError(["backup.restore needs --dsn TARGET (the database to restore into)"])
     dest = protect_params(parse(dsn))
@@ -246,6 +256,58 @@ def _prune_all(repo, dbs, **kwargs):
         return engine.prune_all(repo, dbs, **kwargs), None
     except PruneIncomplete as exc:
         return exc.reports, exc
+
+
+def _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_) -> None:
+    """``backup.restore ID|latest --table SCHEMA.TABLE [--as NEW] [--db NAME]``: plan, confirm, restore,
+    re-check the row count against the manifest."""
+    from ..backups import engine
+    from ..backups.tablerestore import restore_table, split_table
+    from ..targets import resolve
+    if not table:
+        raise ConfigError(["--as needs --table SCHEMA.TABLE"])
+    schema, name = split_table(table)
+    stack_target = resolve(settings_for(stack, None, repository=repository, dsn_from_env=False))
+    repo = open_repo(stack_target)
+    if dsn:
+        params = protect_params(parse(dsn))
+        database = params.pop("dbname", None)
+        if not database:
+            raise ConfigError(["the DSN names no database (dbname=...)"])
+    else:
+        if not db:
+            raise ConfigError(["--table needs the database: --db NAME (or --dsn of the live database)"])
+        params, database = stack_target.primary, stack_target.databases([db])[0].name
+    if backup_id == "latest":
+        source = db or database
+        found = [m for m in engine.list_backups(repo, source) if m.kind == "logical"]
+        if not found:
+            raise OpsError(f"No logical backup of '{source}' in {repo.url}.",
+                           f"take one with `invoke backup.create --db {source}`.")
+        m = found[0]
+    else:
+        m = engine.find_backup(repo, backup_id)
+    where = f"{schema}.{as_}" if as_ else f"{schema}.{name}"
+    again = ["--backup-id", backup_id, "--table", table, *_opt("--as", as_), *_opt("--db", db),
+             *_opt("--stack", stack), *_opt("--repository", repository)]
+    p = Plan(f"restore table {schema}.{name} from {m.id} into database '{database}' as {where}",
+             rerun("backup.restore", cli.target_args(None, dsn, None), *again),
+             [Step(f"restore {schema}.{name} ({m.row_counts.get(f'{schema}.{name}', '?')} rows in the manifest) with its "
+                   f"indexes and constraints" + ("" if as_ else ", then re-add the foreign keys other tables held on it"),
+                   lambda: restore_table(repo, m, params, database, table, as_name=as_),
+                   guard=f"{where} does not exist in '{database}'; one transaction (pg_restore --single-transaction)")])
+    done = execute(p, yes=yes, show=cli.say)
+    r = done[0]
+    ok = r.expected_rows is None or r.rows == r.expected_rows
+    cli.say(f"re-check: {r.restored_as} holds {r.rows:,} rows" + (f" (the manifest counted {r.expected_rows:,})"
+                                                                  if r.expected_rows is not None else "")
+            + f"; indexes: {', '.join(r.indexes) or 'none'}; foreign keys re-added: {', '.join(r.foreign_keys) or 'none'}")
+    if r.not_valid:
+        cli.warn(f"left NOT VALID (child rows without a parent in the backup): {', '.join(r.not_valid)}")
+    if not ok:
+        raise RestoreRefused(f"Table {r.restored_as} holds {r.rows} rows, but backup {m.id} counted {r.expected_rows}.",
+                             "inspect it; drop it and rerun the table restore.")
+    cli.say(f"restored {r.restored_as} in {r.seconds:.1f} s")
 
 
 def _recheck_restore(m, dest, dest_db) -> None:

@@ -38,6 +38,8 @@ def test_the_projects_runbooks_pass():
     (("replica-lag.md", "checks: [replica_lag]", "checks: []"), "does not list check 'replica_lag'"),
     (("invalid-index.md", "checks: [invalid_indexes]", "checks: [invalid_indexes, bogus]"), "unknown check 'bogus'"),
     (("local-stack-down.md", "---\nchecks", "--\nchecks"), "no front matter"),
+    (("table-dropped-or-rows-deleted.md", "--table <schema.table> --yes", "--tables <schema.table> --yes"),
+     "has no option --tables"),  # a fenced command inside a list item
 ])
 def test_a_runbook_edited_to_name_something_wrong_fails(edit, expected):
     problems = check(books(edit), CHECKS, ALARMS, known_tasks())
@@ -47,7 +49,7 @@ def test_a_runbook_edited_to_name_something_wrong_fails(edit, expected):
 
 def test_commands_fenced_and_inline_with_placeholders():
     text = ("---\nchecks: []\nseverity: warning\n---\n# t\n\n1. `invoke db.status --db <database>`\n"
-            "```\ninvoke backup.verify <id>\ninvoke db.rollback --steps 1 --yes\n```\n")
+            "   ```\n   invoke backup.verify <id>\n   invoke db.rollback --steps 1 --yes\n   ```\n")
     rb = parse("runbooks/x.md", text)
     assert sorted(c for _, c in rb.commands) == sorted(["invoke db.status --db <database>", "invoke backup.verify <id>",
                                                   "invoke db.rollback --steps 1 --yes"])
@@ -55,3 +57,12 @@ def test_commands_fenced_and_inline_with_placeholders():
     assert command_problems("invoke backup.verify <id> extra", tasks) == [
         "`invoke backup.verify <id> extra`: task 'backup.verify' takes no argument 'extra'"]
     assert command_problems("invoke db.rollback --steps=1 --yes", tasks) == []
+
+
+def test_split_table_names():
+    from ops.backups.tablerestore import split_table
+    from ops.errors import RestoreRefused
+    assert split_table("t") == ("public", "t") and split_table("app.t") == ("app", "t")
+    for bad in ("", "a.b.c", ".t", "a."):
+        with pytest.raises(RestoreRefused):
+            split_table(bad)

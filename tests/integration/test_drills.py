@@ -171,7 +171,7 @@ def test_bad_backups_fail_with_a_reason(case, source, sql_root, tmp_path):
     assert stored["passed"] is False and any(c["name"] == expected and not c["passed"] for c in stored["checks"])
 
 
-@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the task"])
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the task", "SIGHUP to the task"])
 def test_ctrl_c_mid_restore_leaves_nothing(how, pg, tmp_path):
     p = pg.conninfo()
     p.pop("dbname")
@@ -201,6 +201,8 @@ def test_ctrl_c_mid_restore_leaves_nothing(how, pg, tmp_path):
         time.sleep(0.3)
         if how.startswith("ctrl-c"):
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
+        elif how.startswith("SIGHUP"):
+            os.kill(proc.pid, signal.SIGHUP)  # a dropped SSH session
         else:
             os.kill(proc.pid, signal.SIGTERM)  # a scheduler's stop: only the task is told
         _, err = proc.communicate(timeout=120)

@@ -1,5 +1,6 @@
-"""`invoke drill.run` of a >= 1 GB database's logical backup beside plain `pg_restore -j 2` of the
-same file into an empty cluster (issue 5: ratio goal <= 1.15 with checks included).
+"""`invoke drill.run` of a >= 1 GB database's logical backup beside the same drill done by hand with
+the raw tools: initdb + start a cluster, createdb, `pg_restore -j 2`, `vacuumdb --analyze-only`, stop
+and remove it (issue 5: ratio goal <= 1.15; what pgops adds is the fetch + sha256 and the checks).
 
     .venv/bin/python bench/bench_drill.py [--users 170000] [--repeat 5] [--quick]
 
@@ -52,32 +53,28 @@ def main() -> None:
             raise SystemExit(f"drill.run failed (exit {res.returncode}): {res.stderr[-800:]}")
         phases.append(json.loads((out / f"drill{r}.json").read_text())["phases"])
 
-    def make_target(r):
+    def by_hand(r):  # the same drill with the raw tools: the same cluster settings, the same restore, analyze
         t = open_stack(out / f"raw{r}", port=free_port(), replicas=0, extra_settings=DRILL_SETTINGS, throwaway=True)
+        targets[r] = t
         t.up()
         psql(t, "postgres", "-c", "CREATE DATABASE syncscript")
-        targets[r] = t
-
-    def restore(r):
-        t = targets[r]
-        subprocess.run([str(pg_bindir() / "pg_restore"), "-j", str(JOBS), "--no-owner", "-h", "127.0.0.1",
-                        "-p", str(t.layout.primary.port), "-U", "postgres", "-d", "syncscript", str(dump)],
-                       env={**os.environ, "PGPASSFILE": str(t.layout.passfile)}, check=True, capture_output=True)
-
-    def drop_target(r):
+        env = {**os.environ, "PGPASSFILE": str(t.layout.passfile)}
+        conn = ["-h", "127.0.0.1", "-p", str(t.layout.primary.port), "-U", "postgres"]
+        subprocess.run([str(pg_bindir() / "pg_restore"), "-j", str(JOBS), "--no-owner", *conn, "-d", "syncscript",
+                        str(dump)], env=env, check=True, capture_output=True)
+        subprocess.run([str(pg_bindir() / "vacuumdb"), "--analyze-only", f"--jobs={JOBS}", *conn, "syncscript"],
+                       env=env, check=True, capture_output=True)
         targets.pop(r).down(purge=True)
+    raw = f"by hand: initdb, pg_restore -j {JOBS}, analyze, teardown"
     try:
-        results = compare([Contender("pgops drill.run (whole drill)", drill),
-                           Contender(f"pg_restore -j {JOBS} (cluster ready)", restore, make_target, drop_target)],
-                          args.repeat)
+        results = compare([Contender("pgops drill.run (whole drill)", drill), Contender(raw, by_hand)], args.repeat)
     finally:
         for t in targets.values():
             t.down(purge=True)
         dump_mb = dump.stat().st_size / 1e6 if dump.exists() else 0
         shutil.rmtree(out, ignore_errors=True)
-    report(f"database {size / 1e9:.2f} GB, dump {dump_mb:.0f} MB; the drill's time includes fetch + sha256, its "
-           f"cluster's initdb/start/teardown, analyze and every check; pg_restore's excludes making its cluster",
-           results, baseline=f"pg_restore -j {JOBS} (cluster ready)")
+    report(f"database {size / 1e9:.2f} GB, dump {dump_mb:.0f} MB; both make, fill, analyze and remove a cluster; "
+           f"the drill also fetches + hashes the object and runs every check", results, baseline=raw)
     print("  drill phases, median: " + ", ".join(
         f"{k} {statistics.median(p[k] for p in phases):.1f} s" for k in phases[0]))
 

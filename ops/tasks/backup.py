@@ -182,63 +182,56 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
     reports, incomplete = _prune_all(repo, dbs, apply=False, force=force)
     snapshot_plans = target.prune_snapshots(repo, apply=False, force=force, now=_now())
     if apply:
-        deletions = sum(1 for r in reports for i in r.plan.items if not i.keep) + \
-            sum(len(r.orphans) + len(r.aborted_uploads) for r in reports) + \
-            sum(1 for _, p in snapshot_plans for i in p.items if not i.keep)
+        backup_deletions = sum(1 for r in reports for i in r.plan.items if not i.keep) + \
+            sum(len(r.orphans) + len(r.aborted_uploads) for r in reports)
+        snapshot_deletions = sum(1 for _, plan in snapshot_plans for i in plan.items if not i.keep)
         if not json_:
             for r in reports:
                 print_verdicts(f"{r.database}: prune", r.plan, False)
-        p = Plan(f"prune {deletions} object(s) in {repo.url}",
+        p = Plan(f"prune {backup_deletions + snapshot_deletions} object(s) in {repo.url}",
                  rerun("backup.prune", cli.target_args(stack, dsn, None), "--apply", *(["--force"] if force else []),
                        *_opt("--repository", repository), *[f"--db {d}" for d in (db or [])]))
         good = [r.database for r in reports]
-        applied_refusals = []
+        applied: dict = {}  # what each step returned, by name: the reports shown afterwards
 
         def apply_prune():
-            done, refused = _prune_all(repo, good, apply=True, force=force)
-            if refused is not None:
-                applied_refusals.append(refused)
-            return done
-        if deletions and good:
-            p.steps.append(Step(f"delete the backups marked DELETE, orphans and abandoned uploads ({deletions})",
+            applied["reports"], refused = _prune_all(repo, good, apply=True, force=force)
+            if refused is not None:  # a refusal met while applying (e.g. another prune holds the lock) is not ok
+                applied["refused"] = refused
+
+        def apply_snapshots():
+            applied["snapshots"] = target.prune_snapshots(repo, apply=True, force=force, now=_now())
+        if backup_deletions and good:
+            p.steps.append(Step(f"delete the backups marked DELETE, orphans and abandoned uploads ({backup_deletions})",
                                 apply_prune, guard="verdicts recomputed under the same floors at apply time"))
-            if any(not i.keep for _, plan in snapshot_plans for i in plan.items):
-                p.steps.append(Step("delete the RDS snapshots marked DELETE",
-                                    lambda: target.prune_snapshots(repo, apply=True, force=force, now=_now()),
-                                    guard="same policy and floors over pgops-managed snapshots"))
+        if snapshot_deletions:
+            p.steps.append(Step(f"delete the RDS snapshots marked DELETE ({snapshot_deletions})", apply_snapshots,
+                                guard="same policy and floors over pgops-managed snapshots"))
+
         def recheck():  # what the repository holds now, read back after the deletions
-            left = {d: len(engine.list_backups(repo, d)) for d in (dbs or [r.database for r in reports])}
+            left = {d: len(engine.list_backups(repo, d)) for d in (dbs or good)}
             if not json_:
                 cli.say("re-check: backups left — " + ", ".join(f"{d}: {n}" for d, n in left.items()))
-        results = execute(p, yes=yes, show=(lambda _l: None) if json_ else cli.say, recheck=recheck)
-        if results:
-            reports = results[0]
-            if len(results) > 1:
-                snapshot_plans = results[1]
-        if applied_refusals:  # a refusal met while applying (e.g. another prune holds the lock) is not ok
-            incomplete = applied_refusals[0]
+        execute(p, yes=yes, show=(lambda _l: None) if json_ else cli.say, recheck=recheck)
+        reports = applied.get("reports", reports)
+        snapshot_plans = applied.get("snapshots", snapshot_plans)
+        incomplete = applied.get("refused", incomplete)
     if json_:
-        cli.emit_json([{"database": r.database, "applied": r.applied,
-                        "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
-                                      "reasons": list(i.reasons)} for i in r.plan.items],
+        cli.emit_json([{"database": r.database, "applied": r.applied, "verdicts": _verdicts(r.plan),
                         "deleted": r.deleted, "orphans": r.orphans, "aborted_uploads": r.aborted_uploads,
-                        "invalid": [{"id": b.id, "problem": b.problem} for b in r.invalid]}
-                       for r in reports] +
-                      [{"database": d, "kind": "rds-snapshot", "applied": apply,
-                        "verdicts": [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
-                                      "reasons": list(i.reasons)} for i in plan.items]} for d, plan in snapshot_plans])
-        if incomplete is not None:
-            raise incomplete
-        return
-    for d, plan in snapshot_plans:
-        print_verdicts(f"{d}: RDS snapshots", plan, apply)
-    for r in reports:
-        print_verdicts(f"{r.database}: prune", r.plan, r.applied)
-        if r.orphans or r.aborted_uploads:
-            cli.say(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
-                    + ("" if r.applied else " (would be removed)"))
-        for b in r.invalid:
-            cli.warn(f"{r.database}: invalid backup {b.id} (never deleted automatically): {b.problem}")
+                        "invalid": [{"id": b.id, "problem": b.problem} for b in r.invalid]} for r in reports] +
+                      [{"database": d, "kind": "rds-snapshot", "applied": apply, "verdicts": _verdicts(plan)}
+                       for d, plan in snapshot_plans])
+    else:
+        for d, plan in snapshot_plans:
+            print_verdicts(f"{d}: RDS snapshots", plan, apply)
+        for r in reports:
+            print_verdicts(f"{r.database}: prune", r.plan, r.applied)
+            if r.orphans or r.aborted_uploads:
+                cli.say(f"{r.database}: orphans {len(r.orphans)}, abandoned uploads {len(r.aborted_uploads)}"
+                        + ("" if r.applied else " (would be removed)"))
+            for b in r.invalid:
+                cli.warn(f"{r.database}: invalid backup {b.id} (never deleted automatically): {b.problem}")
     if incomplete is not None:
         raise incomplete
 
@@ -326,6 +319,12 @@ def _recheck_restore(m, dest, dest_db) -> None:
     if off:
         raise RestoreRefused(f"Restore of {m.id} into '{dest_db}' finished but the row counts differ: {'; '.join(off)}.",
                              "inspect the target; rerun the restore with --clean --yes.")
+
+
+def _verdicts(plan) -> list[dict]:
+    """A prune plan's verdicts in the ``--json`` shape."""
+    return [{"id": i.backup.id, "created_at": i.backup.created_at.isoformat(), "keep": i.keep,
+             "reasons": list(i.reasons)} for i in plan.items]
 
 
 def print_verdicts(title: str, plan, applied: bool) -> None:

@@ -60,3 +60,29 @@ def test_snapshot_drill_tears_down_and_reports_when_the_target_is_unreachable(st
     assert ids == {"pgops-dev-primary"}  # the drill instance is gone
     assert history(repo, "syncscript")[0]["passed"] is False
     assert "DrillSucceeded" in metric_names(clients.cloudwatch)
+
+
+def test_prune_apply_on_an_aws_stack_prunes_its_snapshots_through_the_task(stack_env, monkeypatch, capsys):
+    """`backup.prune --apply --yes` on an AWS stack: the repository's verdicts and the RDS snapshot
+    verdicts are one plan; the snapshots marked DELETE are deleted, the newest kept."""
+    from ops.tasks import backup as backup_tasks
+    env, clients, repo = stack_env
+    now = datetime.now(timezone.utc)
+    m = Manifest("b1", "syncscript", "logical", now.isoformat(), now.isoformat(), 1.0, 10, "0" * 64,
+                 "backups/syncscript/b1/dump.pgdump", "s3://x", "16.4", "pg_dump 16", 6, "0.1.0", "pg_dump custom", {})
+    repo.put_bytes("backups/syncscript/b1/dump.pgdump", b"x")
+    repo.put_bytes("backups/syncscript/b1/manifest.json", m.to_json())
+    for hour in range(4):  # four snapshots of one day: GFS keeps that day's newest (and the oldest, restic's rule)
+        env.snapshot_backup(repo, ["syncscript"], now + timedelta(hours=hour))
+    # moto stamps snapshots with the real clock: judge them two days later, past the 1-hour floor
+    monkeypatch.setattr(backup_tasks, "target_for", lambda *a, **k: env)
+    monkeypatch.setattr(backup_tasks, "_now", lambda: now + timedelta(days=2))
+    backup_tasks.prune.body(None, stack="dev", apply=True, yes=True, force=True, json_=True)
+    doc = {d.get("kind", "repository"): d for d in __import__("json").loads(capsys.readouterr().out)}
+    verdicts = doc["rds-snapshot"]["verdicts"]
+    deleted = {v["id"] for v in verdicts if not v["keep"]}
+    assert len(deleted) == 2 and doc["rds-snapshot"]["applied"] is True
+    assert doc["repository"]["verdicts"][0]["keep"] is True
+    left = {s["DBSnapshotIdentifier"] for s in clients.rds.describe_db_snapshots()["DBSnapshots"]
+            if s["DBSnapshotIdentifier"].startswith("pgops-")}  # moto also keeps an automated one
+    assert left == {v["id"] for v in verdicts if v["keep"]} and not left & deleted

@@ -353,17 +353,10 @@ class DrillFailed(OpsError):
                          "`invoke backup.create` and drill it again.")
 
 
-class Unhealthy(OpsError):
-    """A read task found what it reports unhealthy (nodes down, a dirty database)."""
-
-    exit_code = 1
-
-
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
-    (1, "other expected failure (unknown backup id, a read task reporting something unhealthy, "
-        "a plan not confirmed at the prompt)"),
+    (1, "other expected failure (unknown backup id, a plan not confirmed at the prompt)"),
     (2, "bad option or configuration, or a destructive plan without a terminal and without `--yes` "
         "(nothing changed)"),
     (3, "local stack"),

@@ -53,7 +53,6 @@ class Settings:
     pg_bindir: Path | None = None
     log_level: str = "WARNING"
     rds_ca_bundle: Path = DEFAULT_RDS_CA_BUNDLE
-    stack_given: bool = False
 
     @property
     def pulumi_stack(self) -> str | None:
@@ -84,7 +83,6 @@ def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: s
     state = environ.get("PGOPS_STATE_DIR") or None
     return Settings(
         stack=stack or environ.get("PGOPS_STACK") or "local",
-        stack_given=bool(stack or environ.get("PGOPS_STACK")),
         dsn=dsn or (environ.get("PGOPS_DSN") if dsn_from_env else None) or None,
         sql_root=Path(sql_root).resolve() if sql_root else DEFAULT_SQL_ROOT,
         sql_root_given=bool(sql_root),

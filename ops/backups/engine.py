@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 from psycopg import sql
 
 from .. import __version__
-from ..dsn import connect, describe, redact, tool_application_name
+from ..dsn import connect, describe, redact, same_endpoint, system_identity, tool_application_name
 from ..errors import (BackupFailed, EmptyRepository, OpsError, PruneIncomplete, RepositoryError,
                       RestoreRefused, VerifyMismatch)
 from ..pgtools import client_env_scope, pg_bindir
@@ -350,11 +350,6 @@ def verify_backup(repo: Repository, m: Manifest) -> list[tuple[str, bool, str]]:
 
 # ---- restore ------------------------------------------------------------------------------------
 
-def _system_identifier(params: Mapping, dbname: str) -> int:
-    with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("restore")) as conn:
-        return conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
-
-
 def restore(repo: Repository, m: Manifest, target: Mapping, target_db: str, *, clean: bool = False,
             protected: Mapping | None = None, yes_overwrite_primary: bool = False,
             on_bytes: Callable[[int], None] | None = None) -> float:
@@ -362,20 +357,23 @@ def restore(repo: Repository, m: Manifest, target: Mapping, target_db: str, *, c
     nothing) after checking the object against its manifest. Returns seconds taken.
 
     Refuses (:class:`RestoreRefused`): a physical backup; a non-empty target without ``clean``; the
-    stack's own primary (same system identifier as ``protected``) without ``yes_overwrite_primary``;
-    an object that fails verification.
+    stack's own primary ``protected`` — same endpoint or system identifier, or an identity that cannot
+    be read (fail closed) — without ``yes_overwrite_primary``; an object that fails verification.
     """
     if m.kind != "logical":
         raise RestoreRefused(f"Backup {m.id} is a physical cluster backup; backup.restore restores logical backups.",
                              "restore it with a restore drill (next release) or by hand with tar into an empty data directory.")
-    if protected is not None and not yes_overwrite_primary:
+    if protected is not None and not yes_overwrite_primary:  # the same rules as the targets' guard: fail closed
+        where, hint = describe({**target, "dbname": target_db}), "restore elsewhere, or add --yes-overwrite-primary if you mean it."
+        if same_endpoint(protected, target):
+            raise RestoreRefused(f"The target {where} is the stack's own primary (same endpoint).", hint)
         try:
-            if _system_identifier(protected, "postgres") == _system_identifier(target, target_db):
-                raise RestoreRefused(f"The target {describe({**target, 'dbname': target_db})} is the stack's own primary.",
-                                     "restore elsewhere, or add --yes-overwrite-primary if you mean it.")
-        except OpsError as exc:
-            if isinstance(exc, RestoreRefused):
-                raise
+            theirs = system_identity(protected, "postgres")[0]
+        except OpsError:
+            raise RestoreRefused(f"Cannot read the identity of the stack's own primary {describe(protected)}, so pgops "
+                                 f"cannot rule out that {where} is it; nothing was restored.", hint) from None
+        if theirs == system_identity(target, target_db)[0]:
+            raise RestoreRefused(f"The target {where} is the stack's own primary (same system identifier).", hint)
     with connect(target, dbname=target_db, autocommit=True, application_name=tool_application_name("restore")) as conn:
         objects = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN "

@@ -140,7 +140,7 @@ class AbstractTarget(ABC):
         out = []
         for p in self.protected_endpoints():
             try:
-                out.append((describe(p), system_identifier(p, p.get("dbname") or "postgres")))
+                out.append((describe(p), system_identity(p, p.get("dbname") or "postgres")[0]))
             except OpsError:
                 out.append((describe(p), None))
         return out
@@ -165,7 +165,7 @@ class AbstractTarget(ABC):
         identities = self.protected_identities()
         if not identities:
             return
-        mine = system_identifier(dest, dest_db)
+        mine = system_identity(dest, dest_db)[0]
         for desc, ident in identities:
             if ident is None:
                 raise RestoreRefused(f"Cannot read the identity of stack {self.name}'s server {desc}, so pgops cannot rule "
@@ -202,22 +202,6 @@ class AbstractTarget(ABC):
     def pooler_params(self) -> dict | None:
         """libpq parameters of the pooler applications use, when the target runs one."""
         return None
-
-    # ---- presentation ---------------------------------------------------------------------------
-    def cli_args(self) -> list[str]:
-        """The options that name this target on a command line (for "Next:" hints): no secret."""
-        args = [] if self.name == "local" and not self.settings.stack_given else ["--stack", self.name]
-        if self.settings.sql_root_given:
-            args += ["--sql-root", str(self.settings.sql_root)]
-        return args
-
-    def describe(self) -> str:
-        return f"stack {self.name}"
-
-
-def system_identifier(params: Mapping, dbname: str) -> int:
-    """The server's ``system_identifier``. Raises :class:`ConnectError`."""
-    return system_identity(params, dbname)[0]
 
 
 def without_dbname(params: Mapping) -> dict:

@@ -1,7 +1,7 @@
 """A bare ``--dsn``: any PostgreSQL pgops did not provision, one database, no platform around it."""
 from __future__ import annotations
 
-from ..dsn import parse, redact
+from ..dsn import parse
 from ..errors import ConfigError
 from ..secrets import protect_params
 from ..settings import Settings
@@ -51,12 +51,3 @@ class DsnTarget(AbstractTarget):
 
     def protected_endpoints(self) -> list[dict]:
         return [dict(self._primary, dbname=self.database)]
-
-    def cli_args(self) -> list[str]:
-        args = ["--dsn", f"'{redact(self.settings.dsn or '')}'"]
-        if self.settings.sql_root_given:
-            args += ["--sql-root", str(self.settings.sql_root)]
-        return args
-
-    def describe(self) -> str:
-        return f"database {self.database} (--dsn)"

@@ -75,6 +75,3 @@ class LocalTarget(AbstractTarget):
         if self.stack.layout.pooler is None or not self.stack.layout.pooler.ini.exists():
             return None
         return without_dbname(self.stack.pooler_conninfo())
-
-    def nodes(self) -> list[dict]:
-        return self.stack.status()

@@ -213,6 +213,9 @@ def test_restore_over_the_stacks_primary_needs_the_flag(pg, params, dbname, tmp_
     with pytest.raises(errors.RestoreRefused) as info:
         engine.restore(repo, m, params, dbname, protected=params)
     assert "own primary" in str(info.value)
+    gone = {**params, "port": 1, "connect_timeout": 2}  # a primary that does not answer: refused, not ignored
+    with pytest.raises(errors.RestoreRefused, match="cannot rule out"):
+        engine.restore(repo, m, params, dbname, protected=gone)
     engine.restore(repo, m, params, dbname, protected=params, yes_overwrite_primary=True)
 
 

@@ -15,7 +15,7 @@ from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, rerun, setting
 
 if TYPE_CHECKING:  # annotations only: heavy modules load inside the tasks (start-up time)
     from ..migrations.runner import RunOptions, Target as MigrationTarget
-    from ..targets import AbstractTarget
+    from ..targets import AbstractTarget, DatabaseRef
 
 COMMON = {k: HELP[k] for k in ("stack", "dsn", "sql_root", "db", "json_")}
 TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root", "db")}
@@ -23,9 +23,14 @@ TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root", "db")}
 
 def migration_targets(target: AbstractTarget, db) -> list[MigrationTarget]:
     """One migration target per database the selection means on ``target``."""
+    return [mt for _, mt in selected(target, db)]
+
+
+def selected(target: AbstractTarget, db) -> list[tuple[DatabaseRef, MigrationTarget]]:
+    """Each database the selection means, with its migration target (the folder names the chain)."""
     from ..migrations.runner import Target as MigrationTarget
     from ..targets import migrations_dir
-    return [MigrationTarget(ref.name, target.primary, migrations_dir(target.settings.sql_root, ref.folder))
+    return [(ref, MigrationTarget(ref.name, target.primary, migrations_dir(target.settings.sql_root, ref.folder)))
             for ref in target.databases(list(db or []) or None)]
 
 
@@ -182,11 +187,10 @@ def rollback(c, stack=None, dsn=None, sql_root=None, db=None, to=None, steps=Non
     if to_v is None and steps_n is None:
         raise ConfigError(["db.rollback needs --to VERSION or --steps N"], "run `invoke db.status` to list versions.")
     target = target_for(stack, dsn, sql_root, repository)
-    refs = target.databases(list(db or []) or None)
-    mts = migration_targets(target, db)
+    pairs = selected(target, db)
     repo = open_repo(target, skipped=no_backup or dry_run)
     frags = cli.target_args(stack, dsn, sql_root)
-    for ref, mt in zip(refs, mts):
+    for ref, mt in pairs:
         planned, _ = runner.rollback(mt, to=to_v, steps=steps_n, opts=RunOptions(**{**opts.__dict__, "dry_run": True}))
         again = [f"--to {to_v}" if to_v is not None else f"--steps {steps_n}", f"--db {ref.folder}",
                  *(["--repository", shlex.quote(repository)] if repository else []),

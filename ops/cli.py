@@ -118,9 +118,8 @@ def foreign_error(exc: Exception) -> OpsError | None:
                     "ConnectTimeoutError", "ReadTimeoutError", "ProxyConnectionError"):
             return ConnectError(f"AWS could not be reached or no credentials were found: {exc}.",
                                 "check `aws sts get-caller-identity` (AWS_PROFILE, AWS_REGION), then rerun.")
-        err = BackupError(f"AWS refused the request: {exc}.",
-                          "check the stack's IAM permissions and resources (`invoke preview --stack NAME`), then rerun.")
-        return err
+        return BackupError(f"AWS refused the request: {exc}.",
+                           "check the stack's IAM permissions and resources (`invoke preview --stack NAME`), then rerun.")
     if module.startswith("pulumi.automation"):
         return BackupError(f"Pulumi failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else name}.",
                            "run `pulumi preview` in the project for the full output, fix it, then rerun.")

@@ -37,3 +37,11 @@ def publish_drill_metrics(client, database: str, *, succeeded: bool, rto_seconds
         data.append({"MetricName": "DrillRPOSeconds", "Dimensions": dims, "Timestamp": now, "Value": float(rpo_seconds),
                      "Unit": "Seconds"})
     client.put_metric_data(Namespace=NAMESPACE, MetricData=data)
+
+
+def publish_passed_drill_age(client, database: str, *, age_seconds: float, now: datetime) -> None:
+    """Put ``PassedDrillAgeSeconds`` (seconds since the newest passed drill of ``database``), what the
+    35-day drill alarm watches (CloudWatch cannot evaluate a 35-day window of DrillSucceeded itself)."""
+    client.put_metric_data(Namespace=NAMESPACE, MetricData=[{
+        "MetricName": "PassedDrillAgeSeconds", "Dimensions": [{"Name": "DBName", "Value": database}],
+        "Timestamp": now, "Value": float(age_seconds), "Unit": "Seconds"}])

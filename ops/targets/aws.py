@@ -135,9 +135,8 @@ class AwsTarget(AbstractTarget):
         passed = [h for h in drill_reports(repo, database) if h.get("passed")]
         if passed:
             drilled = datetime.fromisoformat(passed[0]["started_at"])
-            self.clients.cloudwatch.put_metric_data(Namespace=metrics.NAMESPACE, MetricData=[{
-                "MetricName": "PassedDrillAgeSeconds", "Dimensions": [{"Name": "DBName", "Value": database}],
-                "Timestamp": now, "Value": (now - drilled).total_seconds(), "Unit": "Seconds"}])
+            metrics.publish_passed_drill_age(self.clients.cloudwatch, database,
+                                             age_seconds=(now - drilled).total_seconds(), now=now)
 
     def after_drill(self, report, now: datetime) -> None:
         from ..backups.metrics import publish_drill_metrics

@@ -65,3 +65,16 @@ def test_scaffold_creates_the_triad(tmp_path):
     assert scaffold(tmp_path, "shop", "next").name == "0002_next"
     with pytest.raises(ConfigError):
         scaffold(tmp_path, "Shop!", "Bad Name")
+
+
+def test_library_failures_become_one_message_with_an_exit_code():
+    """AWS and Pulumi failures reach the edge as OpsErrors (exit 4 or 7); anything else is a bug and
+    is not disguised."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    from ops.cli import foreign_error
+    no_creds = foreign_error(NoCredentialsError())
+    assert no_creds.exit_code == 4 and "aws sts get-caller-identity" in str(no_creds)
+    denied = foreign_error(ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "CreateDBSnapshot"))
+    assert denied.exit_code == 7 and "AccessDenied" in str(denied)
+    assert foreign_error(ValueError("a bug")) is None

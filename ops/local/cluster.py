@@ -25,7 +25,8 @@ from ..dsn import connect, redact, tool_application_name
 from ..pgtools import chown_server, pg_bindir, pgbouncer_bin, run_server_cmd, server_ids
 from ..errors import ConfigError, LocalStackError, PortBusy
 from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, PoolerSpec, StackLayout,
-                     plan_layout, primary_conninfo, render_conf, render_pgbouncer_ini, server_settings)
+                     layout_from_state, plan_layout, primary_conninfo, render_conf, render_pgbouncer_ini,
+                     server_settings)
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class LocalStack:
         exe = pgbouncer_bin()
         pooler.pooler_dir.mkdir(parents=True, exist_ok=True)
         chown_server(pooler.pooler_dir, 0o700)
-        password = self.layout.passfile.read_text().strip().split(":", 4)[4]
+        password = self.stack_password()
         write_private(pooler.auth_file, '"postgres" "' + password.replace('"', '""') + '"\n')
         chown_server(pooler.auth_file, 0o600)
         pooler.ini.write_text(render_pgbouncer_ini(self.layout))
@@ -201,14 +202,23 @@ class LocalStack:
                               f"read {pooler.log_file}, fix the cause, then run `invoke local.up` again.")
 
     def _init_primary(self, bindir: Path) -> None:
-        lay = self.layout
-        node = lay.primary
+        password = secrets.token_urlsafe(24)
+        write_private(self.layout.passfile, f"127.0.0.1:*:*:postgres:{password}\n")
+        self.init_node(bindir, self.layout.primary, password)
+
+    def stack_password(self) -> str:
+        """The ``postgres`` password from the stack's passfile (for a new node's initdb and the
+        pooler's auth file; never logged)."""
+        return self.layout.passfile.read_text().strip().split("\n", 1)[0].split(":", 4)[4]
+
+    def init_node(self, bindir: Path, node: NodeSpec, password: str) -> None:
+        """initdb a new primary-style node at ``node.node_dir`` whose ``postgres`` role has
+        ``password`` (from a 0600 file removed right after), with the stack's settings. A half-made
+        directory from an interrupted init is removed first. Raises :class:`LocalStackError`."""
         if node.node_dir.exists():
-            shutil.rmtree(node.node_dir)  # a half-made primary from an interrupted init
+            shutil.rmtree(node.node_dir)  # a half-made node from an interrupted init
         node.node_dir.mkdir(parents=True)
         chown_server(node.node_dir, 0o700)
-        password = secrets.token_urlsafe(24)
-        write_private(lay.passfile, f"127.0.0.1:*:*:postgres:{password}\n")
         pwfile = node.node_dir / "initpw"
         write_private(pwfile, password + "\n")
         try:
@@ -223,6 +233,32 @@ class LocalStack:
         chown_server(conf, 0o600)
         with open(node.data_dir / "postgresql.conf", "a") as f:
             f.write("\ninclude 'pgops.conf'\n")
+
+    def start_node(self, node: NodeSpec) -> None:
+        """Start ``node`` (no-op when it runs). Raises :class:`PortBusy` or :class:`LocalStackError`."""
+        self._start(pg_bindir(), node)
+
+    def stop_node(self, node: NodeSpec, mode: str = "fast") -> bool:
+        """Stop ``node`` with ``pg_ctl stop -m mode``; returns whether it was running."""
+        if node_pid(node) is None:
+            return False
+        run_server_cmd([str(pg_bindir() / "pg_ctl"), "-D", str(node.data_dir), "-m", mode, "-w", "-t", "60", "stop"],
+                       what=f"stopping local node '{node.name}'")
+        return True
+
+    def replace_layout(self, layout: StackLayout) -> None:
+        """Make ``layout`` (same state directory, nodes with new roles) the stack's recorded layout:
+        written atomically to ``stack.json``, so every later task follows it."""
+        self.layout = layout
+        self._write_state(pg_bindir())
+
+    def rebuild_replica(self, node: NodeSpec) -> None:
+        """Remake replica ``node`` from a fresh ``pg_basebackup`` of the current primary and start it."""
+        self.stop_node(node, "immediate")
+        (node.node_dir / READY_MARK).unlink(missing_ok=True)
+        bindir = pg_bindir()
+        self._build_replica(bindir, node)
+        self._start(bindir, node)
 
     def _start(self, bindir: Path, node: NodeSpec) -> None:
         if node_pid(node) is not None:
@@ -275,8 +311,8 @@ class LocalStack:
     def _write_state(self, bindir: Path) -> None:
         lay = self.layout
         old = self.read_state() or {}
-        state = {"base_port": lay.base_port, "replicas": lay.replicas,
-                 "pg_bindir": str(bindir), "created_at": old.get("created_at")
+        state = {"base_port": lay.base_port, "replicas": lay.replicas, "primary": lay.primary.name,
+                 "nodes": lay.state_nodes(), "pg_bindir": str(bindir), "created_at": old.get("created_at")
                  or datetime.now(timezone.utc).isoformat(timespec="seconds")}
         tmp = lay.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -377,11 +413,21 @@ class LocalStack:
         return behind
 
     # ---- down ------------------------------------------------------------------------------
+    def _side_nodes(self) -> list[NodeSpec]:
+        """Servers under the state directory outside the layout (a blue/green cutover's green, or
+        an old blue kept after it): every ``*/data/postmaster.pid`` whose directory no node owns."""
+        own = {n.node_dir for n in self.layout.nodes}
+        out = []
+        for pidfile in sorted(self.layout.state_dir.glob("*/data/postmaster.pid")):
+            node_dir = pidfile.parent.parent
+            if node_dir not in own:
+                out.append(NodeSpec(node_dir.name, "other", 0, node_dir))
+        return out
+
     def down(self, purge: bool = False) -> list[str]:
         """Stop replicas, then the primary (``pg_ctl stop -m fast``); with ``purge`` delete the whole
         state directory (data, logs, passfile, local backups). Returns what was done, one line each."""
         done = []
-        bindir = None
         pooler = self.layout.pooler
         if pooler is not None and (pid := pooler_pid(pooler)) is not None:  # clients first, then servers
             os.kill(pid, signal.SIGTERM)  # PgBouncer: SIGTERM is an immediate shutdown
@@ -389,13 +435,9 @@ class LocalStack:
             while _pid_alive(pid, b"pgbouncer") and time.monotonic() < deadline:
                 time.sleep(0.05)
             done.append(f"stopped {pooler.name} (port {pooler.port})")
-        for node in reversed(self.layout.nodes):
-            if node_pid(node) is None:
-                continue
-            bindir = bindir or pg_bindir()
-            run_server_cmd([str(bindir / "pg_ctl"), "-D", str(node.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
-                 what=f"stopping local node '{node.name}'")
-            done.append(f"stopped {node.name} (port {node.port})")
+        for node in [*self.layout.replica_nodes, self.layout.primary, *self._side_nodes()]:
+            if self.stop_node(node):
+                done.append(f"stopped {node.name} (port {node.port})")
         if purge and self.layout.state_dir.exists():
             shutil.rmtree(self.layout.state_dir)
             done.append(f"purged {self.layout.state_dir}")
@@ -427,6 +469,9 @@ def open_stack(state_dir: Path | None = None, port: int | None = None, replicas:
             raise ConfigError([f"the local stack has {recorded['replicas']} replicas; shrinking to {replicas} is not supported"],
                               "run `invoke local.down --purge` and `invoke local.up --replicas N`.")
         replicas = recorded["replicas"] if replicas is None else replicas
-    layout = plan_layout(state_dir, DEFAULT_BASE_PORT if port is None else port,
-                         DEFAULT_REPLICAS if replicas is None else replicas, pooler=not throwaway)
+    if recorded:
+        layout = layout_from_state(state_dir, recorded, replicas, pooler=not throwaway)
+    else:
+        layout = plan_layout(state_dir, DEFAULT_BASE_PORT if port is None else port,
+                             DEFAULT_REPLICAS if replicas is None else replicas, pooler=not throwaway)
     return LocalStack(layout, extra_settings, throwaway)

@@ -1,7 +1,9 @@
 """Desired layout of the local stack: pure data, no I/O.
 
-A primary on ``base_port`` and replicas ``replica1..N`` on the following ports, each with its own
-physical replication slot named after it (PostgreSQL docs, "Replication Slots").
+A new stack is a primary on ``base_port`` and replicas ``replica1..N`` on the following ports, each
+with its own physical replication slot named after it (PostgreSQL docs, "Replication Slots"). Node
+names are identities and roles move: after a switchover or a blue/green cutover the stack's
+``stack.json`` records which node is the primary (:func:`layout_from_state`), and every task follows it.
 """
 from __future__ import annotations
 
@@ -76,11 +78,35 @@ class StackLayout:
 
     @property
     def primary(self) -> NodeSpec:
-        return self.nodes[0]
+        """The node whose role is primary (exactly one in every layout this module builds)."""
+        return next(n for n in self.nodes if n.role == "primary")
 
     @property
     def replica_nodes(self) -> tuple[NodeSpec, ...]:
-        return self.nodes[1:]
+        return tuple(n for n in self.nodes if n.role == "replica")
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``. Raises :class:`ConfigError` listing the stack's node names."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise ConfigError([f"the local stack has no node '{name}' (its nodes: {', '.join(n.name for n in self.nodes)})"],
+                          "run `invoke local.status` to see the nodes and their roles.")
+
+    def with_roles(self, roles: dict[str, str], nodes: tuple[NodeSpec, ...] | None = None) -> "StackLayout":
+        """A copy whose nodes (``nodes`` or the current ones) take the roles in ``roles`` (name → role;
+        unnamed nodes keep theirs). Raises :class:`ConfigError` unless exactly one node is primary."""
+        new = tuple(NodeSpec(n.name, roles.get(n.name, n.role), n.port, n.node_dir,
+                             None if roles.get(n.name, n.role) == "primary" else (n.slot or f"pgops_{n.name}"))
+                    for n in (self.nodes if nodes is None else nodes))
+        if sum(n.role == "primary" for n in new) != 1:
+            raise ConfigError(["a local stack needs exactly one primary"], "run `invoke local.status`.")
+        return StackLayout(self.state_dir, self.base_port, sum(n.role == "replica" for n in new), new, self.pooler)
+
+    def state_nodes(self) -> list[dict]:
+        """The nodes as ``stack.json`` records them (read back by :func:`layout_from_state`)."""
+        return [{"name": n.name, "role": n.role, "port": n.port, "dir": n.node_dir.name, "slot": n.slot}
+                for n in self.nodes]
 
     @property
     def passfile(self) -> Path:
@@ -122,6 +148,30 @@ def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,
     return StackLayout(state_dir, base_port, replicas, tuple(nodes), spec)
 
 
+def layout_from_state(state_dir: Path, recorded: dict, replicas: int | None = None,
+                      pooler: bool = True) -> StackLayout:
+    """The layout a ``stack.json`` records: its nodes with their current roles when it lists them
+    (stacks made before roles could move list only ``base_port`` and ``replicas``: the initial layout).
+    ``replicas`` above the recorded count adds replicas on the first free ports after ``base_port``."""
+    base = recorded["base_port"]
+    if "nodes" not in recorded:
+        return plan_layout(state_dir, base, recorded["replicas"] if replicas is None else replicas, pooler)
+    nodes = [NodeSpec(r["name"], r["role"], int(r["port"]), state_dir / r["dir"], r.get("slot"))
+             for r in recorded["nodes"]]
+    want = len([n for n in nodes if n.role == "replica"]) if replicas is None else replicas
+    used = {n.port for n in nodes} | {n.name for n in nodes}
+    i = 1
+    while sum(n.role == "replica" for n in nodes) < want:
+        name, port = f"replica{i}", base + i
+        if name not in used and port not in used and i <= MAX_REPLICAS:
+            nodes.append(NodeSpec(name, "replica", port, state_dir / name, slot=f"pgops_{name}"))
+        i += 1
+        if i > 4 * MAX_REPLICAS:
+            raise ConfigError([f"no free port for another replica after {base}"], "run `invoke local.status`.")
+    spec = PoolerSpec(base + POOLER_OFFSET, state_dir / "pooler") if pooler else None
+    return StackLayout(state_dir, base, sum(n.role == "replica" for n in nodes), tuple(nodes), spec)
+
+
 def server_settings(node: NodeSpec, extra: dict[str, str] | None = None) -> dict[str, str]:
     """postgresql.conf settings every local node runs with: loopback only, no unix socket,
     streaming replication enabled, pg_stat_statements loaded (what RDS parameter groups set too)."""
@@ -129,9 +179,11 @@ def server_settings(node: NodeSpec, extra: dict[str, str] | None = None) -> dict
         "listen_addresses": "'127.0.0.1'",
         "port": str(node.port),
         "unix_socket_directories": "''",
-        "wal_level": "replica",
-        "max_wal_senders": "10",
-        "max_replication_slots": "10",
+        "wal_level": "logical",  # logical replication is what a blue/green cutover streams over
+        "max_wal_senders": "20",
+        "max_replication_slots": "20",
+        "max_worker_processes": "16",
+        "max_logical_replication_workers": "12",
         "hot_standby": "on",
         "shared_preload_libraries": "'pg_stat_statements'",
         "log_line_prefix": "'%m [%p] %q%u@%d '",
@@ -155,10 +207,11 @@ def primary_conninfo(layout: StackLayout, node: NodeSpec) -> str:
             f"passfile={layout.passfile} application_name={node.name}")
 
 
-def render_pgbouncer_ini(layout: StackLayout) -> str:
+def render_pgbouncer_ini(layout: StackLayout, target_port: int | None = None) -> str:
     """pgbouncer.ini for the stack's pooler: transaction pooling on loopback in front of the primary,
     SCRAM against the stack's own credentials (PgBouncer docs, "auth_type", "pool_mode"), no unix
-    socket, ``postgres`` as admin (``SHOW POOLS``, and ``PAUSE``/``RESUME`` for cutovers)."""
+    socket, ``postgres`` as admin (``SHOW POOLS``, and ``PAUSE``/``RESUME`` for cutovers). ``target_port``: the server it sends
+    clients to (default the primary's port; a cutover points it at green)."""
     p = layout.pooler
     settings = {
         "listen_addr": "127.0.0.1",
@@ -177,5 +230,5 @@ def render_pgbouncer_ini(layout: StackLayout) -> str:
         "pidfile": str(p.pidfile),
     }
     return ("; written by pgops: the local stack's pooler\n[databases]\n"
-            f"* = host=127.0.0.1 port={layout.primary.port}\n\n[pgbouncer]\n"
+            f"* = host=127.0.0.1 port={target_port or layout.primary.port}\n\n[pgbouncer]\n"
             + "".join(f"{k} = {v}\n" for k, v in settings.items()))

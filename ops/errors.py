@@ -353,6 +353,29 @@ class DrillFailed(OpsError):
                          "`invoke backup.create` and drill it again.")
 
 
+class CutoverError(OpsError):
+    """A blue/green cutover step failed; the message says which side is primary now."""
+
+    exit_code = 10
+
+
+class CutoverRefused(CutoverError):
+    """A cutover guard failed before anything changed; ``problems`` names every offender."""
+
+    def __init__(self, what: str, problems: list[str], hint: str):
+        self.problems = list(problems)
+        super().__init__(f"{what} refused: " + "; ".join(self.problems) + ".", hint)
+
+
+class CutoverAborted(CutoverError):
+    """A switch went over its budget or failed midway: every step was undone, the pooler resumed,
+    and the side that was primary still is. ``report`` holds the timed steps."""
+
+    def __init__(self, message: str, hint: str, report: dict):
+        self.report = report
+        super().__init__(message, hint)
+
+
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
@@ -366,5 +389,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "backup, repository, verify or restore"),
     (8, "restore drill failed"),
     (9, "`pulumi` CLI missing for an AWS stack"),
+    (10, "cutover refused, aborted (the old side is still primary) or failed"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )

@@ -184,6 +184,7 @@ def server_settings(node: NodeSpec, extra: dict[str, str] | None = None) -> dict
         "max_replication_slots": "20",
         "max_worker_processes": "16",
         "max_logical_replication_workers": "12",
+        "wal_retrieve_retry_interval": "'500ms'",  # how soon a re-enabled subscription's worker starts
         "hot_standby": "on",
         "shared_preload_libraries": "'pg_stat_statements'",
         "log_line_prefix": "'%m [%p] %q%u@%d '",

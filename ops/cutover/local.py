@@ -1,0 +1,953 @@
+"""Blue/green cutover of the local stack over logical replication, behind PgBouncer.
+
+Blue is the stack's primary; green is a new cluster made by :meth:`LocalCutover.prepare` (same
+roles and schema, one publication and subscription per database, initial copy). Both directions
+are set up at prepare time so that no slot is created while writes are paused:
+
+* forward: subscription ``pgops_cutover_fwd`` on green, slot ``pgops_fwd_<oid>`` on blue;
+* reverse: subscription ``pgops_cutover_rev`` on blue (created disabled), slot ``pgops_rev_<oid>``
+  on green (created once green has caught up).
+
+A switch (:meth:`run`, and :meth:`rollback` in the other direction) pauses the pooler, fences the
+old side in ``pg_hba.conf`` (every client connection refused and the live ones terminated — unlike
+``default_transaction_read_only``, a session cannot override it; only the cutover's own role and
+replication get in), writes a fence row on the old side and waits for it on the new one (logical
+apply follows commit order, so every earlier commit has arrived), copies every sequence, stops the
+incoming subscription, starts the opposite one from the new side's current WAL position (replication
+origin advanced: PostgreSQL docs, "Replication Progress Tracking"; the walsender skips what commits
+before it, so nothing loops back), points the pooler at the new side and resumes. Every step is
+timed against the budget; over budget or on any error every done step is undone and the pooler is
+resumed, with the old side still primary.
+
+Sources: PostgreSQL docs "Logical Replication — Restrictions" (no DDL, sequences or large objects;
+tables need a replica identity), PgBouncer admin console (PAUSE/RESUME/RELOAD), pgbouncer #715,
+pgstream #1203 and pgcopydb PR #716 (sequences not carried → duplicate keys), pgcopydb #293 (slots
+left behind).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import socket
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from psycopg import sql
+
+from ..dsn import connect, tool_application_name
+from ..errors import CutoverAborted, CutoverError, CutoverRefused
+from ..local.cluster import LocalStack, node_pid, write_private
+from ..local.layout import NodeSpec, render_conf, render_pgbouncer_ini
+from ..pgtools import chown_server, pg_bindir, run_server_cmd
+from .pooler import PoolerAdmin
+
+log = logging.getLogger(__name__)
+
+PUBLICATION = "pgops_cutover"
+FWD_SUB = "pgops_cutover_fwd"
+REV_SUB = "pgops_cutover_rev"
+CONTROL_ROLE = "pgops_cutover"
+FENCE_SCHEMA = "pgops_cutover"
+PHASES = ("none", "preparing", "ready", "switched", "rolled_back")
+DEFAULT_LAG_BOUND_BYTES = 1024 * 1024
+_APP = tool_application_name("cutover")
+
+_NO_IDENTITY = """
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+  AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
+        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+       OR (c.relreplident = 'i' AND NOT EXISTS
+        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
+ORDER BY 1"""
+_UNLOGGED = """
+SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' ORDER BY 1"""
+_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1"""
+# what logical replication needs to match on both sides: columns, keys, indexes, constraints
+_FINGERPRINT = """
+SELECT 'col ' || format('%I.%I', n.nspname, c.relname) || ' ' || a.attname || ' '
+       || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+UNION ALL
+SELECT 'idx ' || pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast'
+UNION ALL
+SELECT 'con ' || format('%I.%I', n.nspname, c.relname) || ' ' || co.conname || ' ' || pg_get_constraintdef(co.oid)
+FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'seq ' || format('%I.%I', schemaname, sequencename) FROM pg_sequences
+ORDER BY 1"""
+_RELNAME = "format('%%I.%%I', rn.nspname, rc.relname)"
+_RELJOIN = "JOIN pg_class rc ON rc.oid = r.srrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace"
+_SEQUENCES = "SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences ORDER BY 1"
+_OWNED_SEQUENCES = """
+SELECT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.relname), a.attname
+FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                 AND d.deptype IN ('a', 'i')
+JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+WHERE s.relkind = 'S' ORDER BY 1"""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One cluster of the pair: ``name`` ("blue" | "green"), its node and libpq parameters for the
+    cutover's own role (no password: it lives in the cutover's passfile)."""
+
+    name: str
+    node: NodeSpec
+    params: dict
+
+    def connect(self, dbname: str, **kw):
+        return connect(self.params, dbname=dbname, autocommit=True, application_name=_APP, **kw)
+
+
+class LocalCutover:
+    """The cutover of one local stack; its state lives in ``<state_dir>/cutover/state.json``.
+
+    ``stack``: the :class:`LocalStack`; ``clock``: monotonic seconds (tests may inject).
+    """
+
+    def __init__(self, stack: LocalStack, clock: Callable[[], float] = time.monotonic):
+        self.stack = stack
+        self.clock = clock
+        self.dir = stack.layout.state_dir / "cutover"
+        self.state_file = self.dir / "state.json"
+        self.passfile = self.dir / "pgpass"
+        self.state = self._read()
+
+    # ---- state ----------------------------------------------------------------------------------
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {"phase": "none"}
+
+    def _save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2, default=str) + "\n")
+        tmp.replace(self.state_file)
+
+    @property
+    def phase(self) -> str:
+        return self.state.get("phase", "none")
+
+    def _green_node(self) -> NodeSpec:
+        g = self.state["green"]
+        return NodeSpec(g["name"], "green", int(g["port"]), self.stack.layout.state_dir / g["dir"])
+
+    def _side(self, name: str) -> Side:
+        node = self.stack.layout.primary if name == "blue" else self._green_node()
+        return Side(name, node, {"host": "127.0.0.1", "port": node.port, "user": CONTROL_ROLE,
+                                 "passfile": str(self.passfile)})
+
+    def _admin_params(self, node: NodeSpec) -> dict:
+        """The stack's own superuser on ``node`` (before the cutover's role exists)."""
+        return self.stack.conninfo(node)
+
+    def _require(self, action: str, *phases: str) -> None:
+        if self.phase not in phases:
+            nxt = {"none": "invoke cutover.prepare", "preparing": "invoke cutover.prepare",
+                   "ready": "invoke cutover.run", "switched": "invoke cutover.verify, then invoke cutover.finish "
+                   "(or invoke cutover.rollback)", "rolled_back": "invoke cutover.run or invoke cutover.finish"}
+            raise CutoverError(f"cutover.{action} needs the cutover to be {' or '.join(phases)}; it is '{self.phase}'.",
+                               f"run `invoke cutover.status`, then `{nxt.get(self.phase, 'invoke cutover.status')}`.")
+
+    # ---- prepare --------------------------------------------------------------------------------
+    def blue_databases(self, wanted: list[str] | None = None) -> list[str]:
+        """Every non-template database on blue (or ``wanted``, each checked to exist)."""
+        with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
+                     application_name=_APP) as conn:
+            have = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate "
+                                               "AND datallowconn ORDER BY 1")]
+        if not wanted:
+            return have
+        missing = [d for d in wanted if d not in have]
+        if missing:
+            raise CutoverRefused("cutover.prepare", [f"database '{d}' does not exist on blue" for d in missing],
+                                 "run `invoke cutover.prepare` with databases that exist (see `psql -l`).")
+        return list(dict.fromkeys(wanted))
+
+    def preflight(self, databases: list[str]) -> list[str]:
+        """What logical replication would silently break, one problem per offender: a table without
+        a primary key or replica identity, large objects, unlogged tables, ``wal_level`` not logical
+        (PostgreSQL docs, "Logical Replication — Restrictions"). Empty list: nothing found."""
+        problems = []
+        blue = self.stack.layout.primary
+        for db in databases:
+            with connect(self._admin_params(blue), dbname=db, autocommit=True, application_name=_APP) as conn:
+                if db == databases[0]:
+                    level = conn.execute("SHOW wal_level").fetchone()[0]
+                    if level != "logical":
+                        problems.append(f"blue's wal_level is '{level}', logical replication needs 'logical' "
+                                        "(ALTER SYSTEM SET wal_level = logical, then `invoke local.down` and "
+                                        "`invoke local.up`)")
+                for (t,) in conn.execute(_NO_IDENTITY):
+                    problems.append(f"{db}: table {t} has no primary key or replica identity "
+                                    "(its updates and deletes would not replicate)")
+                n_lo = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+                if n_lo:
+                    problems.append(f"{db}: {n_lo} large object(s) (logical replication does not carry them)")
+                for (t,) in conn.execute(_UNLOGGED):
+                    problems.append(f"{db}: table {t} is unlogged (logical replication does not carry it)")
+        return problems
+
+    def plan_prepare(self, databases: list[str]) -> list[str]:
+        return [f"initdb a green cluster on a free loopback port with blue's roles ({self.stack.layout.primary.name} "
+                f"is blue)",
+                f"for each of {', '.join(databases)}: copy the schema, publish every table on blue, subscribe "
+                "on green with an initial copy, and set up the reverse direction (disabled)",
+                "wait until every table is replicating; nothing on blue is locked or paused"]
+
+    def prepare(self, databases: list[str], *, timeout_s: float = 600,
+                progress: Callable[[str], None] = lambda m: None) -> dict:
+        """Make green and start replicating blue → green. ``databases``: names on blue.
+
+        Re-running after an interruption starts green again from scratch (nothing half-made is
+        reused). Raises :class:`CutoverRefused` naming every offender of :meth:`preflight` (before
+        anything is made) and every schema difference between blue and green after the copy;
+        :class:`CutoverError` when tables do not reach the ready state within ``timeout_s`` seconds.
+        Returns :meth:`status`."""
+        if self.phase not in ("none", "preparing"):
+            self._require("prepare", "none")
+        problems = self.preflight(databases)
+        if problems:
+            raise CutoverRefused("cutover.prepare", problems,
+                                 "fix each (add a primary key or REPLICA IDENTITY FULL, move large objects to bytea, "
+                                 "ALTER TABLE ... SET LOGGED), then run `invoke cutover.prepare` again.")
+        if self.phase == "preparing":
+            progress("a previous prepare was interrupted: removing its green cluster first")
+            self._teardown_green()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        chown_server(self.dir, 0o700)
+        green = self._new_green_node()
+        self.state = {"phase": "preparing", "databases": databases, "blue": self.stack.layout.primary.name,
+                      "green": {"name": green.name, "port": green.port, "dir": green.node_dir.name},
+                      "started_at": _now(), "primary_side": "blue", "switches": []}
+        self._save()
+        blue = self.stack.layout.primary
+        password = secrets.token_urlsafe(24)
+        write_private(self.passfile, f"127.0.0.1:*:*:{CONTROL_ROLE}:{password}\n")
+        with connect(self._admin_params(blue), dbname="postgres", autocommit=True, application_name=_APP) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
+            # the SCRAM verifier is computed here (libpq PQencryptPasswordConn): the password itself
+            # never reaches the server, its logs or pg_stat_statements
+            verifier = conn.pgconn.encrypt_password(password.encode(), CONTROL_ROLE.encode(), b"scram-sha-256")
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER REPLICATION PASSWORD {}").format(
+                sql.Identifier(CONTROL_ROLE), sql.Literal(verifier.decode())))
+        progress(f"green: initdb on port {green.port}")
+        self.stack.init_node(pg_bindir(), green, self.stack.stack_password())
+        conf = (blue.data_dir / "pgops.conf").read_text()
+        conf = "".join(line for line in conf.splitlines(True) if not line.startswith("port ")) + render_conf(
+            {"port": str(green.port)})
+        (green.data_dir / "pgops.conf").write_text(conf)
+        chown_server(green.data_dir / "pgops.conf", 0o600)
+        self.stack.start_node(green)
+        progress("green: roles from blue (pg_dumpall --roles-only)")
+        self._copy_roles(blue, green)
+        b, g = self._side("blue"), self._side("green")
+        for db in databases:
+            progress(f"{db}: schema, publication and subscription")
+            with b.connect(db) as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(FENCE_SCHEMA)))
+                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {}.fence (id bigint GENERATED ALWAYS AS IDENTITY "
+                                     "PRIMARY KEY, token text NOT NULL, side text NOT NULL, "
+                                     "at timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(FENCE_SCHEMA)))
+            if db != "postgres":
+                with b.connect("postgres") as conn:
+                    owner, enc, coll, ctype = conn.execute(
+                        "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype "
+                        "FROM pg_database WHERE datname = %s", (db,)).fetchone()
+                with g.connect("postgres") as conn:
+                    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING {} LC_COLLATE {} "
+                                         "LC_CTYPE {}").format(sql.Identifier(db), sql.Identifier(owner),
+                                                               sql.Literal(enc), sql.Literal(coll), sql.Literal(ctype)))
+            self._copy_schema(db, blue, green)
+            diff = self._schema_diff(db)
+            if diff:
+                raise CutoverRefused("cutover.prepare", [f"{db}: schema differs between blue and green: {d}" for d in diff[:10]],
+                                     "run `invoke cutover.finish --yes` to remove green, then `invoke cutover.prepare` again "
+                                     "(a migration ran on blue meanwhile?).")
+            with b.connect(db) as conn:
+                boid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+                conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(PUBLICATION)))
+            with g.connect(db) as conn:
+                conn.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, "
+                                     "copy_data = true)").format(
+                    sql.Identifier(FWD_SUB), sql.Literal(_conninfo(b, db)), sql.Identifier(PUBLICATION),
+                    sql.Literal(f"pgops_fwd_{boid}")))
+        progress("waiting until every table on green is replicating")
+        self._wait_synced(databases, timeout_s, progress)
+        for db in databases:  # the reverse direction, disabled until a switch starts it at a quiet point
+            with g.connect(db) as conn:
+                goid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+                conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(PUBLICATION)))
+                conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (f"pgops_rev_{goid}",))
+            with b.connect(db) as conn:
+                conn.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, "
+                                     "create_slot = false, enabled = false, copy_data = false)").format(
+                    sql.Identifier(REV_SUB), sql.Literal(_conninfo(g, db)), sql.Identifier(PUBLICATION),
+                    sql.Literal(f"pgops_rev_{goid}")))
+        self.state["phase"] = "ready"
+        self.state["ready_at"] = _now()
+        self._save()
+        return self.status()
+
+    def _new_green_node(self) -> NodeSpec:
+        lay = self.stack.layout
+        used = {n.node_dir.name for n in lay.nodes}
+        i = 1
+        while f"green{i}" in used or (lay.state_dir / f"green{i}").exists():
+            i += 1
+        taken = {n.port for n in lay.nodes} | ({lay.pooler.port} if lay.pooler else set())
+        port = next(p for p in range(lay.base_port + 10, min(lay.base_port + 400, 65535))
+                    if p not in taken and _port_free(p))
+        return NodeSpec(f"green{i}", "green", port, lay.state_dir / f"green{i}")
+
+    def _copy_roles(self, blue: NodeSpec, green: NodeSpec) -> None:
+        bindir = pg_bindir()
+        dump = run_server_cmd([str(bindir / "pg_dumpall"), "--roles-only", "-h", "127.0.0.1", "-p", str(blue.port),
+                               "-U", "postgres", "--no-password"], what="pg_dumpall --roles-only of blue",
+                              env={"PGPASSFILE": str(self.stack.layout.passfile)}).stdout
+        # the superuser exists on green already (initdb); every other statement must succeed
+        dump = "\n".join(line for line in dump.splitlines() if line.strip() != "CREATE ROLE postgres;")
+        script = self.dir / "roles.sql"
+        write_private(script, dump + "\n")
+        try:
+            run_server_cmd([str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                            str(green.port), "-U", "postgres", "-d", "postgres", "--no-password", "-f", str(script)],
+                           what="creating blue's roles on green", env={"PGPASSFILE": str(self.stack.layout.passfile)})
+        finally:
+            script.unlink(missing_ok=True)
+
+    def _copy_schema(self, db: str, blue: NodeSpec, green: NodeSpec) -> None:
+        bindir = pg_bindir()
+        env = {"PGPASSFILE": str(self.stack.layout.passfile)}
+        dump = self.dir / "schema.sql"
+        dump.unlink(missing_ok=True)
+        run_server_cmd([str(bindir / "pg_dump"), "-s", "--no-publications", "--no-subscriptions", "-h", "127.0.0.1",
+                        "-p", str(blue.port), "-U", "postgres", "--no-password", "-d", db, "-f", str(dump)],
+                       what=f"pg_dump -s of {db} on blue", env=env)
+        run_server_cmd([str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                        str(green.port), "-U", "postgres", "-d", db, "--no-password", "-f", str(dump)],
+                       what=f"restoring {db}'s schema on green", env=env)
+        dump.unlink(missing_ok=True)
+
+    def _schema_diff(self, db: str) -> list[str]:
+        """Catalog lines present on one side only (columns, indexes, constraints, sequences)."""
+        with self._side("blue").connect(db) as bc, self._side("green").connect(db) as gc:
+            bl = {r[0] for r in bc.execute(_FINGERPRINT)}
+            gl = {r[0] for r in gc.execute(_FINGERPRINT)}
+        return [f"only on blue: {x}" for x in sorted(bl - gl)] + [f"only on green: {x}" for x in sorted(gl - bl)]
+
+    def _wait_synced(self, databases: list[str], timeout_s: float, progress) -> None:
+        deadline = self.clock() + timeout_s
+        g = self._side("green")
+        while True:
+            pending = []
+            for db in databases:
+                with g.connect(db) as conn:
+                    pending += [f"{db}:{t} ({s})" for t, s in conn.execute(
+                        "SELECT " + _RELNAME + ", r.srsubstate FROM pg_subscription_rel r JOIN pg_subscription s "
+                        "ON s.oid = r.srsubid " + _RELJOIN + " WHERE s.subname = %s AND r.srsubstate <> 'r'",
+                        (FWD_SUB,))]
+            if not pending:
+                return
+            if self.clock() > deadline:
+                raise CutoverError(f"Green did not finish the initial copy within {timeout_s:.0f} s; still copying: "
+                                   f"{', '.join(pending[:10])}.",
+                                   "run `invoke cutover.status` to watch it, then `invoke cutover.prepare` again "
+                                   "(it resumes), or `invoke cutover.finish --yes` to remove green.")
+            time.sleep(0.2)
+
+    # ---- status ---------------------------------------------------------------------------------
+    def status(self) -> dict:
+        """Phase, replication lag in bytes (toward the side that is not primary), per-table sync
+        state, and every guard as ``{"name", "passed", "detail"}``."""
+        out = {"phase": self.phase, "primary_side": self.state.get("primary_side"),
+               "databases": self.state.get("databases", []), "lag_bytes": None, "tables": [], "guards": []}
+        if self.phase == "none":
+            return out
+        out["blue"] = {"node": self.state.get("blue"), "port": self.stack.layout.primary.port}
+        out["green"] = {"node": self.state["green"]["name"], "port": self.state["green"]["port"]}
+        guards = out["guards"]
+
+        def guard(name, passed, detail=""):
+            guards.append({"name": name, "passed": bool(passed), "detail": detail})
+
+        blue_up = node_pid(self.stack.layout.primary) is not None
+        green_up = node_pid(self._green_node()) is not None
+        guard("blue_running", blue_up, f"port {self.stack.layout.primary.port}")
+        guard("green_running", green_up, f"port {self.state['green']['port']}")
+        pooler = self.stack.layout.pooler
+        from ..local.cluster import pooler_pid
+        guard("pooler_running", pooler is not None and pooler_pid(pooler) is not None,
+              f"port {pooler.port}" if pooler else "the stack has no pooler")
+        if not (blue_up and green_up) or self.phase == "preparing":
+            return out
+        src, dst, sub = (("blue", "green", FWD_SUB) if self.state.get("primary_side") == "blue"
+                         else ("green", "blue", REV_SUB))
+        lag = 0
+        not_ready = []
+        schema_diffs = []
+        problems = self.preflight(self.state["databases"]) if src == "blue" else []
+        for db in self.state["databases"]:
+            with self._side(dst).connect(db) as conn:
+                rows = conn.execute(
+                    "SELECT " + _RELNAME + ", r.srsubstate FROM pg_subscription_rel r JOIN pg_subscription s "
+                    "ON s.oid = r.srsubid " + _RELJOIN + " WHERE s.subname = %s ORDER BY 1", (sub,)).fetchall()
+                active = conn.execute("SELECT s.subenabled FROM pg_subscription s WHERE s.subname = %s "
+                                      "AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                                      (sub,)).fetchone()
+            for t, s in rows:
+                out["tables"].append({"database": db, "table": t, "state": _SUBSTATE.get(s, s)})
+                if s != "r":
+                    not_ready.append(f"{db}:{t}")
+            with self._side(src).connect(db) as conn:
+                slot = conn.execute(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active "
+                    "FROM pg_replication_slots WHERE slot_name = ANY(%s)",
+                    ([f"pgops_fwd_{o}" for o in self._oids("blue", db)] if src == "blue"
+                     else [f"pgops_rev_{o}" for o in self._oids("green", db)],)).fetchone()
+                src_tables = [r[0] for r in conn.execute(_TABLES)]
+            if slot:
+                lag = max(lag, int(slot[0] or 0))
+            missing = sorted(set(src_tables) - {t for t, _ in rows} - {f"{FENCE_SCHEMA}.fence"})
+            if missing and src == "blue":
+                schema_diffs += [f"{db}: {t} is not replicated (created after prepare)" for t in missing]
+            schema_diffs += self._schema_diff(db)
+            if not (active and active[0]):
+                not_ready.append(f"{db}: subscription {sub} disabled")
+        out["lag_bytes"] = lag
+        guard("replicating", not not_ready, ", ".join(not_ready[:10]) or "every table in state ready")
+        guard("lag_under_bound", lag <= DEFAULT_LAG_BOUND_BYTES, f"{lag} bytes (bound {DEFAULT_LAG_BOUND_BYTES})")
+        guard("schema_equal", not schema_diffs, "; ".join(schema_diffs[:5]) or "same columns, keys, indexes")
+        guard("replicable", not problems, "; ".join(problems[:5]) or "every table has a replica identity")
+        return out
+
+    def _oids(self, side: str, db: str) -> list[int]:
+        with self._side(side).connect(db) as conn:
+            return [conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]]
+
+    # ---- the switch -----------------------------------------------------------------------------
+    def run(self, *, budget_ms: int = 2000, lag_wait_s: float = 60,
+            progress: Callable[[str], None] = lambda m: None) -> dict:
+        """Switch the pooler from blue to green. Returns the report (``passed``, ``write_pause_ms``,
+        ``phases_ms``, sequences set, tables and rows checked). Raises :class:`CutoverRefused` when a
+        guard fails before the pause, :class:`CutoverAborted` when over ``budget_ms`` milliseconds of
+        write pause or on a failure midway (blue still primary, pooler resumed)."""
+        self._require("run", "ready", "rolled_back")
+        return self._switch("blue", "green", FWD_SUB, REV_SUB, budget_ms, lag_wait_s, "run", progress)
+
+    def rollback(self, *, budget_ms: int = 2000, lag_wait_s: float = 60,
+                 progress: Callable[[str], None] = lambda m: None) -> dict:
+        """The same guarded switch from green back to blue, over the reverse replication, so no
+        write acknowledged on green is lost. Raises like :meth:`run`."""
+        self._require("rollback", "switched")
+        return self._switch("green", "blue", REV_SUB, FWD_SUB, budget_ms, lag_wait_s, "rollback", progress)
+
+    def _switch(self, src_name, dst_name, in_sub, back_sub, budget_ms, lag_wait_s, action, progress) -> dict:
+        st = self.status()
+        failed = [f"{g['name']}: {g['detail']}" for g in st["guards"]
+                  if not g["passed"] and g["name"] not in ("lag_under_bound",)]
+        if failed:
+            raise CutoverRefused(f"cutover.{action}", failed,
+                                 "fix what the guards name (`invoke cutover.status`), then run "
+                                 f"`invoke cutover.{action}` again.")
+        src, dst = self._side(src_name), self._side(dst_name)
+        dbs = self.state["databases"]
+        report = {"action": action, "from": src_name, "to": dst_name, "budget_ms": budget_ms, "passed": False,
+                  "write_pause_ms": None, "phases_ms": {}, "sequences_set": 0, "tables_checked": 0,
+                  "rows_checked": 0, "mismatches": [], "sequence_problems": []}
+        phases = report["phases_ms"]
+        progress(f"waiting for {dst_name} to catch up")
+        t = self.clock()
+        self._wait_lag(src, dbs, src_name, lag_wait_s, action)
+        phases["lag_wait"] = _ms(self.clock() - t)
+        pooler_params = {**self.stack.pooler_conninfo(), "user": "postgres"}
+        undo: list[tuple[str, Callable[[], None]]] = []
+        with ExitStack() as stack:
+            sconns = {db: stack.enter_context(src.connect(db)) for db in dbs}
+            dconns = {db: stack.enter_context(dst.connect(db)) for db in dbs}
+            ssnap = {db: stack.enter_context(src.connect(db)) for db in dbs}
+            dsnap = {db: stack.enter_context(dst.connect(db)) for db in dbs}
+            admin = PoolerAdmin(pooler_params)
+            stack.callback(admin.close)
+            keep = [c.info.backend_pid for c in (*sconns.values(), *ssnap.values())]
+            token = secrets.token_hex(8)
+            budget_s = budget_ms / 1000
+            t0 = self.clock()
+
+            def step(name, fn):
+                t1 = self.clock()
+                fn()
+                phases[name] = _ms(self.clock() - t1)
+                if self.clock() - t0 > budget_s:
+                    raise _OverBudget(name)
+
+            try:
+                progress("PAUSE the pooler")
+                t1 = self.clock()
+                if not admin.pause(max(budget_s - (self.clock() - t0), 0.001)):
+                    phases["pause"] = _ms(self.clock() - t1)
+                    raise _OverBudget("pause")
+                phases["pause"] = _ms(self.clock() - t1)
+                step("fence", lambda: self._fence(src, sconns[dbs[0]], keep))
+                undo.append(("unfence " + src_name, lambda: self._unfence(src, sconns[dbs[0]])))
+
+                def fence_row():
+                    for db in dbs:
+                        sconns[db].execute(sql.SQL("INSERT INTO {}.fence (token, side) VALUES (%s, %s)").format(
+                            sql.Identifier(FENCE_SCHEMA)), (token, src_name))
+                    for db in dbs:  # the source's snapshot at the fence, for the verification
+                        ssnap[db].execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        ssnap[db].execute("SELECT 1")
+                    for db in dbs:
+                        while not dconns[db].execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.fence WHERE token = %s)")
+                                                     .format(sql.Identifier(FENCE_SCHEMA)), (token,)).fetchone()[0]:
+                            if self.clock() - t0 > budget_s:
+                                raise _OverBudget("fence_row")
+                            time.sleep(0.002)
+                    for db in dbs:
+                        dsnap[db].execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        dsnap[db].execute("SELECT 1")
+                step("fence_row", fence_row)
+
+                def stop_incoming():
+                    for db in dbs:
+                        dconns[db].execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(in_sub)))
+                    for db in dbs:  # the worker must be gone before anything flows back; it has nothing
+                        # left to apply (the fence row arrived), so ending it now loses nothing and saves
+                        # the wait until it notices it was disabled
+                        dconns[db].execute("SELECT pg_terminate_backend(pid) FROM pg_stat_subscription WHERE "
+                                           "subname = %s AND pid IS NOT NULL", (in_sub,))
+                        while dconns[db].execute("SELECT count(*) FROM pg_stat_subscription WHERE subname = %s "
+                                                 "AND pid IS NOT NULL", (in_sub,)).fetchone()[0]:
+                            if self.clock() - t0 > budget_s:
+                                raise _OverBudget("stop_incoming")
+                            time.sleep(0.002)
+                step("stop_incoming", stop_incoming)
+                undo.append((f"enable {in_sub} on {dst_name}", lambda: [dconns[db].execute(
+                    sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(in_sub))) for db in dbs]))
+
+                def sequences():
+                    report["sequences_set"] = sum(_copy_sequences(sconns[db], dconns[db]) for db in dbs)
+                step("sequences", sequences)
+
+                def start_back():
+                    lsn = dconns[dbs[0]].execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+                    for db in dbs:
+                        sconns[db].execute(
+                            "SELECT pg_replication_origin_advance('pg_' || oid, %s::pg_lsn) FROM pg_subscription "
+                            "WHERE subname = %s AND subdbid = (SELECT oid FROM pg_database WHERE datname = "
+                            "current_database())", (lsn, back_sub))
+                        sconns[db].execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(back_sub)))
+                step("start_reverse", start_back)
+                undo.append((f"disable {back_sub} on {src_name}", lambda: [sconns[db].execute(
+                    sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(back_sub))) for db in dbs]))
+                if self._fenced(dst):
+                    step("unfence_" + dst_name, lambda: self._unfence(dst, dconns[dbs[0]]))
+                    undo.append(("fence " + dst_name, lambda: self._fence(dst, dconns[dbs[0]], [])))
+                step("repoint", lambda: self._point_pooler(admin, dst.node.port))
+                undo.append(("point the pooler back at " + src_name, lambda: self._point_pooler(admin, src.node.port)))
+                t1 = self.clock()
+                admin.resume()
+                phases["resume"] = _ms(self.clock() - t1)
+                report["write_pause_ms"] = _ms(self.clock() - t0)
+            except BaseException as exc:
+                where = exc.step if isinstance(exc, _OverBudget) else None
+                undone = self._undo(undo)
+                try:
+                    admin.resume()
+                except Exception as rexc:  # "not paused" when PAUSE never took hold
+                    log.debug("RESUME after abort: %s", rexc)
+                report["write_pause_ms"] = _ms(self.clock() - t0)
+                report["aborted_at"] = where or type(exc).__name__
+                report["undone"] = undone
+                self.state.setdefault("switches", []).append({**report, "at": _now()})
+                self._save()
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                what = (f"over its budget of {budget_ms} ms at step '{where}'" if where
+                        else f"failed: {exc}")
+                raise CutoverAborted(f"cutover.{action} {what}; every step was undone, the pooler resumed, and "
+                                     f"{src_name} is still primary (write pause {report['write_pause_ms']} ms).",
+                                     f"run `invoke cutover.status`, then `invoke cutover.{action} --budget-ms N` "
+                                     "with a larger budget or when fewer long transactions run.", report) from None
+            self.state["phase"] = "switched" if dst_name == "green" else "rolled_back"
+            self.state["primary_side"] = dst_name
+            self._save()
+            progress("verifying every table at the fence")
+            t1 = self.clock()
+            self._verify_at_fence(dbs, ssnap, dsnap, report)
+            phases["verify"] = _ms(self.clock() - t1)
+        report["passed"] = not report["mismatches"] and not report["sequence_problems"]
+        self.state["last_verification"] = {k: report[k] for k in ("passed", "tables_checked", "rows_checked",
+                                                                  "mismatches", "sequence_problems")}
+        self.state.setdefault("switches", []).append({**report, "at": _now()})
+        self._save()
+        return report
+
+    def _wait_lag(self, src: Side, dbs, src_name, timeout_s, action) -> None:
+        deadline = self.clock() + timeout_s
+        prefix = "pgops_fwd_" if src_name == "blue" else "pgops_rev_"
+        while True:
+            lag, inactive = 0, False
+            for db in dbs:
+                with src.connect(db) as conn:
+                    row = conn.execute("SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::bigint, "
+                                       "bool_and(active) FROM pg_replication_slots WHERE slot_name LIKE %s "
+                                       "AND database = current_database()", (prefix + "%",)).fetchone()
+                    lag = max(lag, int(row[0] or 0))
+                    # a subscription just enabled has no worker streaming yet (the launcher starts it
+                    # within wal_retrieve_retry_interval): its fence row could not arrive in the pause
+                    inactive = inactive or not row[1]
+            if lag <= DEFAULT_LAG_BOUND_BYTES and not inactive:
+                return
+            if self.clock() > deadline:
+                raise CutoverRefused(f"cutover.{action}", [(f"replication lag is {lag} bytes after {timeout_s:.0f} s "
+                                                            f"(bound {DEFAULT_LAG_BOUND_BYTES})"
+                                                            + (", and a subscription has no worker streaming"
+                                                               if inactive else ""))],
+                                     f"run `invoke cutover.status` until lag is low, then `invoke cutover.{action}`.")
+            time.sleep(0.1)
+
+    def _hba(self, side: Side) -> tuple[Path, Path]:
+        return side.node.data_dir / "pg_hba.conf", side.node.node_dir / "pg_hba.unfenced"
+
+    def _fenced(self, side: Side) -> bool:
+        return self._hba(side)[1].exists()
+
+    def _fence(self, side: Side, conn, keep_pids: list[int]) -> None:
+        """Refuse every client connection to ``side`` except the cutover's own role and replication,
+        then terminate every other client session and prove a new connection is refused."""
+        hba, saved = self._hba(side)
+        if not saved.exists():
+            shutil.copy2(hba, saved)
+        original = saved.read_text()
+        fenced = ("# pgops cutover fence: clients are refused; remove by `invoke cutover.rollback` or finish\n"
+                  f"host all {CONTROL_ROLE} 127.0.0.1/32 scram-sha-256\n"
+                  f"host replication {CONTROL_ROLE} 127.0.0.1/32 scram-sha-256\n"
+                  + "".join(line + "\n" for line in original.splitlines()
+                            if len(line.split()) > 2 and line.split()[1] == "replication")
+                  + "local all all reject\nhost all all 0.0.0.0/0 reject\nhost all all ::/0 reject\n")
+        _write_server_file(hba, fenced)
+        conn.execute("SELECT pg_reload_conf()")
+        while True:
+            conn.execute("SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE backend_type = "
+                         "'client backend' AND pid <> ALL(%s) AND usename IS DISTINCT FROM %s",
+                         (keep_pids, CONTROL_ROLE))
+            try:  # the fence holds when a fresh ordinary connection is refused
+                connect(self.stack.conninfo(side.node), dbname="postgres", autocommit=True, connect_timeout=2,
+                        application_name=_APP).close()
+            except Exception:
+                return
+            time.sleep(0.005)
+
+    def _unfence(self, side: Side, conn) -> None:
+        hba, saved = self._hba(side)
+        if saved.exists():
+            _write_server_file(hba, saved.read_text())
+            conn.execute("SELECT pg_reload_conf()")
+            saved.unlink()
+
+    def _point_pooler(self, admin: PoolerAdmin, port: int) -> None:
+        lay = self.stack.layout
+        lay.pooler.ini.write_text(render_pgbouncer_ini(lay, target_port=port))
+        chown_server(lay.pooler.ini, 0o600)
+        admin.command("RELOAD")
+        self.state["pooler_port"] = port
+
+    def _undo(self, undo) -> list[str]:
+        done = []
+        for name, fn in reversed(undo):
+            try:
+                fn()
+                done.append(name)
+            except Exception as exc:
+                log.error("undo step '%s' failed: %s", name, exc)
+                done.append(f"{name} FAILED: {exc}")
+        return done
+
+    def _verify_at_fence(self, dbs, ssnap, dsnap, report) -> None:
+        """Per table: row count and an order-independent checksum (sum of each row's text hash) in
+        the two snapshots taken at the fence; per sequence owned by a column: the new side's value
+        is at least the old side's and at least the column's max at the fence."""
+        for db in dbs:
+            s, d = ssnap[db], dsnap[db]
+            tables = [r[0] for r in s.execute(_TABLES)]
+            results = {}
+
+            def measure(conn, key):
+                results[key] = {t: conn.execute(sql.SQL(
+                    "SELECT count(*), coalesce(sum(hashtextextended(x::text, 0)::numeric), 0) FROM {} x").format(
+                    sql.SQL(t))).fetchone() for t in tables}
+            th = threading.Thread(target=measure, args=(s, "s"))
+            th.start()
+            measure(d, "d")
+            th.join()
+            for t in tables:
+                report["tables_checked"] += 1
+                report["rows_checked"] += int(results["s"][t][0])
+                if results["s"][t] != results["d"].get(t):
+                    report["mismatches"].append(f"{db}:{t} old side {results['s'][t][0]} rows, new side "
+                                                f"{results['d'].get(t, (None,))[0]} rows or a different checksum")
+            for seq, table, column in d.execute(_OWNED_SEQUENCES).fetchall():
+                top = d.execute(sql.SQL("SELECT max({})::numeric FROM {}").format(sql.Identifier(column), sql.SQL(table))
+                                ).fetchone()[0]
+                old = s.execute(sql.SQL("SELECT last_value FROM {}").format(sql.SQL(seq))).fetchone()[0]
+                with_now = d.execute(sql.SQL("SELECT last_value FROM {}").format(sql.SQL(seq))).fetchone()[0]
+                if with_now < old or (top is not None and with_now < top):
+                    report["sequence_problems"].append(f"{db}:{seq} is {with_now} on the new side; old side "
+                                                       f"{old}, max({table}.{column}) {top}")
+            s.execute("COMMIT")
+            d.execute("COMMIT")
+
+    # ---- verify ---------------------------------------------------------------------------------
+    def verify(self) -> dict:
+        """The verification recorded at the last switch's fence, plus every sequence checked now on
+        the side that is primary: ≥ the other side's value and ≥ the max of its column."""
+        self._require("verify", "switched", "rolled_back")
+        rec = dict(self.state.get("last_verification") or {})
+        primary, other = (("green", "blue") if self.state["primary_side"] == "green" else ("blue", "green"))
+        problems = []
+        checked = 0
+        for db in self.state["databases"]:
+            with self._side(primary).connect(db) as p, self._side(other).connect(db) as o:
+                for seq, table, column in p.execute(_OWNED_SEQUENCES).fetchall():
+                    checked += 1
+                    now = p.execute(sql.SQL("SELECT last_value FROM {}").format(sql.SQL(seq))).fetchone()[0]
+                    theirs = o.execute(sql.SQL("SELECT last_value FROM {}").format(sql.SQL(seq))).fetchone()[0]
+                    top = p.execute(sql.SQL("SELECT max({})::numeric FROM {}").format(
+                        sql.Identifier(column), sql.SQL(table))).fetchone()[0]
+                    if now < theirs or (top is not None and now < top):
+                        problems.append(f"{db}:{seq} is {now} on {primary}; {other} has {theirs}, "
+                                        f"max({table}.{column}) is {top}")
+        rec["sequences_checked_now"] = checked
+        rec["sequence_problems_now"] = problems
+        rec["primary_side"] = primary
+        rec["passed"] = bool(rec.get("passed")) and not problems
+        return rec
+
+    # ---- finish ---------------------------------------------------------------------------------
+    def plan_finish(self) -> list[str]:
+        if self.phase == "switched":
+            return ["drop every subscription, publication, slot, fence table and role the cutover made, on both "
+                    "sides, and check none remains",
+                    f"stop old blue ({self.stack.layout.primary.name}); its data directory is kept until you remove it",
+                    f"record green ({self.state['green']['name']}) as the stack's primary and rebuild every replica "
+                    "from it (pg_basebackup)"]
+        return ["drop every subscription, publication, slot, fence table and role the cutover made on blue",
+                f"stop and delete green ({self.state.get('green', {}).get('name')}); blue stays primary"]
+
+    def finish(self, progress: Callable[[str], None] = lambda m: None) -> dict:
+        """After a switch: clean both sides, stop old blue, make green the stack's primary (replicas
+        rebuilt from it). After a rollback (or from ready): clean blue and remove green. Asserts no
+        slot, publication or subscription pgops made remains. Returns what was done."""
+        self._require("finish", "ready", "rolled_back", "switched", "preparing")
+        done = []
+        promote = self.phase == "switched"
+        dbs = self.state.get("databases", [])
+        green = self._green_node()
+        sides = [s for s in ("blue", "green") if node_pid(self._side(s).node) is not None]
+        for side in sides:
+            for db in dbs:
+                try:
+                    conn = self._side(side).connect(db)
+                except Exception:
+                    continue  # the database never reached green (an interrupted prepare)
+                with conn:
+                    for sub in (FWD_SUB, REV_SUB):
+                        if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid = "
+                                        "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                                        (sub,)).fetchone():
+                            ident = sql.Identifier(sub)
+                            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+                            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+                            conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+                            done.append(f"dropped subscription {sub} in {db} on {side}")
+                    conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(PUBLICATION)))
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
+        for side in sides:
+            with self._side(side).connect("postgres") as conn:
+                for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ "
+                                            "'^pgops_(fwd|rev)_'").fetchall():
+                    _drop_slot(conn, slot)
+                    done.append(f"dropped slot {slot} on {side}")
+        if promote:
+            new_primary = NodeSpec(green.name, "primary", green.port, green.node_dir)
+            old_blue = self.stack.layout.primary
+            progress(f"stopping old blue ({old_blue.name})")
+            with self._side("blue").connect("postgres") as c:
+                self._unfence(self._side("blue"), c)
+            self.stack.stop_node(old_blue)
+            done.append(f"stopped old blue {old_blue.name} (data kept in {old_blue.node_dir}; remove it with "
+                        f"`rm -rf {old_blue.node_dir}` once sure)")
+            nodes = tuple(n for n in self.stack.layout.nodes if n.name != old_blue.name) + (new_primary,)
+            self.stack.replace_layout(self.stack.layout.with_roles({}, nodes))
+            lay = self.stack.layout
+            lay.pooler.ini.write_text(render_pgbouncer_ini(lay))
+            chown_server(lay.pooler.ini, 0o600)
+            for replica in lay.replica_nodes:
+                progress(f"rebuilding replica {replica.name} from {new_primary.name}")
+                self.stack.rebuild_replica(replica)
+                done.append(f"rebuilt replica {replica.name} from {new_primary.name}")
+            with connect(self._admin_params(new_primary), dbname="postgres", autocommit=True, application_name=_APP) as c:
+                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
+        else:
+            with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
+                         application_name=_APP) as c:
+                self._unfence(self._side("blue"), c)
+                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
+            self._teardown_green()
+            done.append(f"removed green {green.name}")
+        left = self.leftovers()
+        if left:
+            raise CutoverError(f"cutover.finish left replication objects behind: {', '.join(left)}.",
+                               "drop them by hand (pg_drop_replication_slot / DROP SUBSCRIPTION), then run "
+                               "`invoke cutover.status`.")
+        self.passfile.unlink(missing_ok=True)
+        history = self.dir / f"finished-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+        self.state["finished_at"] = _now()
+        self.state["finished"] = "green is primary" if promote else "blue stays primary"
+        history.write_text(json.dumps(self.state, indent=2, default=str) + "\n")
+        self.state = {"phase": "none"}
+        self._save()
+        return {"done": done, "primary": self.stack.layout.primary.name, "leftovers": left}
+
+    def leftovers(self) -> list[str]:
+        """Every ``pgops_(fwd|rev)_*`` slot, and every pgops publication or subscription in any
+        database, on each running node of the stack and green."""
+        out = []
+        nodes = [self.stack.layout.primary]
+        if self.state.get("green"):
+            nodes.append(self._green_node())
+        for node in nodes:
+            if node_pid(node) is None:
+                continue
+            params = self.stack.conninfo(node)
+            with connect(params, dbname="postgres", autocommit=True, application_name=_APP) as conn:
+                out += [f"slot {s} on {node.name}" for (s,) in conn.execute(
+                    "SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ '^pgops_(fwd|rev)_'")]
+                out += [f"subscription {s} on {node.name}" for (s,) in conn.execute(
+                    "SELECT subname FROM pg_subscription WHERE subname IN (%s, %s)", (FWD_SUB, REV_SUB))]
+                dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
+            for db in dbs:
+                with connect(params, dbname=db, autocommit=True, application_name=_APP) as conn:
+                    out += [f"publication {p} in {db} on {node.name}" for (p,) in conn.execute(
+                        "SELECT pubname FROM pg_publication WHERE pubname = %s", (PUBLICATION,))]
+        return out
+
+    def _teardown_green(self) -> None:
+        if not self.state.get("green"):
+            return
+        green = self._green_node()
+        if node_pid(green) is not None:
+            self.stack.stop_node(green, "immediate")
+        shutil.rmtree(green.node_dir, ignore_errors=True)
+        with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
+                     application_name=_APP) as conn:
+            for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ "
+                                        "'^pgops_(fwd|rev)_'").fetchall():
+                _drop_slot(conn, slot)
+            dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
+        for db in dbs:
+            with connect(self._admin_params(self.stack.layout.primary), dbname=db, autocommit=True,
+                         application_name=_APP) as conn:
+                for sub in (FWD_SUB, REV_SUB):
+                    if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid = (SELECT oid "
+                                    "FROM pg_database WHERE datname = current_database())", (sub,)).fetchone():
+                        ident = sql.Identifier(sub)
+                        conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+                        conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+                        conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+                conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(PUBLICATION)))
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
+
+
+class _OverBudget(Exception):
+    def __init__(self, step: str):
+        super().__init__(step)
+        self.step = step
+
+
+_SUBSTATE = {"i": "initialize", "d": "copying", "f": "finished copy", "s": "synchronized", "r": "ready"}
+
+
+def _copy_sequences(src, dst) -> int:
+    """Set every sequence on ``dst`` to its state on ``src`` (last_value and is_called), one round
+    trip each way. Returns how many were set."""
+    names = [r[0] for r in src.execute(_SEQUENCES)]
+    if not names:
+        return 0
+    q = sql.SQL(" UNION ALL ").join(sql.SQL("SELECT {}, last_value, is_called FROM {}").format(
+        sql.Literal(n), sql.SQL(n)) for n in names)
+    rows = src.execute(q).fetchall()
+    dst.execute(sql.SQL("SELECT ") + sql.SQL(", ").join(
+        sql.SQL("setval({}::regclass, {}, {})").format(sql.Literal(n), sql.Literal(v), sql.Literal(c))
+        for n, v, c in rows))
+    return len(rows)
+
+
+def _drop_slot(conn, slot: str) -> None:
+    """Drop ``slot``, first terminating a walsender still holding it."""
+    for _ in range(50):
+        pid = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+        if pid is None:
+            return
+        if pid[0] is not None:
+            conn.execute("SELECT pg_terminate_backend(%s, 1000)", (pid[0],))
+            time.sleep(0.05)
+            continue
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        return
+
+
+def _conninfo(side: Side, db: str) -> str:
+    """Connection string a subscription uses: the cutover's role, password from its passfile."""
+    p = side.params
+    return f"host={p['host']} port={p['port']} user={p['user']} dbname={db} passfile={p['passfile']}"
+
+
+def _write_server_file(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".pgops-tmp")
+    tmp.write_text(text)
+    chown_server(tmp, 0o600)
+    tmp.replace(path)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

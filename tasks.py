@@ -1,6 +1,7 @@
 """Invoke's entry point: composes the task collections of each area. No logic lives here.
 
-    invoke deploy | preview | health | local.{up,status,down} | db.{status,plan,migrate,rollback,verify,new,lint,baseline,seed}
+    invoke deploy | preview | health | local.{up,status,down} | db.{status,plan,migrate,rollback,verify,new,lint,baseline,seed,
+    terminate,drop-slot,reindex-invalid}
     | backup.{create,list,show,verify,restore,prune} | drill.{run,history} | runbook.{list,check}
 """
 from invoke import Collection

@@ -45,11 +45,12 @@ def _text(*parts):
 
 #: tasks that take the target options; hints naming them get the invocation's options appended.
 TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
+                "db.terminate", "db.drop-slot", "db.reindex-invalid",
                 "backup.create", "backup.list", "backup.show", "backup.verify", "backup.prune", "backup.restore",
                 "drill.run", "drill.history"}
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
-                  "db.lint", "db.new", "drill.run"}
-_INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z]+)?)([^`]*)`")
+                  "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
+_INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z-]+)?)([^`]*)`")
 
 
 def target_args(stack: str | None, dsn: str | None, sql_root: str | None) -> dict[str, list[str]]:

@@ -177,7 +177,8 @@ class PreflightRefused(MigrationError):
             f"transaction open {b['xact_age_s']:.0f} s)" for b in blockers)
         super().__init__(
             f"Database '{database}': preflight found {len(blockers)} session(s) that would block migration locks: {desc}.",
-            "end them (SELECT pg_terminate_backend(pid)) or rerun with `--preflight wait` / `--preflight skip`.",
+            "end them with `invoke db.terminate --check long_transaction --yes` (sessions idle in a transaction: "
+            "`--check idle_in_transaction`), or rerun with `--preflight wait` / `--preflight skip`.",
         )
 
 
@@ -376,10 +377,21 @@ class CutoverAborted(CutoverError):
         super().__init__(message, hint)
 
 
+class RemedyError(OpsError):
+    """A remedy task (``db.terminate``, ``db.drop-slot``, ``db.reindex-invalid``) refused, or its fix failed:
+    an active or unknown slot, a REINDEX PostgreSQL rejected. ``obj`` names what it was about."""
+
+    exit_code = 1
+
+    def __init__(self, obj: str, message: str, hint: str):
+        self.obj = obj
+        super().__init__(message, hint)
+
+
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
-    (1, "other expected failure (unknown backup id, a plan not confirmed at the prompt)"),
+    (1, "other expected failure (unknown backup id, a plan not confirmed at the prompt, a remedy refused or failed)"),
     (2, "bad option or configuration, or a destructive plan without a terminal and without `--yes` "
         "(nothing changed)"),
     (3, "local stack"),

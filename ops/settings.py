@@ -31,6 +31,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
      "the stack's; none for `--dsn`"),
     ("PGOPS_KMS_KEY_ID", "KMS key for SSE-KMS on S3 writes; without it SSE-S3 (AES256) is requested", "unset"),
     ("PGOPS_RDS_CA_BUNDLE", "CA bundle for `sslmode=verify-full` to RDS", "`~/.postgresql/rds-global-bundle.pem`"),
+    ("PGOPS_THRESHOLDS", "health thresholds for this environment, `ID.warn=V,ID.crit=V` (as `--set`, which wins); "
+     "read by `health` and `db.terminate`", "`ops/thresholds.py`"),
 )
 
 
@@ -40,6 +42,8 @@ class Settings:
 
     ``dsn`` is the raw ``--dsn``/``$PGOPS_DSN`` text (it may hold a password: never print it; the
     targets parse it into parameters with the password wrapped). ``local_port`` is an int or None.
+    ``thresholds`` are ``$PGOPS_THRESHOLDS``'s ``ID.warn=V`` items, validated where they are applied
+    (:func:`ops.health.checks.parse_overrides`).
     """
 
     stack: str = "local"
@@ -53,6 +57,7 @@ class Settings:
     pg_bindir: Path | None = None
     log_level: str = "WARNING"
     rds_ca_bundle: Path = DEFAULT_RDS_CA_BUNDLE
+    thresholds: tuple[str, ...] = ()
 
     @property
     def pulumi_stack(self) -> str | None:
@@ -93,6 +98,7 @@ def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: s
         pg_bindir=Path(bindir) if bindir else None,
         log_level=environ.get("PGOPS_LOG_LEVEL") or "WARNING",
         rds_ca_bundle=Path(environ.get("PGOPS_RDS_CA_BUNDLE") or DEFAULT_RDS_CA_BUNDLE),
+        thresholds=tuple(t for t in (environ.get("PGOPS_THRESHOLDS") or "").replace(",", " ").split() if t),
     )
 
 

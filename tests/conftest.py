@@ -1,4 +1,5 @@
-"""Tier marks by folder: tests/unit → unit (no I/O), tests/integration → integration (real PostgreSQL).
+"""Tier marks by folder: tests/unit → unit (no I/O), tests/integration → integration (real PostgreSQL),
+tests/gameday → gameday (a fault on a fresh local stack, the runbook's own commands, health ok again).
 
 Fast tier alone: ``.venv/bin/python -m pytest -m unit``.
 """
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 TIERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration, "infra": pytest.mark.infra,
-         "aws": pytest.mark.aws}
+         "aws": pytest.mark.aws, "gameday": pytest.mark.gameday}
 
 
 def pytest_collection_modifyitems(items):

@@ -1,4 +1,5 @@
-"""``db.*``: the migration engine's tasks (status, plan, migrate, rollback, verify, new, lint, baseline, seed)."""
+"""``db.*``: the migration engine's tasks (status, plan, migrate, rollback, verify, new, lint, baseline, seed), and
+the runbooks' fixes from ``ops.tasks.remedies`` (terminate, drop-slot, reindex-invalid)."""
 from __future__ import annotations
 
 import shlex
@@ -11,6 +12,7 @@ from ..errors import ChecksumDrift, ConfigError, DirtyDatabase, RollbackRefused
 from ..planapply import Plan, Step, execute
 from ..seeds import load_seeder
 from ..settings import DEFAULT_SQL_ROOT
+from . import remedies
 from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, rerun, settings_for, target_for, task
 
 if TYPE_CHECKING:  # annotations only: heavy modules load inside the tasks (start-up time)
@@ -314,5 +316,6 @@ def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, sql_ro
         cli.table(f"{database}: seeded in {seconds:.1f} s", ["table", "rows"], [[k, f"{v:,}"] for k, v in counts.items()])
 
 
-ns = Collection("db", status, plan, migrate, rollback, verify, new, lint, baseline, seed)
+ns = Collection("db", status, plan, migrate, rollback, verify, new, lint, baseline, seed,
+                *remedies.TASKS)  # terminate, drop-slot, reindex-invalid: the runbooks' fixes (ops/tasks/remedies.py)
 

@@ -133,9 +133,16 @@ def history(c, db=None, dsn=None, stack=None, repository=None, json_=False):
         cli.emit_json([{k: h.get(k) for k in ("database", "backup_id", "kind", "started_at", "passed", "rto_seconds",
                                               "rpo_seconds", "phases", "error")} for h in items])
         return
-    cli.table(f"restore drills in {repo.url}", ["started_at", "database", "backup", "result", "RTO (s)", "RPO (s)"],
+    cli.table(f"restore drills in {repo.url}", ["started_at", "database", "backup", "result", "RTO (s)", "RPO (s)",
+                                                 "failed checks"],
               [[h.get("started_at"), h.get("database"), h.get("backup_id"), "PASS" if h.get("passed") else "FAIL",
-                h.get("rto_seconds"), h.get("rpo_seconds")] for h in items])
+                h.get("rto_seconds"), h.get("rpo_seconds"), _failed_checks(h)] for h in items])
+
+
+def _failed_checks(report: dict) -> str:
+    """What a failed drill's report names: its failed checks with their detail, or its error (the runbook's step 1)."""
+    failed = [f"{c.get('name')}: {c.get('detail')}" for c in report.get("checks") or [] if not c.get("passed")]
+    return "; ".join(failed) or (report.get("error") or "")
 
 
 ns = Collection("drill", run, history)

@@ -56,8 +56,9 @@ def _measure(stack, dsn, sql_root, db, repository, format_, set_) -> list:
     from ..health.probe import measure_all
     from ..targets import resolve
     cli.choice(format_, "--format", FORMATS)
-    limits = parse_overrides(list(set_ or []))
-    target = resolve(settings_for(stack, dsn, sql_root, repository))
+    settings = settings_for(stack, dsn, sql_root, repository)
+    limits = parse_overrides([*settings.thresholds, *(set_ or [])])  # $PGOPS_THRESHOLDS, then --set wins
+    target = resolve(settings)
     databases = target.backup_names(list(db or []) or None)
     try:
         url = target.repository_url()

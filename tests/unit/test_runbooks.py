@@ -33,7 +33,7 @@ def test_the_projects_runbooks_pass():
 
 
 @pytest.mark.parametrize("edit,expected", [
-    (("backup-stale-or-failed.md", "invoke backup.list --db", "invoke backup.list --dbs"), "has no option --dbs"),
+    (("backup-stale-or-failed.md", "invoke backup.create\n", "invoke backup.create --dbs x\n"), "has no option --dbs"),
     (("restore-drill-failed.md", "invoke drill.history", "invoke drill.histroy"), "no task 'drill.histroy'"),
     (("replica-lag.md", "checks: [replica_lag]", "checks: []"), "does not list check 'replica_lag'"),
     (("invalid-index.md", "checks: [invalid_indexes]", "checks: [invalid_indexes, bogus]"), "unknown check 'bogus'"),
@@ -66,3 +66,34 @@ def test_split_table_names():
     for bad in ("", "a.b.c", ".t", "a."):
         with pytest.raises(RestoreRefused):
             split_table(bad)
+
+
+@pytest.mark.parametrize("edit,expected", [
+    (("long-transaction.md", "invoke db.terminate --check long_transaction --yes",
+      "invoke db.terminate --pid <pid> --yes"), "placeholder <pid> in a fenced command"),
+    (("idle-in-transaction.md", "invoke db.terminate --check idle_in_transaction --yes",
+      "invoke db.terminate --check --yes"), "option --check of task 'db.terminate' needs a value"),
+    (("invalid-index.md", "invoke db.reindex-invalid --yes", "invoke db.reindex-invalid --concurrently --yes"),
+     "task 'db.reindex-invalid' has no option --concurrently"),
+])
+def test_fenced_commands_are_pasteable_and_name_real_options(edit, expected):
+    problems = check(books(edit), CHECKS, ALARMS, known_tasks())
+    assert any(expected in p and edit[0] in p for p in problems), problems
+
+
+def test_every_runbook_has_fenced_commands_and_fix_steps_know_their_step():
+    for rb in books():
+        assert rb.fenced, f"{rb.path} has no fenced invoke command"
+    text = ("---\nchecks: []\nseverity: warning\n---\n# t\n\n```\ninvoke health\n```\n1. one\n   ```\n   invoke db.status\n"
+            "   ```\n2. two `invoke db.verify`\n   - sub\n     ```\n     invoke db.migrate\n     invoke db.verify\n     ```\n")
+    rb = parse("runbooks/x.md", text)
+    assert [(s, c) for _, s, c in rb.fenced] == [(0, "invoke health"), (1, "invoke db.status"), (2, "invoke db.migrate"),
+                                                 (2, "invoke db.verify")]
+    assert rb.step_commands(2, 1) == ["invoke db.status", "invoke db.migrate", "invoke db.verify"]
+
+
+def test_fill_placeholders():
+    from ops.runbooks import fill
+    assert fill("invoke db.drop-slot --slot <slot> --yes", {"<slot>": "s1"}) == "invoke db.drop-slot --slot s1 --yes"
+    with pytest.raises(ValueError, match="no value for <schema.table>"):
+        fill("invoke backup.restore latest --db <database> --table <schema.table>", {"<database>": "d"})

@@ -353,6 +353,63 @@ class DrillFailed(OpsError):
                          "`invoke backup.create` and drill it again.")
 
 
+
+class CutoverError(OpsError):
+    """Base of blue/green cutover failures: a refusal before the switch, a preparation or switchover
+    that failed or timed out, a rollback that cannot be lossless. Blue is still the primary unless the
+    message says otherwise."""
+
+    exit_code = 10
+
+
+class CutoverRefused(CutoverError):
+    """A guard refused ``what`` before anything changed. ``guards`` holds every failed guard as
+    ``{"name", "passed", "detail"}``."""
+
+    def __init__(self, what: str, guards: list[dict], hint: str):
+        self.what = what
+        self.guards = [dict(g) for g in guards]
+        why = "; ".join(f"{g['name']}: {g['detail']}" for g in self.guards)
+        super().__init__(f"{what} refused before anything changed ({why}).", hint)
+
+
+class DeploymentFailed(CutoverError):
+    """A blue/green deployment is in a state it cannot be switched from (``INVALID_CONFIGURATION``,
+    a failed task, an undocumented failure status); ``status``/``details``/``tasks`` are AWS's."""
+
+    def __init__(self, deployment: str, status: str, details: str, tasks: list[dict], hint: str):
+        self.deployment, self.status, self.details, self.tasks = deployment, status, details, list(tasks)
+        failed = ", ".join(f"{t.get('Name')} {t.get('Status')}" for t in self.tasks
+                           if t.get("Status") != "COMPLETED")
+        super().__init__(
+            f"Blue/green deployment {deployment} is {status}"
+            + (f" ({details})" if details else "") + (f"; tasks not completed: {failed}" if failed else "")
+            + ". It cannot be switched over; blue is still the primary and nothing was switched.", hint)
+
+
+class CutoverTimeout(CutoverError):
+    """Waiting for ``what`` took longer than ``waited_s`` seconds; ``state`` is the last one seen."""
+
+    def __init__(self, what: str, waited_s: float, state: str, hint: str):
+        self.what, self.waited_s, self.state = what, waited_s, state
+        super().__init__(f"Timed out after {waited_s:.0f} s waiting for {what} (last seen: {state}).", hint)
+
+
+class SwitchoverFailed(CutoverError):
+    """A switchover was started and did not complete; AWS rolls a failed switchover back, so blue is
+    still the primary."""
+
+    def __init__(self, deployment: str, status: str, details: str, hint: str):
+        self.deployment, self.status, self.details = deployment, status, details
+        super().__init__(
+            f"Switchover of blue/green deployment {deployment} did not complete: status {status}"
+            + (f" ({details})" if details else "")
+            + ". AWS rolls a failed switchover back, so blue is still the primary and takes writes.", hint)
+
+
+class RollbackUnavailable(CutoverError):
+    """A rollback that would not be lossless, refused (an RDS switchover cannot be reversed)."""
+
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
@@ -366,5 +423,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "backup, repository, verify or restore"),
     (8, "restore drill failed"),
     (9, "`pulumi` CLI missing for an AWS stack"),
+    (10, "cutover refused, failed or timed out (blue is still the primary unless the message says otherwise)"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )

@@ -398,9 +398,10 @@ class RdsCutover:
         """The ``deployment_ready`` guard: AVAILABLE, every task COMPLETED, the green instance available
         (terraform-provider-aws #36241, #47493). Reads the green instance only when the rest holds."""
         did, status = d["BlueGreenDeploymentIdentifier"], d.get("Status")
-        if status != "AVAILABLE":
-            return _guard("deployment_ready", False, f"deployment {did} is {status}, not AVAILABLE")
         pending = [f"{t.get('Name')} {t.get('Status')}" for t in d.get("Tasks") or [] if t.get("Status") != "COMPLETED"]
+        if status != "AVAILABLE":
+            return _guard("deployment_ready", False, f"deployment {did} is {status}, not AVAILABLE"
+                          + (f"; tasks not completed: {', '.join(pending)}" if pending else ""))
         if pending:
             return _guard("deployment_ready", False, f"deployment {did} tasks not completed: {', '.join(pending)}")
         green_id = _ident(d.get("Target"))
@@ -501,9 +502,11 @@ class RdsCutover:
             major = major_of(blue_version)
         if group is not None:
             try:
-                family = self.rds.describe_db_parameter_groups(
-                    DBParameterGroupName=group)["DBParameterGroups"][0]["DBParameterGroupFamily"]
+                groups = self.rds.describe_db_parameter_groups(DBParameterGroupName=group)["DBParameterGroups"]
             except self.rds.exceptions.DBParameterGroupNotFoundFault:
+                groups = []
+            family = groups[0].get("DBParameterGroupFamily") if groups else None
+            if not groups:
                 problems.append(f"parameter group '{group}' does not exist")
             else:
                 if major is not None and family != f"postgres{major}":

@@ -190,12 +190,12 @@ def blue_guards(conninfo: dict, *, long_transaction_s: float = LONG_TRANSACTION_
         with c:
             c.execute("SET statement_timeout = 10000")
             rels = c.execute(
-                "SELECT format('%%s.%%I.%%I', current_database(), n.nspname, c.relname), c.relpersistence "
+                "SELECT format('%s.%I.%I', current_database(), n.nspname, c.relname), c.relpersistence "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                "AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%' "
-                "AND (c.relpersistence = 'u' OR (c.relpersistence = 'p' AND c.relreplident NOT IN ('f', 'i') "
-                "AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) "
+                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
+                "AND (c.relpersistence = 'u' OR (c.relpersistence = 'p' AND (c.relreplident = 'n' OR (c.relreplident = 'd' "
+                "AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))))) "
                 "ORDER BY 1").fetchall()
             no_key += [r for r, p in rels if p == "p"]
             unlogged += [r for r, p in rels if p == "u"]
@@ -205,7 +205,8 @@ def blue_guards(conninfo: dict, *, long_transaction_s: float = LONG_TRANSACTION_
     if unreachable:
         guards.append(_guard("databases_reachable", False, _names(unreachable)))
     guards.append(_guard("primary_keys", not no_key,
-                         f"tables without a primary key or REPLICA IDENTITY FULL/USING INDEX: {_names(no_key)}"
+                         f"tables whose UPDATE/DELETE cannot be replicated (no primary key, REPLICA IDENTITY "
+                         f"DEFAULT without one, or NOTHING): {_names(no_key)}"
                          if no_key else f"every table in {len(databases)} database(s) has a primary key or replica identity"))
     guards.append(_guard("unlogged_tables", not unlogged,
                          f"unlogged tables (not replicated): {_names(unlogged)}" if unlogged else "no unlogged table"))
@@ -302,6 +303,13 @@ class WriteProbe:
 
     def acknowledged_since(self, t: float) -> bool:
         return bool(self.acks) and self.acks[-1] >= t
+
+    def wait_acknowledged_since(self, t: float, timeout_s: float) -> bool:
+        """Wait (real time, at most ``timeout_s`` seconds) for an acknowledgement at ``clock()`` ≥ ``t``."""
+        deadline = time.monotonic() + timeout_s
+        while not self.acknowledged_since(t) and time.monotonic() < deadline and self._thread.is_alive():
+            self._stop.wait(self.interval_s / 2)
+        return self.acknowledged_since(t)
 
     def stop(self) -> dict:
         self._stop.set()
@@ -647,8 +655,7 @@ class RdsCutover:
             phases["switchover"] = round(self.clock() - t, 3)
             done_at = self.clock()
             if prober is not None:
-                while not prober.acknowledged_since(done_at) and self.clock() - done_at < PROBE_TAIL_S:
-                    self.sleep(min(poll_s, 0.05))
+                prober.wait_acknowledged_since(done_at, PROBE_TAIL_S)
                 phases["probe_tail"] = round(self.clock() - done_at, 3)
         finally:
             probe_result = prober.stop() if prober is not None else None

@@ -23,6 +23,8 @@ What AWS does and pgops adds, rule by rule (sources in brackets):
   PostgreSQL ... logical replication"): tables without a primary key or ``REPLICA IDENTITY FULL``/
   ``USING INDEX`` (UPDATE/DELETE cannot be replicated), unlogged tables (not replicated), large
   objects (``pg_largeobject_metadata``; not replicated).
+* (The guardrail SQL is :mod:`ops.cutover.checks`, the probe :mod:`ops.cutover.probe`: both are
+  engine-neutral.)
 * During the switchover a client-side probe writes numbered rows through the endpoint and measures
   the largest gap between acknowledged writes (``write_pause_ms``), then proves on the new primary
   that every acknowledged row arrived. AWS publishes neither.
@@ -42,18 +44,14 @@ so tests never wait.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import re
-import threading
 import time
-import uuid
 from collections.abc import Callable
 
-from ..dsn import connect, redact, tool_application_name
+from ..dsn import connect, tool_application_name
 from ..errors import (
     ConfigError,
-    CutoverError,
     CutoverRefused,
     CutoverTimeout,
     DeploymentFailed,
@@ -61,6 +59,9 @@ from ..errors import (
     RollbackUnavailable,
     SwitchoverFailed,
 )
+from .checks import LONG_TRANSACTION_S, MAX_LAG_BYTES, blue_guards
+from .checks import guard as _guard
+from .probe import PROBE_TABLE, WriteProbe, create_probe_table
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,6 @@ SWITCHOVER_TIMEOUT_MIN_S, SWITCHOVER_TIMEOUT_MAX_S = 30, 3600
 READY_CONFIRMATIONS = 2
 #: Seconds pgops keeps polling past SwitchoverTimeout before it reports a timeout (AWS rolls back at it).
 SWITCHOVER_GRACE_S = 60
-#: A transaction open at least this long on blue refuses the switchover (guardrail "long-running
-#: active writes or DDL"; AWS publishes no number, so this is pgops's).
-LONG_TRANSACTION_S = 60.0
-#: Replication lag (bytes behind blue's current WAL position) that refuses the switchover: one WAL segment.
-MAX_LAG_BYTES = 16 * 1024 * 1024
 #: Seconds the probe keeps writing after the switchover completed, waiting for its first acknowledged write.
 PROBE_TAIL_S = 30.0
 
@@ -84,7 +80,6 @@ STATUS_PHASE = {"PROVISIONING": "preparing", "AVAILABLE": "preparing", "SWITCHOV
 #: Statuses prepare waits through; every other status but AVAILABLE (documented or not, e.g.
 #: ``PROVISIONING_FAILED``) ends the wait with :class:`DeploymentFailed` — fail closed.
 WAITING_STATUSES = ("PROVISIONING",)
-PROBE_TABLE = "pgops.cutover_probe"
 MANAGED_TAG = "pgops:managed"
 
 
@@ -119,229 +114,6 @@ def major_of(version: str) -> int:
 def _ident(arn: str | None) -> str | None:
     """Instance identifier of an RDS instance ARN (``arn:aws:rds:r:a:db:NAME`` → NAME)."""
     return arn.rsplit(":db:", 1)[-1] if arn and ":db:" in arn else arn
-
-
-def _tasks_done(d: dict) -> bool:
-    return all(t.get("Status") == "COMPLETED" for t in d.get("Tasks") or [])
-
-
-def _names(rows: list[str], limit: int = 10) -> str:
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return ", ".join(rows[:limit]) + more
-
-
-def _guard(name: str, passed: bool, detail: str) -> dict:
-    return {"name": name, "passed": bool(passed), "detail": detail}
-
-
-# ---- SQL guardrails on blue --------------------------------------------------------------------
-def blue_guards(conninfo: dict, *, long_transaction_s: float = LONG_TRANSACTION_S,
-                max_lag_bytes: int = MAX_LAG_BYTES) -> list[dict]:
-    """AWS's switchover guardrails, as SQL on blue: one ``{"name", "passed", "detail"}`` per guard.
-
-    ``conninfo``: libpq parameters of blue (``dbname`` optional, default ``postgres``);
-    ``long_transaction_s``: seconds a client transaction may have been open; ``max_lag_bytes``: bytes
-    a streaming replica or logical slot may be behind ``pg_current_wal_lsn()``. Every database that
-    accepts connections is inspected (``rdsadmin`` excepted). Never raises for a database problem:
-    a server that cannot be reached gives a failed ``blue_reachable`` guard.
-    """
-    app = tool_application_name("cutover guards")
-    home = conninfo.get("dbname") or "postgres"
-    try:
-        conn = connect(conninfo, dbname=home, autocommit=True, application_name=app, connect_timeout=5)
-    except OpsError as exc:
-        return [_guard("blue_reachable", False, str(exc).split(" Next:")[0])]
-    guards = [_guard("blue_reachable", True, "blue answers")]
-    with conn:
-        conn.execute("SET statement_timeout = 10000")
-        long = conn.execute(
-            "SELECT pid, coalesce(usename, ''), coalesce(datname, ''), state, "
-            "extract(epoch FROM now() - xact_start)::float8 FROM pg_stat_activity "
-            "WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
-            "AND now() - xact_start >= make_interval(secs => %s) ORDER BY xact_start",
-            (float(long_transaction_s),)).fetchall()
-        guards.append(_guard(
-            "long_transactions", not long,
-            _names([f"pid {p} ({u} on {d}, {s}, open {a:.0f} s)" for p, u, d, s, a in long]) if long
-            else f"no client transaction open {long_transaction_s:g} s or longer"))
-        lag = conn.execute(
-            "SELECT 'replica ' || coalesce(nullif(application_name, ''), client_addr::text, pid::text), "
-            "state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint "
-            "FROM pg_stat_replication UNION ALL "
-            "SELECT 'slot ' || slot_name, CASE WHEN active THEN 'active' ELSE 'inactive' END, "
-            "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint "
-            "FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY 1").fetchall()
-        behind = [f"{n} {s}, {b} bytes behind" for n, s, b in lag
-                  if b > max_lag_bytes or s not in ("streaming", "active")]
-        guards.append(_guard(
-            "replication_lag", not behind,
-            _names(behind) if behind else (f"{len(lag)} replica(s)/logical slot(s), each within {max_lag_bytes} bytes"
-                                           if lag else "no replica streaming from blue and no logical slot")))
-        databases = [r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> 'rdsadmin' "
-            "ORDER BY datname").fetchall()]
-    no_key, unlogged, large, unreachable = [], [], [], []
-    for db in databases:
-        try:
-            c = connect(conninfo, dbname=db, autocommit=True, application_name=app, connect_timeout=5)
-        except OpsError as exc:
-            unreachable.append(f"{db}: {str(exc).split(' Next:')[0]}")
-            continue
-        with c:
-            c.execute("SET statement_timeout = 10000")
-            rels = c.execute(
-                "SELECT format('%s.%I.%I', current_database(), n.nspname, c.relname), c.relpersistence "
-                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
-                "AND (c.relpersistence = 'u' OR (c.relpersistence = 'p' AND (c.relreplident = 'n' OR (c.relreplident = 'd' "
-                "AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))))) "
-                "ORDER BY 1").fetchall()
-            no_key += [r for r, p in rels if p == "p"]
-            unlogged += [r for r, p in rels if p == "u"]
-            n = c.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
-            if n:
-                large.append(f"{db}: {n} large object(s)")
-    if unreachable:
-        guards.append(_guard("databases_reachable", False, _names(unreachable)))
-    guards.append(_guard("primary_keys", not no_key,
-                         f"tables whose UPDATE/DELETE cannot be replicated (no primary key, REPLICA IDENTITY "
-                         f"DEFAULT without one, or NOTHING): {_names(no_key)}"
-                         if no_key else f"every table in {len(databases)} database(s) has a primary key or replica identity"))
-    guards.append(_guard("unlogged_tables", not unlogged,
-                         f"unlogged tables (not replicated): {_names(unlogged)}" if unlogged else "no unlogged table"))
-    guards.append(_guard("large_objects", not large,
-                         f"large objects (not replicated): {_names(large)}" if large else "no large object"))
-    return guards
-
-
-# ---- the write probe ---------------------------------------------------------------------------
-class WriteProbe:
-    """A thread that writes numbered rows into :data:`PROBE_TABLE` through ``conninfo`` (or runs
-    ``SELECT 1`` when the table does not exist — a table created on blue while a deployment exists
-    would be DDL on blue, which breaks logical replication) every ``interval_s`` seconds,
-    reconnecting after every error, and records the ``clock()`` time of each acknowledgement.
-
-    ``result()`` gives ``write_pause_ms``: the largest gap, in milliseconds, between consecutive
-    acknowledgements, the probe's start and its stop included — so a probe that never got an
-    acknowledgement after the switch reports the whole wait. ``resolution_ms`` is the sampling
-    interval the figure includes.
-    """
-
-    def __init__(self, conninfo: dict, *, clock: Callable[[], float] = time.monotonic, interval_s: float = 0.05,
-                 statement_timeout_ms: int = 2000):
-        self.conninfo = dict(conninfo)
-        self.dbname = conninfo.get("dbname") or "postgres"
-        self.clock = clock
-        self.interval_s = interval_s
-        self.statement_timeout_ms = int(statement_timeout_ms)
-        self.run_id = uuid.uuid4().hex
-        self.mode = "write"
-        self.acks: list[float] = []
-        self.acked_ids: list[int] = []
-        self.errors = 0
-        self.first_error = ""
-        self.started_at = self.stopped_at = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pgops-cutover-probe", daemon=True)
-
-    def _connect(self):
-        conn = connect(self.conninfo, dbname=self.dbname, autocommit=True, connect_timeout=2,
-                       application_name=tool_application_name("cutover probe"))
-        conn.execute(f"SET statement_timeout = {self.statement_timeout_ms}")
-        return conn
-
-    def start(self) -> WriteProbe:
-        """Decide the mode on one connection (raises :class:`~ops.errors.ConnectError` when blue does
-        not answer), then start writing."""
-        with self._connect() as conn:
-            self.mode = "write" if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (PROBE_TABLE,)).fetchone()[0] \
-                else "read"
-        self.started_at = self.clock()
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        import psycopg
-        conn, n = None, 0
-        while not self._stop.is_set():
-            try:
-                if conn is None:
-                    conn = self._connect()
-                if self.mode == "write":
-                    conn.execute(f"INSERT INTO {PROBE_TABLE} (run_id, n) VALUES (%s, %s)", (self.run_id, n))
-                    self.acked_ids.append(n)
-                    n += 1
-                else:
-                    conn.execute("SELECT 1")
-                self.acks.append(self.clock())
-            except (OpsError, psycopg.Error) as exc:  # every error is a gap; reconnect (DNS may now name green)
-                self.errors += 1
-                self.first_error = self.first_error or redact(str(exc)).strip()[:200]
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except psycopg.Error:
-                        pass
-                    conn = None
-            self._stop.wait(self.interval_s)
-        if conn is not None:
-            conn.close()
-
-    def _writable(self, attempts: int = 30):
-        """A connection to a server that takes writes: right after a switchover a cached DNS answer
-        can still name old blue (read-only), whose rows stop at the switch."""
-        for _ in range(attempts):
-            conn = self._connect()
-            if conn.execute("SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
-                            ).fetchone()[0]:
-                return conn
-            conn.close()
-            time.sleep(1)
-        raise CutoverError(f"The endpoint still names a read-only server after {attempts} attempts; the probe rows "
-                           "cannot be read back from the new primary.")
-
-    def acknowledged_since(self, t: float) -> bool:
-        return bool(self.acks) and self.acks[-1] >= t
-
-    def wait_acknowledged_since(self, t: float, timeout_s: float) -> bool:
-        """Wait (real time, at most ``timeout_s`` seconds) for an acknowledgement at ``clock()`` ≥ ``t``."""
-        deadline = time.monotonic() + timeout_s
-        while not self.acknowledged_since(t) and time.monotonic() < deadline and self._thread.is_alive():
-            self._stop.wait(self.interval_s / 2)
-        return self.acknowledged_since(t)
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self.stopped_at = self.clock()
-        return self.result()
-
-    def result(self) -> dict:
-        edges = [self.started_at, *self.acks, self.stopped_at if self.stopped_at is not None else self.clock()]
-        gap = max((b - a for a, b in itertools.pairwise(edges)), default=0.0)
-        return {"mode": self.mode, "run_id": self.run_id, "acknowledged": len(self.acks), "errors": self.errors,
-                "first_error": self.first_error, "write_pause_ms": round(gap * 1000, 1),
-                "resolution_ms": round(self.interval_s * 1000, 1)}
-
-    def lost_writes(self) -> list[int]:
-        """Acknowledged probe rows missing on the server the endpoint now names (empty in read mode)."""
-        if self.mode != "write" or not self.acked_ids:
-            return []
-        with self._writable() as conn:
-            found = {r[0] for r in conn.execute(f"SELECT n FROM {PROBE_TABLE} WHERE run_id = %s",
-                                                (self.run_id,)).fetchall()}
-        return [i for i in self.acked_ids if i not in found]
-
-
-def create_probe_table(conninfo: dict) -> None:
-    """Create :data:`PROBE_TABLE` on blue (idempotent). Only before a deployment exists: DDL on blue
-    afterwards would break a logical-replication deployment (User Guide, PostgreSQL limitations)."""
-    with connect(conninfo, dbname=conninfo.get("dbname") or "postgres", autocommit=True,
-                 application_name=tool_application_name("cutover prepare")) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS pgops")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-                     "run_id text NOT NULL, n bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT clock_timestamp())")
 
 
 # ---- the engine --------------------------------------------------------------------------------
@@ -709,8 +481,7 @@ class RdsCutover:
                          else f"no blue/green deployment of {self.source} (finished already, or never prepared)")]
         now = self._instance(self.source)
         old = self._instance(f"{self.source}-old1")
-        green = _ident(d.get("Target")) if d else None
-        checks.append(_guard("green_is_primary_name", bool(now) and (green is None or green == self.source),
+        checks.append(_guard("green_has_the_name", bool(now) and now.get("DBInstanceStatus") == "available",
                              f"{self.source}: engine {now.get('EngineVersion')}, {now.get('DBInstanceStatus')}"
                              if now else f"{self.source} does not exist"))
         checks.append(_guard("old_blue_kept", old is not None,

@@ -5,6 +5,7 @@ response for one); a clean database passes, and a full prepare → run → verif
 no acknowledged write (RDS API in moto, blue = a real cluster)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import boto3
@@ -12,9 +13,12 @@ import pytest
 from botocore.stub import Stubber
 
 from ops.cutover import rds as cut
-from ops.cutover.rds import RdsCutover, blue_guards
+from ops.cutover.checks import blue_guards
+from ops.cutover.probe import PROBE_TABLE
+from ops.cutover.rds import RdsCutover
 from ops.dsn import connect
 from ops.errors import CutoverRefused
+from ops.secrets import Secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.aws]
 
@@ -102,13 +106,14 @@ def test_a_long_open_transaction_refuses_before_any_switchover_call(blue):
         holder.close()
 
 
-def test_an_unreachable_blue_refuses(blue):
+def test_an_unreachable_blue_refuses_and_no_password_reaches_the_message(blue):
     client, stub = ready_client()
-    gone = {**blue, "port": 1}
+    gone = {**blue, "port": 1, "password": Secret("cutover-pw-never-shown")}
     with pytest.raises(CutoverRefused) as exc:
         RdsCutover(client, SOURCE, conninfo=gone).run()
     stub.assert_no_pending_responses()
     assert exc.value.guards[0]["name"] == "blue_reachable"
+    assert "cutover-pw-never-shown" not in str(exc.value) + json.dumps(exc.value.guards)
 
 
 def test_prepare_run_verify_finish_with_the_write_probe(blue, moto_aws):
@@ -126,7 +131,7 @@ def test_prepare_run_verify_finish_with_the_write_probe(blue, moto_aws):
     assert probe["mode"] == "write" and probe["acknowledged"] >= 1 and probe["lost"] == 0
     assert isinstance(report["write_pause_ms"], float) and report["write_pause_ms"] == probe["write_pause_ms"]
     with connect(blue) as conn:
-        rows = conn.execute(f"SELECT count(*) FROM {cut.PROBE_TABLE} WHERE run_id = %s", (probe["run_id"],)).fetchone()[0]
+        rows = conn.execute(f"SELECT count(*) FROM {PROBE_TABLE} WHERE run_id = %s", (probe["run_id"],)).fetchone()[0]
     assert rows == probe["acknowledged"]
     v = c.verify()
     assert v["passed"] is True, v

@@ -224,6 +224,8 @@ class RdsCutover:
     def plan(self, action: str, **opts) -> list[str]:
         """Human lines describing what ``action`` (prepare, run, verify, rollback, finish) will do with
         ``opts`` (the keyword arguments of that method). Reads the deployment; changes nothing."""
+        if action not in ("prepare", "run", "verify", "rollback", "finish"):
+            raise ConfigError([f"unknown cutover action '{action}'"], "choose prepare, run, verify, rollback or finish.")
         d = self._find()
         did = d["BlueGreenDeploymentIdentifier"] if d else None
         where = f"deployment {did} ({d.get('Status')})" if d else "no deployment yet"
@@ -256,10 +258,8 @@ class RdsCutover:
                     f"{self.source}-old1 exists")]
         if action == "rollback":
             return ["refuse: an RDS switchover cannot be rolled back losslessly"]
-        if action == "finish":
-            return [f"delete {where} without its target (both instances stay)",
-                    f"print how to remove {self.source}-old1 once you are sure"]
-        raise ConfigError([f"unknown cutover action '{action}'"], "choose prepare, run, verify, rollback or finish.")
+        return [f"delete {where} without its target (both instances stay)",
+                f"print how to remove {self.source}-old1 once you are sure"]
 
     # ---- prepare --------------------------------------------------------------------------------
     def _validate_target(self, blue: dict, version: str | None, group: str | None) -> None:

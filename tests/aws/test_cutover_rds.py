@@ -401,3 +401,15 @@ def test_deployment_name_fits_aws_pattern():
     for src in (SOURCE, "a" * 80, "db_with_underscores--x"):
         name = cut.deployment_name(src)
         assert len(name) <= 60 and re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]*(-[a-zA-Z0-9]+)*", name)
+
+
+def test_plan_names_every_action_and_refuses_an_unknown_one(stubbed):
+    client, stub = stubbed  # an unknown action is refused before any call
+    with pytest.raises(ConfigError, match="unknown cutover action"):
+        RdsCutover(client, SOURCE).plan("explode")
+    for action, words in (("run", "SwitchoverTimeout 120 s"), ("verify", "SWITCHOVER_COMPLETED"),
+                          ("rollback", "cannot be rolled back"), ("finish", "without its target")):
+        expect_lookup(stub, deployment("AVAILABLE"))
+        lines = RdsCutover(client, SOURCE).plan(action, switchover_timeout_s=120)
+        assert any(words in line for line in lines), lines
+    stub.assert_no_pending_responses()

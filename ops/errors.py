@@ -355,18 +355,60 @@ class DrillFailed(OpsError):
 
 
 class CutoverError(OpsError):
-    """A blue/green cutover step failed; the message says which side is primary now."""
+    """Base of blue/green cutover failures: a refusal before the switch, a preparation or switchover
+    that failed or timed out, a rollback that cannot be lossless. Blue is still the primary unless the
+    message says otherwise."""
 
     exit_code = 10
 
 
 class CutoverRefused(CutoverError):
-    """A cutover guard failed before anything changed; ``problems`` names every offender."""
+    """A guard refused ``what`` before anything changed. ``guards`` holds every failed guard as
+    ``{"name", "passed", "detail"}``."""
 
-    def __init__(self, what: str, problems: list[str], hint: str):
-        self.problems = list(problems)
-        super().__init__(f"{what} refused: " + "; ".join(self.problems) + ".", hint)
+    def __init__(self, what: str, guards: list[dict], hint: str):
+        self.what = what
+        self.guards = [dict(g) for g in guards]
+        why = "; ".join(f"{g['name']}: {g['detail']}" for g in self.guards)
+        super().__init__(f"{what} refused before anything changed ({why}).", hint)
 
+
+class DeploymentFailed(CutoverError):
+    """A blue/green deployment is in a state it cannot be switched from (``INVALID_CONFIGURATION``,
+    a failed task, an undocumented failure status); ``status``/``details``/``tasks`` are AWS's."""
+
+    def __init__(self, deployment: str, status: str, details: str, tasks: list[dict], hint: str):
+        self.deployment, self.status, self.details, self.tasks = deployment, status, details, list(tasks)
+        failed = ", ".join(f"{t.get('Name')} {t.get('Status')}" for t in self.tasks
+                           if t.get("Status") != "COMPLETED")
+        super().__init__(
+            f"Blue/green deployment {deployment} is {status}"
+            + (f" ({details})" if details else "") + (f"; tasks not completed: {failed}" if failed else "")
+            + ". It cannot be switched over; blue is still the primary and nothing was switched.", hint)
+
+
+class CutoverTimeout(CutoverError):
+    """Waiting for ``what`` took longer than ``waited_s`` seconds; ``state`` is the last one seen."""
+
+    def __init__(self, what: str, waited_s: float, state: str, hint: str):
+        self.what, self.waited_s, self.state = what, waited_s, state
+        super().__init__(f"Timed out after {waited_s:.0f} s waiting for {what} (last seen: {state}).", hint)
+
+
+class SwitchoverFailed(CutoverError):
+    """A switchover was started and did not complete; AWS rolls a failed switchover back, so blue is
+    still the primary."""
+
+    def __init__(self, deployment: str, status: str, details: str, hint: str):
+        self.deployment, self.status, self.details = deployment, status, details
+        super().__init__(
+            f"Switchover of blue/green deployment {deployment} did not complete: status {status}"
+            + (f" ({details})" if details else "")
+            + ". AWS rolls a failed switchover back, so blue is still the primary and takes writes.", hint)
+
+
+class RollbackUnavailable(CutoverError):
+    """A rollback that would not be lossless, refused (an RDS switchover cannot be reversed)."""
 
 class CutoverAborted(CutoverError):
     """A switch went over its budget or failed midway: every step was undone, the pooler resumed,
@@ -401,6 +443,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "backup, repository, verify or restore"),
     (8, "restore drill failed"),
     (9, "`pulumi` CLI missing for an AWS stack"),
-    (10, "cutover refused, aborted (the old side is still primary) or failed"),
+    (10, "cutover refused, aborted, failed or timed out (the old side is still the primary unless the message says otherwise)"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )

@@ -1,2 +1,3 @@
-"""Blue/green cutover: the local stack over logical replication behind PgBouncer (:mod:`.local`),
-AWS stacks through the RDS Blue/Green Deployments API (:mod:`.rds`)."""
+"""Blue/green cutover: one interface (prepare, status, run, verify, rollback, finish), two engines —
+the RDS Blue/Green Deployments API (:mod:`ops.cutover.rds`) and logical replication behind the local
+stack's pooler."""

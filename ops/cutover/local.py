@@ -184,7 +184,8 @@ class LocalCutover:
             return have
         missing = [d for d in wanted if d not in have]
         if missing:
-            raise CutoverRefused("cutover.prepare", [f"database '{d}' does not exist on blue" for d in missing],
+            raise CutoverRefused("cutover.prepare", _guards("database_exists", [f"'{d}' does not exist on blue"
+                                                                         for d in missing]),
                                  "run `invoke cutover.prepare` with databases that exist (see `psql -l`).")
         return list(dict.fromkeys(wanted))
 
@@ -232,7 +233,7 @@ class LocalCutover:
             self._require("prepare", "none")
         problems = self.preflight(databases)
         if problems:
-            raise CutoverRefused("cutover.prepare", problems,
+            raise CutoverRefused("cutover.prepare", _guards("replicable", problems),
                                  "fix each (add a primary key or REPLICA IDENTITY FULL, move large objects to bytea, "
                                  "ALTER TABLE ... SET LOGGED), then run `invoke cutover.prepare` again.")
         if self.phase == "preparing":
@@ -285,7 +286,7 @@ class LocalCutover:
             self._copy_schema(db, blue, green)
             diff = self._schema_diff(db)
             if diff:
-                raise CutoverRefused("cutover.prepare", [f"{db}: schema differs between blue and green: {d}" for d in diff[:10]],
+                raise CutoverRefused("cutover.prepare", _guards("schema_equal", [f"{db}: {d}" for d in diff[:10]]),
                                      "run `invoke cutover.finish --yes` to remove green, then `invoke cutover.prepare` again "
                                      "(a migration ran on blue meanwhile?).")
             with b.connect(db) as conn:
@@ -468,8 +469,7 @@ class LocalCutover:
 
     def _switch(self, src_name, dst_name, in_sub, back_sub, budget_ms, lag_wait_s, action, progress) -> dict:
         st = self.status()
-        failed = [f"{g['name']}: {g['detail']}" for g in st["guards"]
-                  if not g["passed"] and g["name"] not in ("lag_under_bound",)]
+        failed = [g for g in st["guards"] if not g["passed"] and g["name"] not in ("lag_under_bound",)]
         if failed:
             raise CutoverRefused(f"cutover.{action}", failed,
                                  "fix what the guards name (`invoke cutover.status`), then run "
@@ -625,10 +625,10 @@ class LocalCutover:
             if lag <= DEFAULT_LAG_BOUND_BYTES and not inactive:
                 return
             if self.clock() > deadline:
-                raise CutoverRefused(f"cutover.{action}", [(f"replication lag is {lag} bytes after {timeout_s:.0f} s "
+                raise CutoverRefused(f"cutover.{action}", _guards("lag_under_bound", [(f"replication lag is {lag} bytes after {timeout_s:.0f} s "
                                                             f"(bound {DEFAULT_LAG_BOUND_BYTES})"
                                                             + (", and a subscription has no worker streaming"
-                                                               if inactive else ""))],
+                                                               if inactive else ""))]),
                                      f"run `invoke cutover.status` until lag is low, then `invoke cutover.{action}`.")
             time.sleep(0.1)
 
@@ -883,6 +883,11 @@ class LocalCutover:
                         conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
                 conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(PUBLICATION)))
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
+
+
+def _guards(name: str, details: list[str]) -> list[dict]:
+    """Failed guards in the shape :class:`CutoverRefused` carries, one per offender."""
+    return [{"name": name, "passed": False, "detail": d} for d in details]
 
 
 class _OverBudget(Exception):

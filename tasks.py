@@ -1,11 +1,10 @@
-"""Invoke's entry point: composes the task collections of each area. No logic lives here.
+"""Invoke's entry point: the task tree composed in ``ops.tasks.root``. No logic lives here.
 
     invoke deploy | preview | health | local.{up,status,down} | db.{status,plan,migrate,rollback,verify,new,lint,baseline,seed,
     terminate,drop-slot,reindex-invalid}
     | backup.{create,list,show,verify,restore,prune} | drill.{run,history} | runbook.{list,check}
+    | cutover.{prepare,status,run,verify,rollback,finish}
 """
-from invoke import Collection
+from ops.tasks import root
 
-from ops.tasks import backup, db, deploy, drill, health, local, runbook
-
-ns = Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns, runbook.ns)
+ns = root()

@@ -372,7 +372,7 @@ class RdsCutover:
 
     # ---- run ------------------------------------------------------------------------------------
     def run(self, *, budget_ms: int = 2000, switchover_timeout_s: int = 300, probe: bool = True,
-            poll_s: float = 5) -> dict:
+            poll_s: float = 5, on_progress: Callable[[str], None] | None = None) -> dict:
         """Guard, switch over, measure. ``budget_ms``: the write pause (ms) the report calls passed;
         ``switchover_timeout_s``: SwitchoverTimeout, 30–3600 s, checked before any API call;
         ``probe``: run the write probe (needs ``conninfo``); ``poll_s``: seconds between status polls.
@@ -501,7 +501,7 @@ class RdsCutover:
                 "deployment": d["BlueGreenDeploymentIdentifier"] if d else None, "checks": checks}
 
     # ---- rollback -------------------------------------------------------------------------------
-    def rollback(self):
+    def rollback(self, **_options):
         """Always raises :class:`RollbackUnavailable`: after an RDS switchover old blue is renamed
         ``-old1``, read-only and no longer replicating, so going back would lose every write
         acknowledged on green (AWS RDS User Guide, "After switchover"); before one there is nothing
@@ -538,7 +538,7 @@ class RdsCutover:
                     f"--final-db-snapshot-identifier {old_id}-final")
         return cmds, []
 
-    def finish(self) -> dict:
+    def finish(self, on_progress: Callable[[str], None] | None = None) -> dict:
         """Delete the switched-over deployment WITHOUT ``DeleteTarget`` (not allowed after a switchover;
         both instances stay). Returns ``{"deployment", "deleted", "old_blue", "remove_old_blue": [aws CLI
         commands, in order], "notes"}``. Idempotent: with the deployment already gone it returns the

@@ -178,3 +178,10 @@ class AwsTarget(AbstractTarget):
         return run_snapshot_drill(self.clients.rds, snaps[0].id, database, subnet_group=self.outputs["subnet_group"],
                                   security_groups=[self.outputs["security_group_id"]], instance_class=instance_class,
                                   checks=checks, now=now, wait_delay_s=wait_delay_s, on_report=finish)
+
+    def cutover_engine(self):
+        """The RDS Blue/Green Deployments API on the stack's primary instance (:mod:`ops.cutover.rds`),
+        guardrail SQL and the write probe over the stack's primary endpoint."""
+        from ..cutover.rds import RdsCutover
+        return RdsCutover(self.clients.rds, self.outputs["primary_id"], conninfo={**self.primary, "dbname": "postgres"},
+                          stack=self.name)

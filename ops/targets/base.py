@@ -199,6 +199,13 @@ class AbstractTarget(ABC):
         """Node name → data directory whose file system ``disk_usage`` measures (local nodes only)."""
         return {}
 
+    def cutover_engine(self):
+        """The blue/green cutover engine for this target (same methods on every target: plan,
+        prepare, status, run, verify, rollback, finish). Raises :class:`ConfigError` where there is
+        nothing to cut over (a bare ``--dsn``)."""
+        raise ConfigError([f"{self.name} has no blue/green cutover: a DSN names one server, not a stack"],
+                          "run the cutover on the stack: `invoke cutover.status --stack NAME` (or the local stack).")
+
     def pooler_params(self) -> dict | None:
         """libpq parameters of the pooler applications use, when the target runs one."""
         return None

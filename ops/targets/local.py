@@ -71,6 +71,11 @@ class LocalTarget(AbstractTarget):
     def data_directories(self) -> dict[str, str]:
         return {n.name: str(n.data_dir) for n in self.stack.layout.nodes if n.data_dir.exists()}
 
+    def cutover_engine(self):
+        """Logical replication to a green cluster behind the stack's pooler (:mod:`ops.cutover.local`)."""
+        from ..cutover.local import LocalCutover
+        return LocalCutover(self.stack)
+
     def pooler_params(self) -> dict | None:
         if self.stack.layout.pooler is None or not self.stack.layout.pooler.ini.exists():
             return None

@@ -1,2 +1,13 @@
-"""The Invoke tasks, one module per area (local, deploy, db, backup, drill), each with its
-presenter and its own ``Collection``; ``tasks.py`` at the project root only composes them."""
+"""The Invoke tasks, one module per area (local, deploy, db, backup, drill, health, runbook,
+cutover, failover), each with its presenter and its own ``Collection``; :func:`root` composes them
+— ``tasks.py`` at the project root and ``runbook.check`` both use it, so no list is kept twice."""
+from __future__ import annotations
+
+
+def root():
+    """The whole task tree: what ``invoke --list`` shows."""
+    from invoke import Collection
+
+    from . import backup, cutover, db, deploy, drill, health, local, runbook
+    return Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns,
+                      runbook.ns, cutover.ns)

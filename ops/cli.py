@@ -46,7 +46,7 @@ def _text(*parts):
 #: tasks that take the target options; hints naming them get the invocation's options appended.
 TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
                 "backup.create", "backup.list", "backup.show", "backup.verify", "backup.prune", "backup.restore",
-                "drill.run", "drill.history"}
+                "drill.run", "drill.history", "failover.switchover", "failover.promote", "failover.rejoin"}
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run"}
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z]+)?)([^`]*)`")

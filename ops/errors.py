@@ -353,6 +353,31 @@ class DrillFailed(OpsError):
                          "`invoke backup.create` and drill it again.")
 
 
+class FailoverError(OpsError):
+    """Base of switchover, promote and rejoin failures (``invoke failover.*``)."""
+
+    exit_code = 10
+
+
+class FailoverRefused(FailoverError):
+    """A guard refused a switchover, promote or rejoin before anything changed. ``reasons`` lists
+    every guard that failed, at once (Patroni's switchover checks: candidate streaming, lag within
+    ``maximum_lag_on_failover``, same timeline)."""
+
+    def __init__(self, what: str, reasons: list[str], hint: str):
+        self.what, self.reasons = what, list(reasons)
+        super().__init__(f"{what} refused: {'; '.join(self.reasons)}. Nothing was changed.", hint)
+
+
+class FailoverFailed(FailoverError):
+    """A failover step failed after changes began. ``step`` names it; the task edge appends what its
+    unwinding did (pooler resumed, old primary restarted) to the message."""
+
+    def __init__(self, step: str, error: str, hint: str):
+        self.step, self.error = step, error
+        super().__init__(f"{step} failed: {error}.", hint)
+
+
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
@@ -366,5 +391,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "backup, repository, verify or restore"),
     (8, "restore drill failed"),
     (9, "`pulumi` CLI missing for an AWS stack"),
+    (10, "failover refused by a guard (nothing changed) or a failover step failed (the message says what was "
+         "unwound and the next command)"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )

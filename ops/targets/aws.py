@@ -178,3 +178,16 @@ class AwsTarget(AbstractTarget):
         return run_snapshot_drill(self.clients.rds, snaps[0].id, database, subnet_group=self.outputs["subnet_group"],
                                   security_groups=[self.outputs["security_group_id"]], instance_class=instance_class,
                                   checks=checks, now=now, wait_delay_s=wait_delay_s, on_report=finish)
+
+    # ---- failover -------------------------------------------------------------------------------
+    def switchover(self, *, to: str | None, force: bool, rerun: str):
+        """A Multi-AZ failover of the primary (``reboot_db_instance(ForceFailover=True)``)."""
+        from ..failover import rds
+        return rds.switchover(self.clients.rds, self.name, self.outputs["primary_id"], to=to, rerun=rerun)
+
+    def promote(self, *, node: str | None, rerun: str):
+        """``promote_read_replica`` of one of the stack's replicas after the primary is lost."""
+        from ..failover import rds
+        ids = list(self.outputs.get("replica_ids", []))
+        return rds.promote(self.clients.rds, self.name, self.outputs["primary_id"], ids, node=node,
+                           primary_params=self._primary, replica_params=dict(zip(ids, self._replicas)), rerun=rerun)

@@ -240,9 +240,11 @@ def ensure_slots(stack: LocalStack, layout: StackLayout) -> None:
 def repoint_running(stack: LocalStack, layout: StackLayout, node: NodeSpec) -> None:
     """Point a running replica at ``layout.primary``: ALTER SYSTEM primary_conninfo and
     primary_slot_name, then reload (the WAL receiver restarts and follows the new timeline)."""
+    from psycopg import sql  # ALTER SYSTEM takes no bind parameters: quoted literals
     with _conn(stack, node) as c:
-        c.execute("ALTER SYSTEM SET primary_conninfo = %s", (primary_conninfo(layout, node),))
-        c.execute("ALTER SYSTEM SET primary_slot_name = %s", (node.slot or f"pgops_{node.name}",))
+        for name, value in (("primary_conninfo", primary_conninfo(layout, node)),
+                            ("primary_slot_name", node.slot or f"pgops_{node.name}")):
+            c.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
         c.execute("SELECT pg_reload_conf()")
 
 

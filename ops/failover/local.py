@@ -288,14 +288,28 @@ def rejoin(stack: LocalStack, layout: StackLayout, node: NodeSpec) -> str:
     :class:`FailoverFailed` naming the node and ``invoke failover.rejoin``."""
     hint = f"read {node.log_file}, then run `invoke failover.rejoin --node {node.name} --yes`."
     stack.stop_node(node, "fast")
+    stack.clear_stale_pid(node)  # a killed postmaster (kill -9) leaves its lock file behind
     why_not = rewindable(stack, layout, node)
     if why_not is None:
         src = layout.primary
-        run_server_cmd([str(pg_bindir() / "pg_rewind"), f"--target-pgdata={node.data_dir}",
-                        f"--source-server=host=127.0.0.1 port={src.port} user=postgres dbname=postgres"],
-                       what=f"pg_rewind of '{node.name}' against '{src.name}'",
-                       env={"PGPASSFILE": str(layout.passfile)}, timeout=600)
-        write_standby_config(layout, node)
+        # pg_rewind reads the source's timeline from its pg_control, which a just-promoted server
+        # updates only at its next checkpoint; before it, pg_rewind sees one timeline and says "no
+        # rewind required" (Patroni's rewind.py checkpoints after a promote for the same reason)
+        with _conn(stack, src) as c:
+            c.execute("CHECKPOINT")
+        # a node that crashed is recovered by pg_rewind in single-user mode, which refuses standby
+        # mode: lift the fence for the rewind only, and put it back whatever happens
+        signal = node.data_dir / "standby.signal"
+        signal.unlink(missing_ok=True)
+        try:
+            run_server_cmd([str(pg_bindir() / "pg_rewind"), f"--target-pgdata={node.data_dir}",
+                            f"--source-server=host=127.0.0.1 port={src.port} user=postgres dbname=postgres"],
+                           what=f"pg_rewind of '{node.name}' against '{src.name}'",
+                           env={"PGPASSFILE": str(layout.passfile)}, timeout=600)
+        except OpsError as exc:
+            raise FailoverFailed(f"rejoining '{node.name}'", exc.message, hint) from None
+        finally:
+            write_standby_config(layout, node)
         stack.start_node(node)
         how = f"rewound with pg_rewind against '{src.name}'"
     else:

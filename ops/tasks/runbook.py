@@ -16,8 +16,8 @@ def _load():
 
 def known_tasks() -> dict[str, tuple[set[str], set[str], int]]:
     """Every task of every area: name → (options taking a value, boolean flags, positional count)."""
-    from . import backup, db, deploy, drill, health, local
-    every = Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns, ns)
+    from . import backup, db, deploy, drill, failover, health, local
+    every = Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns, failover.ns, ns)
     out = {}
     for name in every.task_names:
         t = every[name]

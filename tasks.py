@@ -4,6 +4,7 @@
     terminate,drop-slot,reindex-invalid}
     | backup.{create,list,show,verify,restore,prune} | drill.{run,history} | runbook.{list,check}
     | cutover.{prepare,status,run,verify,rollback,finish}
+    | failover.{switchover,promote,rejoin}
 """
 from ops.tasks import root
 

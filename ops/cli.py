@@ -48,7 +48,8 @@ TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.ro
                 "db.terminate", "db.drop-slot", "db.reindex-invalid",
                 "backup.create", "backup.list", "backup.show", "backup.verify", "backup.prune", "backup.restore",
                 "drill.run", "drill.history", "cutover.prepare", "cutover.status", "cutover.run", "cutover.verify",
-                "cutover.rollback", "cutover.finish"}
+                "cutover.rollback", "cutover.finish",
+                "failover.switchover", "failover.promote", "failover.rejoin"}
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z-]+)?)([^`]*)`")

@@ -430,6 +430,31 @@ class RemedyError(OpsError):
         super().__init__(message, hint)
 
 
+class FailoverError(OpsError):
+    """Base of switchover, promote and rejoin failures (``invoke failover.*``)."""
+
+    exit_code = 11
+
+
+class FailoverRefused(FailoverError):
+    """A guard refused a switchover, promote or rejoin before anything changed. ``reasons`` lists
+    every guard that failed, at once (Patroni's switchover checks: candidate streaming, lag within
+    ``maximum_lag_on_failover``, same timeline)."""
+
+    def __init__(self, what: str, reasons: list[str], hint: str):
+        self.what, self.reasons = what, list(reasons)
+        super().__init__(f"{what} refused: {'; '.join(self.reasons)}. Nothing was changed.", hint)
+
+
+class FailoverFailed(FailoverError):
+    """A failover step failed after changes began. ``step`` names it; the task edge appends what its
+    unwinding did (pooler resumed, old primary restarted) to the message."""
+
+    def __init__(self, step: str, error: str, hint: str):
+        self.step, self.error = step, error
+        super().__init__(f"{step} failed: {error}.", hint)
+
+
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
@@ -444,5 +469,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (8, "restore drill failed"),
     (9, "`pulumi` CLI missing for an AWS stack"),
     (10, "cutover refused, aborted, failed or timed out (the old side is still the primary unless the message says otherwise)"),
+    (11, "failover refused by a guard (nothing changed) or a failover step failed (the message says what was "
+         "unwound and the next command)"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )

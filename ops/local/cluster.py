@@ -443,6 +443,20 @@ class LocalStack:
             done.append(f"purged {self.layout.state_dir}")
         return done
 
+    def clear_stale_pid(self, node: NodeSpec, timeout_s: float = 30.0) -> bool:
+        """When ``node``'s postmaster is dead (killed; a zombie counts as dead) but its
+        ``postmaster.pid`` remains, wait up to ``timeout_s`` for its orphaned children to exit and
+        remove the file, so tools that refuse a locked directory (``pg_rewind``'s single-user crash
+        recovery) can run. Returns whether a stale file was removed."""
+        pidfile = node.data_dir / "postmaster.pid"
+        if node_pid(node) is not None or not pidfile.exists():
+            return False
+        deadline = time.monotonic() + timeout_s
+        while _orphans(node) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pidfile.unlink(missing_ok=True)
+        return True
+
 
 def open_stack(state_dir: Path | None = None, port: int | None = None, replicas: int | None = None,
                extra_settings: dict[str, str] | None = None, throwaway: bool = False) -> LocalStack:

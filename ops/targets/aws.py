@@ -185,3 +185,16 @@ class AwsTarget(AbstractTarget):
         from ..cutover.rds import RdsCutover
         return RdsCutover(self.clients.rds, self.outputs["primary_id"], conninfo={**self.primary, "dbname": "postgres"},
                           stack=self.name)
+
+    # ---- failover -------------------------------------------------------------------------------
+    def switchover(self, *, to: str | None, force: bool, rerun: str):
+        """A Multi-AZ failover of the primary (``reboot_db_instance(ForceFailover=True)``)."""
+        from ..failover import rds
+        return rds.switchover(self.clients.rds, self.name, self.outputs["primary_id"], to=to, rerun=rerun)
+
+    def promote(self, *, node: str | None, rerun: str):
+        """``promote_read_replica`` of one of the stack's replicas after the primary is lost."""
+        from ..failover import rds
+        ids = list(self.outputs.get("replica_ids", []))
+        return rds.promote(self.clients.rds, self.name, self.outputs["primary_id"], ids, node=node,
+                           primary_params=self._primary, replica_params=dict(zip(ids, self._replicas)), rerun=rerun)

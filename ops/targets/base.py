@@ -210,6 +210,23 @@ class AbstractTarget(ABC):
         """libpq parameters of the pooler applications use, when the target runs one."""
         return None
 
+    # ---- failover -------------------------------------------------------------------------------
+    def switchover(self, *, to: str | None, force: bool, rerun: str):
+        """``failover.switchover``: an :class:`ops.failover.plan.Operation` (plan, report, unwind)."""
+        raise ConfigError([f"failover.switchover needs the local stack or an AWS stack, not {self.name}"],
+                          "run it with --stack (a bare --dsn names one server, with no replica to switch to).")
+
+    def promote(self, *, node: str | None, rerun: str):
+        """``failover.promote``: an :class:`ops.failover.plan.Operation` promoting a replica after the
+        primary is lost."""
+        raise ConfigError([f"failover.promote needs the local stack or an AWS stack, not {self.name}"],
+                          "run it with --stack (a bare --dsn names one server, with no replica to promote).")
+
+    def rejoin(self, *, node: str, rerun: str):
+        """``failover.rejoin``: an Operation making ``node`` a streaming replica of the primary again."""
+        raise ConfigError([f"failover.rejoin needs the local stack, not {self.name}"],
+                          "on AWS, replace a lost instance with `invoke deploy --stack NAME`.")
+
 
 def without_dbname(params: Mapping) -> dict:
     out = dict(params)

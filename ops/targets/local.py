@@ -66,7 +66,8 @@ class LocalTarget(AbstractTarget):
         return self.stack.layout.passfile
 
     def health_nodes(self) -> list[tuple[str, str, dict]]:
-        return [(n.name, n.role, without_dbname(self.stack.conninfo(n))) for n in self.stack.layout.nodes]
+        lay = self.stack.layout  # primary first (the interface's promise), wherever a switchover moved it
+        return [(n.name, n.role, without_dbname(self.stack.conninfo(n))) for n in (lay.primary, *lay.replica_nodes)]
 
     def data_directories(self) -> dict[str, str]:
         return {n.name: str(n.data_dir) for n in self.stack.layout.nodes if n.data_dir.exists()}
@@ -80,3 +81,15 @@ class LocalTarget(AbstractTarget):
         if self.stack.layout.pooler is None or not self.stack.layout.pooler.ini.exists():
             return None
         return without_dbname(self.stack.pooler_conninfo())
+
+    def switchover(self, *, to: str | None, force: bool, rerun: str):
+        from ..failover.local import switchover
+        return switchover(self.stack, to=to, force=force, rerun=rerun)
+
+    def promote(self, *, node: str | None, rerun: str):
+        from ..failover.local import promote
+        return promote(self.stack, node=node, rerun=rerun)
+
+    def rejoin(self, *, node: str, rerun: str):
+        from ..failover.local import rejoin_plan
+        return rejoin_plan(self.stack, node=node, rerun=rerun)

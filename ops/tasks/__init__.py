@@ -8,6 +8,6 @@ def root():
     """The whole task tree: what ``invoke --list`` shows."""
     from invoke import Collection
 
-    from . import backup, cutover, db, deploy, drill, health, local, runbook
+    from . import backup, cutover, db, deploy, drill, failover, health, local, runbook
     return Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns,
-                      runbook.ns, cutover.ns)
+                      runbook.ns, cutover.ns, failover.ns)

@@ -63,6 +63,11 @@ LIMITS: dict[str, Limit] = {limit.id: limit for limit in (
     Limit("drill_age", "s", 30 * 86400, _ALARM["drill_age"].threshold, _ALARM["drill_age"].runbook,
           "age of the newest passed restore drill (none: critical)"),
     Limit("pooler", "", 1, 1, "runbooks/local-stack-down.md", "the pooler does not pass a query to the primary"),
+    Limit("cpu", "%", 80, _ALARM["cpu"].threshold, _ALARM["cpu"].runbook,
+          "CPUUtilization of the RDS instance (AWS stacks, CloudWatch)"),
+    Limit("ebs_burst_spent", "%", 100 - 2 * _ALARM["ebs_byte_balance"].threshold,
+          100 - _ALARM["ebs_byte_balance"].threshold, _ALARM["ebs_byte_balance"].runbook,
+          "EBS burst balance spent: 100 − the lower of EBSByteBalance% and EBSIOBalance% (AWS stacks, CloudWatch)"),
 )}
 
 

@@ -164,10 +164,11 @@ def pooler(name: str, params: dict) -> Measurement:
 
 def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], data_dirs: dict[str, str],
                 pooler_params: dict | None, repo, now: datetime, drill_reports: Callable,
-                list_backups: Callable) -> list[Measurement]:
+                list_backups: Callable, platform: Callable[[], list[Measurement]] | None = None) -> list[Measurement]:
     """Every check of a target. ``nodes``: (name, role, libpq params without dbname), primary first;
     ``data_dirs``: node name → data directory (local nodes; empty elsewhere); ``pooler_params``: the
-    pooler's parameters when one runs; ``repo``: the backup repository (None: no backup checks)."""
+    pooler's parameters when one runs; ``repo``: the backup repository (None: no backup checks);
+    ``platform``: the measurements only the platform has (CloudWatch on an AWS stack)."""
     out: list[Measurement] = []
     for name, role, params in nodes:
         out += server_checks(name, role, params)
@@ -178,6 +179,8 @@ def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], dat
     if primary_up:
         out += invalid_indexes(primary, databases)
     out += disk_usage(data_dirs)
+    if platform is not None:
+        out += platform()
     if pooler_params is not None:  # PgBouncer holds a query while the primary is down: do not probe then
         out.append(pooler("pooler", pooler_params) if primary_up else
                    Measurement("pooler", "pooler", None, "not probed: the primary does not answer"))

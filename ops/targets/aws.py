@@ -198,3 +198,11 @@ class AwsTarget(AbstractTarget):
         ids = list(self.outputs.get("replica_ids", []))
         return rds.promote(self.clients.rds, self.name, self.outputs["primary_id"], ids, node=node,
                            primary_params=self._primary, replica_params=dict(zip(ids, self._replicas)), rerun=rerun)
+
+    def platform_measurements(self, now: datetime) -> list:
+        """Storage, CPU and EBS burst balance of every instance of the stack from CloudWatch
+        (:mod:`ops.health.cloudwatch`), named as :meth:`health_nodes` names them."""
+        from ..health.cloudwatch import instance_measurements
+        ids = [self.outputs["primary_id"], *self.outputs.get("replica_ids", [])]
+        names = ["primary"] + [f"replica{i}" for i in range(1, len(ids))]
+        return instance_measurements(self.clients.rds, self.clients.cloudwatch, list(zip(names, ids)), now)

@@ -195,6 +195,10 @@ class AbstractTarget(ABC):
         return [("primary", "primary", self.primary)] + \
             [(f"replica{i}", "replica", p) for i, p in enumerate(self.replicas, 1)]
 
+    def platform_measurements(self, now: datetime) -> list:
+        """Health measurements only the platform can give (AWS: CloudWatch); none by default."""
+        return []
+
     def data_directories(self) -> dict[str, str]:
         """Node name → data directory whose file system ``disk_usage`` measures (local nodes only)."""
         return {}

@@ -65,9 +65,11 @@ def _measure(stack, dsn, sql_root, db, repository, format_, set_) -> list:
     except ConfigError:
         url = None  # --dsn without --repository: no backup checks rather than a guess
     repo = open_repository(url, target.kms_key_id()) if url else None
+    now = datetime.now(timezone.utc)
     measured = measure_all(target.health_nodes(), databases=databases, data_dirs=target.data_directories(),
-                           pooler_params=target.pooler_params(), repo=repo, now=datetime.now(timezone.utc),
-                           drill_reports=drill_reports, list_backups=list_backups)
+                           pooler_params=target.pooler_params(), repo=repo, now=now,
+                           drill_reports=drill_reports, list_backups=list_backups,
+                           platform=lambda: target.platform_measurements(now))
     return [judge(m, limits) for m in measured]
 
 

@@ -406,8 +406,11 @@ class LocalCutover:
     # ---- status ---------------------------------------------------------------------------------
     def status(self) -> dict:
         """Phase, replication lag in bytes (toward the side that is not primary), per-table sync
-        state, and every guard as ``{"name", "passed", "detail"}``."""
-        out = {"phase": self.phase, "primary_side": self.state.get("primary_side"),
+        state, and every guard as ``{"name", "passed", "detail"}``. A switch left half-done by a
+        killed process is finished or undone first (:meth:`recover`; listed under ``recovered``)."""
+        recovered = self.recover()
+        out = {"recovered": recovered} if recovered else {}
+        out |= {"phase": self.phase, "primary_side": self.state.get("primary_side"),
                "databases": self.state.get("databases", []), "lag_bytes": None, "tables": [], "guards": []}
         if self.phase == "none":
             return out
@@ -479,6 +482,7 @@ class LocalCutover:
         ``phases_ms``, sequences set, tables and rows checked). Raises :class:`CutoverRefused` when a
         guard fails before the pause, :class:`CutoverAborted` when over ``budget_ms`` milliseconds of
         write pause or on a failure midway (blue still primary, pooler resumed)."""
+        self.recover()
         self._require("run", "ready", "rolled_back")
         return self._switch("blue", "green", FWD_SUB, REV_SUB, budget_ms, lag_wait_s, "run",
                             on_progress or (lambda m: None))
@@ -487,6 +491,7 @@ class LocalCutover:
                  on_progress: Callable[[str], None] | None = None) -> dict:
         """The same guarded switch from green back to blue, over the reverse replication, so no
         write acknowledged on green is lost. Raises like :meth:`run`."""
+        self.recover()
         self._require("rollback", "switched")
         return self._switch("green", "blue", REV_SUB, FWD_SUB, budget_ms, lag_wait_s, "rollback",
                             on_progress or (lambda m: None))
@@ -520,6 +525,11 @@ class LocalCutover:
             keep = [c.info.backend_pid for c in (*sconns.values(), *ssnap.values())]
             token = secrets.token_hex(8)
             budget_s = budget_ms / 1000
+            # written before anything changes: a process killed mid-switch leaves this behind, and the
+            # next cutover command finishes or undoes the switch (see :meth:`recover`)
+            self.state["in_switch"] = {"from": src_name, "to": dst_name, "in_sub": in_sub, "back_sub": back_sub,
+                                       "at": _now()}
+            self._save()
             t0 = self.clock()
 
             def step(name, fn):
@@ -608,6 +618,7 @@ class LocalCutover:
                 report["write_pause_ms"] = _ms(self.clock() - t0)
                 report["aborted_at"] = where or type(exc).__name__
                 report["undone"] = undone
+                self.state.pop("in_switch", None)
                 self.state.setdefault("switches", []).append({**report, "at": _now()})
                 self._save()
                 if isinstance(exc, KeyboardInterrupt):
@@ -620,6 +631,7 @@ class LocalCutover:
                                      "with a larger budget or when fewer long transactions run.", report) from None
             self.state["phase"] = "switched" if dst_name == "green" else "rolled_back"
             self.state["primary_side"] = dst_name
+            self.state.pop("in_switch", None)
             self._save()
             progress("verifying every table at the fence")
             t1 = self.clock()
@@ -631,6 +643,57 @@ class LocalCutover:
         self.state.setdefault("switches", []).append({**report, "at": _now()})
         self._save()
         return report
+
+    def recover(self) -> list[str]:
+        """Finish or undo a switch whose process died (kill -9, a lost terminal) and left the pooler
+        paused and a side fenced. The pooler's target is the commit point: once it names the new
+        side, writes may have gone there, so the switch is finished forward (new side unfenced,
+        reverse replication on, phase recorded, verification marked missing); before that every
+        step is undone toward the old side. Then RESUME (no PAUSE is pending: its session died with
+        the process). Idempotent; returns what it did (empty when nothing was left half-done)."""
+        sw = self.state.get("in_switch")
+        if not sw:
+            return []
+        src, dst = self._side(sw["from"]), self._side(sw["to"])
+        dbs = self.state["databases"]
+        done = []
+        pointed = _pooler_target_port(self.stack.layout.pooler.ini) == dst.node.port
+        admin = PoolerAdmin({**self.stack.pooler_conninfo(), "user": "postgres"})
+        try:
+            if pointed:
+                with dst.connect("postgres") as conn:
+                    self._unfence(dst, conn)
+                for db in dbs:
+                    with dst.connect(db) as d, src.connect(db) as sc:
+                        d.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sw["in_sub"])))
+                        sc.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(sw["back_sub"])))
+                self.state["phase"] = "switched" if sw["to"] == "green" else "rolled_back"
+                self.state["primary_side"] = sw["to"]
+                self.state["last_verification"] = {"passed": False, "mismatches": [
+                    "the switch's process died before verifying at the fence"], "sequence_problems": []}
+                done.append(f"the pooler already pointed at {sw['to']}: finished the switch forward "
+                            f"({sw['to']} is primary; run `invoke cutover.verify`)")
+            else:
+                with src.connect("postgres") as conn:
+                    self._unfence(src, conn)
+                for db in dbs:
+                    with dst.connect(db) as d, src.connect(db) as sc:
+                        sc.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sw["back_sub"])))
+                        d.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(sw["in_sub"])))
+                self._point_pooler(admin, src.node.port)
+                done.append(f"undid the interrupted switch: {sw['from']} unfenced and primary, replication "
+                            f"{sw['from']} -> {sw['to']} running again")
+            try:
+                admin.resume()
+                done.append("resumed the pooler")
+            except Exception as exc:  # noqa: BLE001 — "not paused": the PAUSE never took hold
+                log.debug("RESUME during recovery: %s", exc)
+        finally:
+            admin.close()
+        self.state.pop("in_switch", None)
+        self.state.setdefault("recoveries", []).append({"at": _now(), "done": done})
+        self._save()
+        return done
 
     def _wait_lag(self, src: Side, dbs, src_name, timeout_s, action) -> None:
         deadline = self.clock() + timeout_s
@@ -751,6 +814,7 @@ class LocalCutover:
     def verify(self) -> dict:
         """The verification recorded at the last switch's fence, plus every sequence checked now on
         the side that is primary: ≥ the other side's value and ≥ the max of its column."""
+        self.recover()
         self._require("verify", "switched", "rolled_back")
         rec = dict(self.state.get("last_verification") or {})
         primary, other = (("green", "blue") if self.state["primary_side"] == "green" else ("blue", "green"))
@@ -788,6 +852,7 @@ class LocalCutover:
         """After a switch: clean both sides, stop old blue, make green the stack's primary (replicas
         rebuilt from it). After a rollback (or from ready): clean blue and remove green. Asserts no
         slot, publication or subscription pgops made remains. Returns what was done."""
+        self.recover()
         self._require("finish", "ready", "rolled_back", "switched", "preparing")
         progress = on_progress or (lambda m: None)
         done = []
@@ -944,6 +1009,13 @@ class _OverBudget(Exception):
 
 
 _SUBSTATE = {"i": "initialize", "d": "copying", "f": "finished copy", "s": "synchronized", "r": "ready"}
+
+
+def _pooler_target_port(ini: Path) -> int | None:
+    """The port the pooler's ``[databases]`` entry sends clients to (from the ini pgops wrote)."""
+    import re
+    m = re.search(r"^\* = host=\S+ port=(\d+)", ini.read_text(), re.M)
+    return int(m.group(1)) if m else None
 
 
 def _copy_sequences(src, dst) -> int:

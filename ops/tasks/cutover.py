@@ -91,6 +91,8 @@ def status(c, stack=None, dsn=None, json_=False):
     """Phase, lag in bytes, per-table sync state and every guard as a named pass/fail row."""
     engine, _ = _engine(stack, dsn)
     st = engine.status()
+    for line in st.get("recovered") or []:
+        cli.warn(f"recovered an interrupted switch: {line}")
     if json_:
         cli.emit_json(st)
         return

@@ -209,3 +209,51 @@ def test_over_budget_leaves_blue_primary_and_the_pooler_resumed(cut_env):
     holder.close()
     ok = invoke(["cutover.run", "--yes"], env)  # nothing half-done: the same cutover succeeds afterwards
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_switch_killed_mid_pause_is_undone_by_the_next_command(cut_env):
+    """kill -9 of ``cutover.run`` while its PAUSE waits behind an open transaction: the pooler is left
+    paused and blue fenced or not; the next cutover command undoes the switch and resumes the pooler,
+    and the cutover then succeeds (nothing half-done, nothing done twice)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sd, env = cut_env
+    stack = open_stack(sd)
+    assert invoke(["cutover.prepare", "--yes"], env).returncode == 0
+    holder = connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop")
+    holder.execute("INSERT INTO orders (note) VALUES ('held')")
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PGOPS_")}, **env}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "cutover.run", "--yes", "--budget-ms", "60000"],
+                            cwd=Path(__file__).resolve().parents[2], env=full_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = sd / "cutover" / "state.json"
+    deadline = time.monotonic() + 60
+    while "in_switch" not in state.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "the switch never started"
+        time.sleep(0.05)
+    time.sleep(0.5)  # PAUSE sent, waiting for the held transaction
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    holder.commit()
+    holder.close()
+    st = invoke(["cutover.status", "--json"], env)
+    doc = json.loads(st.stdout)
+    assert doc["phase"] == "ready" and doc["recovered"], doc
+    got = []
+
+    def write():
+        with connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop", autocommit=True,
+                     connect_timeout=5) as conn:
+            got.append(conn.execute("INSERT INTO orders (note) VALUES ('after recovery') RETURNING id").fetchone()[0])
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    t.join(15)  # a pooler still paused would hold the insert for ever
+    assert got, "the pooler is still paused after recovery"
+    assert got[0] in ids_on(stack, stack.layout.primary.port)
+    ok = invoke(["cutover.run", "--yes", "--json", "-"], env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["passed"]

@@ -46,7 +46,7 @@ from ..errors import CutoverAborted, CutoverError, CutoverRefused
 from ..local.cluster import LocalStack, node_pid, write_private
 from ..local.layout import NodeSpec, render_conf, render_pgbouncer_ini
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
-from .pooler import PoolerAdmin
+from ..local.pooler import PoolerAdmin
 
 log = logging.getLogger(__name__)
 
@@ -513,14 +513,13 @@ class LocalCutover:
         t = self.clock()
         self._wait_lag(src, dbs, src_name, lag_wait_s, action)
         phases["lag_wait"] = _ms(self.clock() - t)
-        pooler_params = {**self.stack.pooler_conninfo(), "user": "postgres"}
         undo: list[tuple[str, Callable[[], None]]] = []
         with ExitStack() as stack:
             sconns = {db: stack.enter_context(src.connect(db)) for db in dbs}
             dconns = {db: stack.enter_context(dst.connect(db)) for db in dbs}
             ssnap = {db: stack.enter_context(src.connect(db)) for db in dbs}
             dsnap = {db: stack.enter_context(dst.connect(db)) for db in dbs}
-            admin = PoolerAdmin(pooler_params)
+            admin = PoolerAdmin(self.stack, "cutover")
             stack.callback(admin.close)
             keep = [c.info.backend_pid for c in (*sconns.values(), *ssnap.values())]
             token = secrets.token_hex(8)
@@ -542,9 +541,11 @@ class LocalCutover:
             try:
                 progress("PAUSE the pooler")
                 t1 = self.clock()
-                if not admin.pause(max(budget_s - (self.clock() - t0), 0.001)):
+                try:
+                    admin.pause(max(budget_s - (self.clock() - t0), 0.001))
+                except TimeoutError:  # abandoned (its session closed): nothing pending, RESUME is safe
                     phases["pause"] = _ms(self.clock() - t1)
-                    raise _OverBudget("pause")
+                    raise _OverBudget("pause") from None
                 phases["pause"] = _ms(self.clock() - t1)
                 step("fence", lambda: self._fence(src, sconns[dbs[0]], keep))
                 undo.append(("unfence " + src_name, lambda: self._unfence(src, sconns[dbs[0]])))
@@ -613,8 +614,9 @@ class LocalCutover:
                 undone = self._undo(undo)
                 try:
                     admin.resume()
-                except Exception as rexc:  # "not paused" when PAUSE never took hold
-                    log.debug("RESUME after abort: %s", rexc)
+                except Exception as rexc:  # recorded in the report; the abort is what the user reads
+                    log.error("RESUME after abort failed: %s", rexc)
+                    report["resume_error"] = str(rexc)
                 report["write_pause_ms"] = _ms(self.clock() - t0)
                 report["aborted_at"] = where or type(exc).__name__
                 report["undone"] = undone
@@ -658,15 +660,12 @@ class LocalCutover:
         dbs = self.state["databases"]
         done = []
         pointed = _pooler_target_port(self.stack.layout.pooler.ini) == dst.node.port
-        admin = PoolerAdmin({**self.stack.pooler_conninfo(), "user": "postgres"})
+        admin = PoolerAdmin(self.stack, "cutover")
         try:
             if pointed:
                 with dst.connect("postgres") as conn:
                     self._unfence(dst, conn)
-                for db in dbs:
-                    with dst.connect(db) as d, src.connect(db) as sc:
-                        d.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sw["in_sub"])))
-                        sc.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(sw["back_sub"])))
+                _replicate(dbs, on=(src, sw["back_sub"]), off=(dst, sw["in_sub"]))
                 self.state["phase"] = "switched" if sw["to"] == "green" else "rolled_back"
                 self.state["primary_side"] = sw["to"]
                 self.state["last_verification"] = {"passed": False, "mismatches": [
@@ -676,18 +675,12 @@ class LocalCutover:
             else:
                 with src.connect("postgres") as conn:
                     self._unfence(src, conn)
-                for db in dbs:
-                    with dst.connect(db) as d, src.connect(db) as sc:
-                        sc.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sw["back_sub"])))
-                        d.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(sw["in_sub"])))
+                _replicate(dbs, on=(dst, sw["in_sub"]), off=(src, sw["back_sub"]))
                 self._point_pooler(admin, src.node.port)
                 done.append(f"undid the interrupted switch: {sw['from']} unfenced and primary, replication "
                             f"{sw['from']} -> {sw['to']} running again")
-            try:
-                admin.resume()
-                done.append("resumed the pooler")
-            except Exception as exc:  # noqa: BLE001 — "not paused": the PAUSE never took hold
-                log.debug("RESUME during recovery: %s", exc)
+            admin.resume()
+            done.append("resumed the pooler")
         finally:
             admin.close()
         self.state.pop("in_switch", None)
@@ -759,10 +752,7 @@ class LocalCutover:
             saved.unlink()
 
     def _point_pooler(self, admin: PoolerAdmin, port: int) -> None:
-        lay = self.stack.layout
-        lay.pooler.ini.write_text(render_pgbouncer_ini(lay, target_port=port))
-        chown_server(lay.pooler.ini, 0o600)
-        admin.command("RELOAD")
+        admin.point_at(self.stack.layout, port)
         self.state["pooler_port"] = port
 
     def _undo(self, undo) -> list[str]:
@@ -1009,6 +999,15 @@ class _OverBudget(Exception):
 
 
 _SUBSTATE = {"i": "initialize", "d": "copying", "f": "finished copy", "s": "synchronized", "r": "ready"}
+
+
+def _replicate(dbs: list[str], *, on: tuple[Side, str], off: tuple[Side, str]) -> None:
+    """In every database: disable subscription ``off[1]`` on side ``off[0]``, then enable
+    ``on[1]`` on ``on[0]`` — replication runs in one direction only (idempotent)."""
+    for db in dbs:
+        with off[0].connect(db) as o, on[0].connect(db) as n:
+            o.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(off[1])))
+            n.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(on[1])))
 
 
 def _pooler_target_port(ini: Path) -> int | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-import select
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,13 +30,13 @@ from pathlib import Path
 
 from ..dsn import connect, redact, tool_application_name
 from ..errors import FailoverFailed, FailoverRefused, OpsError
-from ..local.cluster import LocalStack, node_pid, pooler_pid
+from ..local.cluster import LocalStack, node_pid
+from ..local.pooler import PoolerAdmin
 from ..local.layout import (
     NodeSpec,
     StackLayout,
     primary_conninfo,
     render_conf,
-    render_pgbouncer_ini,
 )
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..planapply import Plan, Step
@@ -136,75 +135,6 @@ def switch_point(stack: LocalStack, node: NodeSpec) -> int | None:
 
 
 # ---- the pooler's admin console --------------------------------------------------------------------
-class PoolerAdmin:
-    """PgBouncer's admin console (dbname ``pgbouncer`` on the pooler port, as ``postgres`` with the
-    stack's passfile). Every command runs on a fresh connection with a hard timeout."""
-
-    def __init__(self, stack: LocalStack):
-        self.stack = stack
-        self.params = {**stack.pooler_conninfo(), "dbname": "pgbouncer"}
-
-    @property
-    def running(self) -> bool:
-        p = self.stack.layout.pooler
-        return p is not None and pooler_pid(p) is not None
-
-    def command(self, cmd: str, timeout_s: float = 10.0) -> None:
-        """Run ``cmd``; raises TimeoutError after ``timeout_s`` — having closed the connection, so
-        the command is no longer pending — and RuntimeError with PgBouncer's message on an error."""
-        from psycopg import pq
-        conn = connect(self.params, autocommit=True, connect_timeout=5,
-                       application_name=tool_application_name("failover"))
-        try:
-            pg = conn.pgconn
-            pg.send_query(cmd.encode())
-            while pg.flush() != 0:
-                pass
-            deadline = time.monotonic() + timeout_s
-            while True:
-                pg.consume_input()
-                if not pg.is_busy():
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"PgBouncer {cmd} did not finish within {timeout_s:.0f} s")
-                select.select([pg.socket], [], [], min(remaining, 0.2))
-            error = None
-            while (res := pg.get_result()) is not None:
-                if res.status == pq.ExecStatus.FATAL_ERROR:
-                    error = (res.error_message or b"").decode(errors="replace").strip()
-            if error:
-                raise RuntimeError(error)
-        finally:
-            conn.close()
-
-    def pause(self, timeout_s: float = PAUSE_TIMEOUT_S) -> None:
-        """PAUSE (waits until every server connection is released). On a timeout the PAUSE's
-        connection is closed first and only then RESUME sent (pgbouncer#715), then TimeoutError."""
-        try:
-            self.command("PAUSE", timeout_s)
-        except TimeoutError:
-            self.resume()
-            raise
-
-    def resume(self) -> None:
-        """RESUME; a pooler that is not paused is fine."""
-        try:
-            self.command("RESUME")
-        except RuntimeError as exc:
-            if "not paused" not in str(exc):
-                raise
-
-    def point_at(self, layout: StackLayout) -> None:
-        """Rewrite pgbouncer.ini for ``layout``'s primary and RELOAD (server connections to the old
-        address are closed as they are released)."""
-        p = layout.pooler
-        p.ini.write_text(render_pgbouncer_ini(layout))
-        chown_server(p.ini, 0o600)
-        if self.running:
-            self.command("RELOAD")
-
-
 # ---- changing a node -------------------------------------------------------------------------------
 def write_standby_config(layout: StackLayout, node: NodeSpec) -> None:
     """Make the (stopped) ``node`` start as a replica of ``layout.primary``: ``standby.signal``, and
@@ -394,7 +324,7 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
     new_primary = new_layout.node(cand_node.name)
     old_as_replica = new_layout.node(old.name)
     others = [n for n in new_layout.replica_nodes if n.name != old.name]
-    admin = PoolerAdmin(stack)
+    admin = PoolerAdmin(stack, "failover")
     has_pooler = lay.pooler is not None and admin.running
     report = FailoverReport("switchover", "local", old.name, cand_node.name, _now().isoformat(timespec="seconds"))
     timed = _Timed(report)
@@ -405,7 +335,11 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
     def pause() -> str:
         if not has_pooler:
             return "no pooler runs: clients of the primary see it stop"
-        admin.pause()
+        try:
+            admin.pause(PAUSE_TIMEOUT_S)
+        except TimeoutError:
+            admin.resume()  # the PAUSE was abandoned with its session: nothing is pending (pgbouncer #715)
+            raise
         state["paused_at"] = time.monotonic()
         return f"PgBouncer on port {lay.pooler.port} paused"
 
@@ -550,7 +484,7 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
     new_layout = lay.with_roles({cand_node.name: "primary", old.name: "replica"})
     new_primary = new_layout.node(cand_node.name)
     others = [n for n in new_layout.replica_nodes if n.name != old.name]
-    admin = PoolerAdmin(stack)
+    admin = PoolerAdmin(stack, "failover")
     report = FailoverReport("promote", "local", old.name, cand_node.name, _now().isoformat(timespec="seconds"),
                             lost_primary_lsn=format_lsn(lost_end), lost_primary_source=lost_source)
     timed = _Timed(report)

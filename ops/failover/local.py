@@ -158,6 +158,34 @@ def write_standby_config(layout: StackLayout, node: NodeSpec) -> None:
         chown_server(p, 0o600)
 
 
+def promote_node(stack: LocalStack, node: NodeSpec) -> None:
+    """``pg_promote(wait => true)`` on ``node``; raises :class:`FailoverFailed` when it does not finish
+    within PROMOTE_TIMEOUT_S seconds (PostgreSQL docs, "pg_promote")."""
+    with _conn(stack, node) as c:
+        ok = c.execute("SELECT pg_promote(true, %s)", (PROMOTE_TIMEOUT_S,)).fetchone()[0]
+    if not ok:
+        raise FailoverFailed(f"promoting '{node.name}'", f"pg_promote did not finish within {PROMOTE_TIMEOUT_S} s",
+                             f"read {node.log_file}, then run `invoke local.status`.")
+
+
+def record_roles(stack: LocalStack, layout: StackLayout, fenced: NodeSpec | None) -> None:
+    """After a promotion: fence ``fenced`` (the old primary: standby.signal, so it can only start as
+    a replica), record ``layout``'s roles in ``stack.json`` and make each replica's slot on the new primary."""
+    if fenced is not None:
+        write_standby_config(layout, fenced)
+    stack.replace_layout(layout)
+    ensure_slots(stack, layout)
+
+
+def point_pooler_at(admin: PoolerAdmin, layout: StackLayout, state: dict) -> str:
+    """Point the stack's pooler at ``layout``'s primary (ini + RELOAD); ``state["pointed"]`` records it."""
+    if layout.pooler is None:
+        return "no pooler"
+    admin.point_at(layout)
+    state["pointed"] = True
+    return f"pgbouncer.ini → port {layout.primary.port}, RELOAD"
+
+
 def ensure_slots(stack: LocalStack, layout: StackLayout) -> None:
     """A physical slot on ``layout.primary`` for every other node (named as the layout says)."""
     with _conn(stack, layout.primary) as c:
@@ -366,23 +394,13 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
 
     def promote() -> str:
         state["promote_called"] = True
-        with _conn(stack, cand_node) as c:
-            ok = c.execute("SELECT pg_promote(true, %s)", (PROMOTE_TIMEOUT_S,)).fetchone()[0]
-        if not ok:
-            raise FailoverFailed(f"promoting '{cand_node.name}'", f"pg_promote did not finish within {PROMOTE_TIMEOUT_S} s",
-                                 f"read {cand_node.log_file}, then run `invoke local.status`.")
+        promote_node(stack, cand_node)
         state["promoted"] = True
-        write_standby_config(new_layout, old_as_replica)  # fence: the old primary can only start as a replica
-        stack.replace_layout(new_layout)
-        ensure_slots(stack, new_layout)
+        record_roles(stack, new_layout, old_as_replica)  # fence: the old primary can only start as a replica
         return f"'{cand_node.name}' promoted; roles recorded in {lay.state_file.name}; '{old.name}' fenced (standby.signal)"
 
     def point_pooler() -> str:
-        if lay.pooler is None:
-            return "no pooler"
-        admin.point_at(new_layout)
-        state["pointed"] = True
-        return f"pgbouncer.ini → port {new_primary.port}, RELOAD"
+        return point_pooler_at(admin, new_layout, state)
 
     def resume() -> str:
         if not has_pooler:
@@ -492,30 +510,20 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
     state = {"promoted": False, "pointed": False}
 
     def do_promote() -> str:
-        with _conn(stack, cand_node) as c:
-            ok = c.execute("SELECT pg_promote(true, %s)", (PROMOTE_TIMEOUT_S,)).fetchone()[0]
-        if not ok:
-            raise FailoverFailed(f"promoting '{cand_node.name}'", f"pg_promote did not finish within {PROMOTE_TIMEOUT_S} s",
-                                 f"read {cand_node.log_file}, then run `invoke local.status`.")
+        promote_node(stack, cand_node)
         state["promoted"] = True
         fork = switch_point(stack, cand_node)
         report.promoted_at_lsn = format_lsn(fork)
         report.wal_gap_bytes = wal_gap(lost_end, fork)
-        fenced = ""
-        if (old.data_dir / "PG_VERSION").exists() and node_pid(old) is None:
-            write_standby_config(new_layout, new_layout.node(old.name))  # it can only ever start as a replica
-            fenced = f"; '{old.name}' fenced (standby.signal)"
-        stack.replace_layout(new_layout)
-        ensure_slots(stack, new_layout)
+        fence = (old.data_dir / "PG_VERSION").exists() and node_pid(old) is None  # it can only start as a replica
+        record_roles(stack, new_layout, new_layout.node(old.name) if fence else None)
+        fenced = f"; '{old.name}' fenced (standby.signal)" if fence else ""
         return f"'{cand_node.name}' promoted at {report.promoted_at_lsn}; roles recorded{fenced}"
 
     def point_pooler() -> str:
-        if lay.pooler is None:
-            return "no pooler"
-        admin.point_at(new_layout)
-        state["pointed"] = True
+        done = point_pooler_at(admin, new_layout, state)
         report.write_pause_s = round(time.monotonic() - t0, 3)
-        return f"pgbouncer.ini → port {new_primary.port}, RELOAD"
+        return done
 
     def repoint_others() -> str:
         out = []

@@ -15,6 +15,31 @@ LONG_TRANSACTION_S = 60.0
 #: Replication lag (bytes behind blue's current WAL position) that refuses the switchover: one WAL segment.
 MAX_LAG_BYTES = 16 * 1024 * 1024
 
+_BLOCKERS = """
+SELECT format('%I.%I', n.nspname, c.relname), c.relpersistence
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
+  AND (c.relpersistence = 'u' OR (c.relpersistence = 'p' AND (c.relreplident = 'n'
+       OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+       OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
+                                                AND i.indisreplident)))))
+ORDER BY 1"""
+
+
+def replication_blockers(conn) -> tuple[list[str], list[str], int]:
+    """What logical replication would silently not carry in the database ``conn`` is connected to
+    (PostgreSQL docs, "Logical Replication: Restrictions" and "Replica Identity"): tables (``schema.table``)
+    whose UPDATE/DELETE cannot be replicated — no primary key under REPLICA IDENTITY DEFAULT, NOTHING, or
+    USING INDEX of a dropped index —, unlogged tables, and the number of large objects. Tables an
+    extension owns are its own business and left out. Used by both cutover engines."""
+    rels = conn.execute(_BLOCKERS).fetchall()
+    large = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+    return [r for r, p in rels if p == "p"], [r for r, p in rels if p == "u"], int(large)
+
+
 def names(rows: list[str], limit: int = 10) -> str:
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return ", ".join(rows[:limit]) + more
@@ -78,17 +103,9 @@ def blue_guards(conninfo: dict, *, long_transaction_s: float = LONG_TRANSACTION_
             continue
         with c:
             c.execute("SET statement_timeout = 10000")
-            rels = c.execute(
-                "SELECT format('%s.%I.%I', current_database(), n.nspname, c.relname), c.relpersistence "
-                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
-                "AND (c.relpersistence = 'u' OR (c.relpersistence = 'p' AND (c.relreplident = 'n' OR (c.relreplident = 'd' "
-                "AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))))) "
-                "ORDER BY 1").fetchall()
-            no_key += [r for r, p in rels if p == "p"]
-            unlogged += [r for r, p in rels if p == "u"]
-            n = c.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+            keyless, unlogged_here, n = replication_blockers(c)
+            no_key += [f"{db}.{t}" for t in keyless]
+            unlogged += [f"{db}.{t}" for t in unlogged_here]
             if n:
                 large.append(f"{db}: {n} large object(s)")
     if unreachable:

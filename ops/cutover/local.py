@@ -47,6 +47,7 @@ from ..local.cluster import LocalStack, node_pid, write_private
 from ..local.layout import NodeSpec, render_conf, render_pgbouncer_ini
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..local.pooler import PoolerAdmin
+from .checks import replication_blockers
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,6 @@ PHASES = ("none", "preparing", "ready", "switched", "rolled_back")
 DEFAULT_LAG_BOUND_BYTES = 1024 * 1024
 _APP = tool_application_name("cutover")
 
-_NO_IDENTITY = """
-SELECT format('%I.%I', n.nspname, c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
-  AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS
-        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-       OR (c.relreplident = 'i' AND NOT EXISTS
-        (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
-ORDER BY 1"""
-_UNLOGGED = """
-SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' ORDER BY 1"""
 _TABLES = """
 SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
@@ -206,14 +194,12 @@ class LocalCutover:
                         problems.append(f"blue's wal_level is '{level}', logical replication needs 'logical' "
                                         "(ALTER SYSTEM SET wal_level = logical, then `invoke local.down` and "
                                         "`invoke local.up`)")
-                for (t,) in conn.execute(_NO_IDENTITY):
-                    problems.append(f"{db}: table {t} has no primary key or replica identity "
-                                    "(its updates and deletes would not replicate)")
-                n_lo = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+                keyless, unlogged, n_lo = replication_blockers(conn)
+                problems += [f"{db}: table {t} has no primary key or replica identity (its updates and deletes "
+                             "would not replicate)" for t in keyless]
                 if n_lo:
                     problems.append(f"{db}: {n_lo} large object(s) (logical replication does not carry them)")
-                for (t,) in conn.execute(_UNLOGGED):
-                    problems.append(f"{db}: table {t} is unlogged (logical replication does not carry it)")
+                problems += [f"{db}: table {t} is unlogged (logical replication does not carry it)" for t in unlogged]
         return problems
 
     def plan(self, action: str, **opts) -> list[str]:

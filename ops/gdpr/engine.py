@@ -220,7 +220,7 @@ class Erasure:
             "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (table,))]
         sets = [sql.SQL("{c} = CASE WHEN {c} = {u}::uuid THEN {p}::uuid ELSE {c} END").format(
             c=sql.Identifier(c), u=sql.Placeholder("uid"), p=sql.Placeholder("pseudonym")) for c in cols]
-        sets += [sql.SQL("{c} = replace({c}::text, {u}, {p})::jsonb - {keys}::text[]").format(
+        sets += [sql.SQL("{c} = replace({c}::text, {u}::text, {p}::text)::jsonb - {keys}::text[]").format(
             c=sql.Identifier(c), u=sql.Placeholder("uid"), p=sql.Placeholder("pseudonym"),
             keys=sql.Placeholder("keys")) for c in jsonb]
         n = self.conn.execute(sql.SQL("UPDATE {t} SET {s} WHERE {p}").format(

@@ -98,7 +98,7 @@ FROM (SELECT i, k, {base} + random() * {span} AS t FROM generate_series(1, {n}) 
     ("audit_log", """
 INSERT INTO audit_log (logged_at, actor_user_id, subject_user_id, organization_id, db_user, application_name, table_name,
                        operation, row_id, new_data)
-SELECT v.created_at, v.user_id, v.user_id, NULL, 'futuresync_app', 'futuresync-web', 'visions', 'INSERT', v.id::text,
+SELECT v.created_at, v.user_id, v.user_id, NULL::uuid, 'futuresync_app', 'futuresync-web', 'visions', 'INSERT', v.id::text,
        to_jsonb(v)
 FROM visions v
 UNION ALL

@@ -22,16 +22,16 @@ END $$;
 CREATE FUNCTION app_user_id() RETURNS uuid LANGUAGE sql STABLE AS
 $$ SELECT nullif(current_setting('app.user_id', true), '')::uuid $$;
 
-CREATE FUNCTION app_org_ids() RETURNS uuid[] LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+CREATE FUNCTION app_org_ids() RETURNS uuid[] LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = on AS
 $$ SELECT coalesce(array_agg(organization_id), '{}') FROM organization_members
    WHERE user_id = app_user_id() AND invitation_status = 'accepted' $$;
 
-CREATE FUNCTION app_admin_org_ids() RETURNS uuid[] LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+CREATE FUNCTION app_admin_org_ids() RETURNS uuid[] LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET row_security = on AS
 $$ SELECT coalesce(array_agg(organization_id), '{}') FROM organization_members
    WHERE user_id = app_user_id() AND invitation_status = 'accepted' AND role IN ('owner', 'admin') $$;
 
 -- who/what/when/old/new; password hashes never reach the log.
-CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET row_security = on AS $$
 DECLARE
     old_row jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) - 'password_hash' END;
     new_row jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) - 'password_hash' END;

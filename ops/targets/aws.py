@@ -198,3 +198,16 @@ class AwsTarget(AbstractTarget):
         ids = list(self.outputs.get("replica_ids", []))
         return rds.promote(self.clients.rds, self.name, self.outputs["primary_id"], ids, node=node,
                            primary_params=self._primary, replica_params=dict(zip(ids, self._replicas)), rerun=rerun)
+
+    # ---- TLS ------------------------------------------------------------------------------------------
+    TLS_MODES = ("require", "verify-ca", "verify-full")
+
+    def require_tls(self) -> None:
+        """Every node's ``sslmode`` must guarantee TLS (require, verify-ca, verify-full; the stack's own
+        parameters say verify-full). Raises :class:`~ops.errors.TlsRequired` naming the node otherwise."""
+        from ..errors import TlsRequired
+        nodes = [("primary", self._primary), *((f"replica{i}", r) for i, r in enumerate(self._replicas, 1))]
+        for name, params in nodes:
+            mode = str(params.get("sslmode") or "")
+            if mode not in self.TLS_MODES:
+                raise TlsRequired(self.name, f"{name} ({params.get('host')})", mode)

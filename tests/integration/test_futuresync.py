@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,7 +17,6 @@ import pytest
 from ops.dsn import connect
 from ops.migrations import runner
 from ops.migrations.runner import Target
-from ops.partitions import maintain
 from ops.partitions.plan import add_months, month_start, partition_name
 from ops.seeds import load_seeder
 from ops.settings import DEFAULT_SQL_ROOT

@@ -317,3 +317,23 @@ def test_seed_is_deterministic_and_fills_fourteen_months(params, fs):
     SEED.generate(params, fs, 60, seed=7, replace=True)
     assert fingerprint() == first
     assert all(r.passed for r in runner.verify(Target(fs, params, migrations_dir(DEFAULT_SQL_ROOT, "futuresync"))))
+
+
+def test_health_reports_partitions_ahead_and_rows_in_default(pg, params, fs):
+    def checks():
+        res = invoke(["health", "--dsn", dsn_of(pg, fs), "--db", "futuresync", "--format", "json"])
+        assert res.stdout, res.stderr
+        rows = json.loads(res.stdout)["checks"]
+        return {(r["id"], r["node"]): r for r in rows if r["id"].startswith("partition")}
+    ok = checks()
+    assert ok[("partitions_ahead", f"primary/{fs}/analytics_events")]["status"] == "ok"
+    assert ok[("partitions_ahead", f"primary/{fs}/analytics_events")]["value"] == 3
+    assert ok[("partition_default_rows", f"primary/{fs}/audit_log")]["status"] == "ok"
+    cur = month_start(datetime.now(timezone.utc))
+    for i in (1, 2, 3):
+        query(params, fs, f"DROP TABLE {partition_name('analytics_events', add_months(cur, i))}")
+    query(params, fs, "INSERT INTO audit_log (logged_at, table_name, operation) VALUES ('2001-01-01', 't', 'INSERT')")
+    bad = checks()
+    assert bad[("partitions_ahead", f"primary/{fs}/analytics_events")]["status"] == "critical"
+    assert bad[("partition_default_rows", f"primary/{fs}/audit_log")]["status"] == "warning"
+    assert bad[("partitions_ahead", f"primary/{fs}/analytics_events")]["runbook"] == "runbooks/partitions.md"

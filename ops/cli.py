@@ -50,8 +50,11 @@ TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.ro
                 "drill.run", "drill.history", "cutover.prepare", "cutover.status", "cutover.run", "cutover.verify",
                 "cutover.rollback", "cutover.finish",
                 "failover.switchover", "failover.promote", "failover.rejoin"}
+TARGET_TASKS |= {"db.partitions", "gdpr.export", "gdpr.erase"}
+SQL_ROOT_TASKS_FUTURESYNC = {"db.partitions", "gdpr.export", "gdpr.erase"}
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
+SQL_ROOT_TASKS |= SQL_ROOT_TASKS_FUTURESYNC
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z-]+)?)([^`]*)`")
 
 

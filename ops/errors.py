@@ -455,6 +455,51 @@ class FailoverFailed(FailoverError):
         super().__init__(f"{step} failed: {error}.", hint)
 
 
+
+class PartitionError(OpsError):
+    """Partition maintenance (``invoke db.partitions``) refused or a step failed; every step is one
+    transaction (or one autocommit statement), so nothing is half-applied."""
+
+    exit_code = 12
+
+
+class PartitionLockTimeout(PartitionError):
+    """A partition step kept hitting ``lock_timeout`` (SQLSTATE 55P03) through all its retries: the
+    application's locks won every time, and the step changed nothing."""
+
+    def __init__(self, what: str, lock_timeout_s: float, attempts: int):
+        self.what, self.lock_timeout_s, self.attempts = what, lock_timeout_s, attempts
+        super().__init__(f"{what}: lock_timeout ({lock_timeout_s:g} s) reached on each of {attempts} attempt(s); "
+                         "the step was rolled back and the steps before it stay applied.",
+                         "find the session holding the lock with `invoke health` (blocked_queries, long_transaction), "
+                         "then rerun `invoke db.partitions --apply` (or raise --lock-timeout / --retries).")
+
+
+class GdprError(OpsError):
+    """A GDPR export or erasure (``invoke gdpr.*``) refused or failed; an erasure runs in one transaction,
+    so a failed one changed nothing. ``user_id`` names the data subject."""
+
+    exit_code = 12
+
+    def __init__(self, user_id: str, message: str, hint: str):
+        self.user_id = user_id
+        super().__init__(message, hint)
+
+
+class TlsRequired(OpsError):
+    """A connection to an AWS stack would not use TLS (``sslmode`` other than require, verify-ca or
+    verify-full): refused before connecting. Seed 001 asks for SSL in production; the stack's parameter
+    group forces it server-side too (``rds.force_ssl``)."""
+
+    exit_code = 12
+
+    def __init__(self, stack: str, node: str, sslmode: str):
+        self.stack, self.node, self.sslmode = stack, node, sslmode
+        super().__init__(f"Stack '{stack}': the connection to {node} would use sslmode={sslmode or 'unset'}, "
+                         "which does not guarantee TLS; refused before connecting.",
+                         "use sslmode=verify-full with the RDS CA bundle (the default: unset PGSSLMODE, set "
+                         "PGOPS_RDS_CA_BUNDLE), then rerun the command.")
+
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "ok"),
@@ -471,5 +516,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (10, "cutover refused, aborted, failed or timed out (the old side is still the primary unless the message says otherwise)"),
     (11, "failover refused by a guard (nothing changed) or a failover step failed (the message says what was "
          "unwound and the next command)"),
+    (12, "partition maintenance, GDPR export or erasure refused or failed (each step is one transaction: nothing "
+         "half-applied), or a non-TLS connection to an AWS stack refused"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )

@@ -37,6 +37,7 @@ class Limit:
     warn2: float | None = None
     crit2: float | None = None
     unit2: str = ""
+    lower_is_worse: bool = False
 
 
 LIMITS: dict[str, Limit] = {limit.id: limit for limit in (
@@ -68,6 +69,11 @@ LIMITS: dict[str, Limit] = {limit.id: limit for limit in (
     Limit("ebs_burst_spent", "%", 100 - 2 * _ALARM["ebs_byte_balance"].threshold,
           100 - _ALARM["ebs_byte_balance"].threshold, _ALARM["ebs_byte_balance"].runbook,
           "EBS burst balance spent: 100 − the lower of EBSByteBalance% and EBSIOBalance% (AWS stacks, CloudWatch)"),
+    # seed 001 / issue 13: monthly partitions kept by `invoke db.partitions` (pg_partman's premake, its default-partition pain)
+    Limit("partitions_ahead", "months", 2, 1, "runbooks/partitions.md",
+          "whole months with a partition after the current one (critical under one)", lower_is_worse=True),
+    Limit("partition_default_rows", "rows", 1, 1e12, "runbooks/partitions.md",
+          "rows in a partitioned table's default partition (warning only: crit is 1e12; their month has no partition)"),
 )}
 
 
@@ -158,7 +164,7 @@ def judge(m: Measurement, limits: dict[str, Limit] = LIMITS) -> CheckResult:
         status = UNKNOWN
     else:
         def over(level: float, level2: float | None) -> bool:
-            if m.value < level:
+            if (m.value >= level) if lim.lower_is_worse else (m.value < level):
                 return False
             return level2 is None or (m.value2 is not None and m.value2 >= level2)
         status = CRITICAL if over(lim.crit, lim.crit2) else WARNING if over(lim.warn, lim.warn2) else OK

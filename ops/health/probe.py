@@ -178,6 +178,7 @@ def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], dat
         [Measurement("replica_lag", n, None, "the primary does not answer") for n, r, _ in nodes if r == "replica"]
     if primary_up:
         out += invalid_indexes(primary, databases)
+        out += partition_checks(primary, databases, now)
     out += disk_usage(data_dirs)
     if platform is not None:
         out += platform()
@@ -186,4 +187,29 @@ def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], dat
                    Measurement("pooler", "pooler", None, "not probed: the primary does not answer"))
     if repo is not None:
         out += repository_ages(repo, databases, now, drill_reports, list_backups)
+    return out
+
+
+def partition_checks(primary: dict, databases: list[str], now: datetime) -> list[Measurement]:
+    """``partitions_ahead`` (whole months covered after the current one) and ``partition_default_rows``
+    for every table with a ``pgops:partitions`` policy (:mod:`ops.partitions`)."""
+    from ..partitions.maintain import read_states
+    from ..partitions.plan import months_ahead
+    out = []
+    for db in databases:
+        try:
+            with _conn(primary, db) as conn:
+                conn.execute("SET TimeZone = 'UTC'")
+                states = read_states(conn)
+        except OpsError as exc:
+            out.append(Measurement("partitions_ahead", f"primary/{db}", None, str(exc).split(" Next:")[0]))
+            continue
+        for s in states:
+            node = f"primary/{db}/{s.table}"
+            out.append(Measurement("partitions_ahead", node, float(months_ahead(s.partitions, now)),
+                                   f"premake {s.policy.premake}; `invoke db.partitions --db {db} --apply`"))
+            rows = sum(s.default_rows.values())
+            out.append(Measurement("partition_default_rows", node, float(rows),
+                                   f"{s.default_name}: months {', '.join(f'{m:%Y-%m}' for m in sorted(s.default_rows))}"
+                                   if rows else (f"{s.default_name} empty" if s.default_name else "no default partition")))
     return out

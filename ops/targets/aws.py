@@ -206,3 +206,16 @@ class AwsTarget(AbstractTarget):
         ids = [self.outputs["primary_id"], *self.outputs.get("replica_ids", [])]
         names = ["primary"] + [f"replica{i}" for i in range(1, len(ids))]
         return instance_measurements(self.clients.rds, self.clients.cloudwatch, list(zip(names, ids)), now)
+
+    # ---- TLS ------------------------------------------------------------------------------------------
+    TLS_MODES = ("require", "verify-ca", "verify-full")
+
+    def require_tls(self) -> None:
+        """Every node's ``sslmode`` must guarantee TLS (require, verify-ca, verify-full; the stack's own
+        parameters say verify-full). Raises :class:`~ops.errors.TlsRequired` naming the node otherwise."""
+        from ..errors import TlsRequired
+        nodes = [("primary", self._primary), *((f"replica{i}", r) for i, r in enumerate(self._replicas, 1))]
+        for name, params in nodes:
+            mode = str(params.get("sslmode") or "")
+            if mode not in self.TLS_MODES:
+                raise TlsRequired(self.name, f"{name} ({params.get('host')})", mode)

@@ -231,6 +231,12 @@ class AbstractTarget(ABC):
         raise ConfigError([f"failover.rejoin needs the local stack, not {self.name}"],
                           "on AWS, replace a lost instance with `invoke deploy --stack NAME`.")
 
+    # ---- TLS (seed 001: SSL in production) ----------------------------------------------------------
+    def require_tls(self) -> None:
+        """Refuse, before connecting, a connection that would not use TLS where the platform demands it.
+        The local stack and a bare ``--dsn`` leave it to libpq and the DSN; an AWS stack refuses
+        (:class:`~ops.errors.TlsRequired`, exit 12)."""
+
 
 def without_dbname(params: Mapping) -> dict:
     out = dict(params)

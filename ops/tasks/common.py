@@ -47,7 +47,9 @@ def settings_for(stack=None, dsn=None, sql_root=None, repository=None, dsn_from_
 def target_for(stack=None, dsn=None, sql_root=None, repository=None) -> AbstractTarget:
     """Resolve the task's target once from its options and the ``PGOPS_*`` variables."""
     from ..targets import resolve
-    return resolve(settings_for(stack, dsn, sql_root, repository))
+    target = resolve(settings_for(stack, dsn, sql_root, repository))
+    target.require_tls()  # an AWS stack refuses a connection without TLS (seed 001)
+    return target
 
 
 def open_repo(target: AbstractTarget, skipped: bool = False):

@@ -319,3 +319,6 @@ def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, sql_ro
 ns = Collection("db", status, plan, migrate, rollback, verify, new, lint, baseline, seed,
                 *remedies.TASKS)  # terminate, drop-slot, reindex-invalid: the runbooks' fixes (ops/tasks/remedies.py)
 
+
+from .partitions import partitions as _partitions  # noqa: E402 - db.partitions lives in its own module
+ns.add_task(_partitions)

@@ -59,6 +59,7 @@ def _measure(stack, dsn, sql_root, db, repository, format_, set_) -> list:
     settings = settings_for(stack, dsn, sql_root, repository)
     limits = parse_overrides([*settings.thresholds, *(set_ or [])])  # $PGOPS_THRESHOLDS, then --set wins
     target = resolve(settings)
+    target.require_tls()  # an AWS stack refuses a connection without TLS (seed 001)
     databases = target.backup_names(list(db or []) or None)
     try:
         url = target.repository_url()

@@ -1,0 +1,11 @@
+DROP TABLE user_achievements;
+DROP TABLE achievements;
+DROP TABLE user_progress;
+DROP TABLE time_entries;
+DROP TABLE daily_actions;
+DROP TABLE visions;
+DROP TABLE users;
+DROP FUNCTION set_updated_at();
+DROP TYPE action_status;
+DROP TYPE vision_category;
+DROP TYPE user_role;

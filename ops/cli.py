@@ -50,6 +50,7 @@ TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.ro
                 "drill.run", "drill.history", "cutover.prepare", "cutover.status", "cutover.run", "cutover.verify",
                 "cutover.rollback", "cutover.finish",
                 "failover.switchover", "failover.promote", "failover.rejoin"}
+TARGET_TASKS |= {"backup.copy", "schedule.show", "schedule.run", "schedule.install"}
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z-]+)?)([^`]*)`")

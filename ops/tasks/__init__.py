@@ -9,5 +9,8 @@ def root():
     from invoke import Collection
 
     from . import backup, cutover, db, deploy, drill, failover, health, local, runbook
-    return Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns,
-                      runbook.ns, cutover.ns, failover.ns)
+    every = Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns,
+                       runbook.ns, cutover.ns, failover.ns)
+    from . import schedule
+    every.add_collection(schedule.ns)
+    return every

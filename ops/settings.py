@@ -128,3 +128,22 @@ def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: s
 def current(**options) -> Settings:
     """:func:`from_options` over ``os.environ`` (the process environment, read at call time)."""
     return from_options(os.environ, **options)
+
+
+#: What a scheduled job's runs need from the installing environment (``schedule.install`` writes them
+#: into units and cron files). Never ``PGOPS_DSN``: it may hold a password.
+SCHEDULE_PASSED_ON = ("PGOPS_STATE_DIR", "PGOPS_REPOSITORY", "PGOPS_KMS_KEY_ID", "PGOPS_SCHEDULE_TZ", "PGOPS_COPY_TO",
+                      "PGOPS_COPY_KMS_KEY_ID", "PGOPS_PG_BINDIR", "PGOPS_LOG_LEVEL")
+
+
+def schedule_environment(environ: Mapping[str, str], stack: str) -> dict[str, str]:
+    """Pure: the ``PGOPS_*`` variables of :data:`SCHEDULE_PASSED_ON` that are set, plus ``PGOPS_STACK``."""
+    return {**{k: environ[k] for k in SCHEDULE_PASSED_ON if environ.get(k)}, "PGOPS_STACK": stack}
+
+
+def child_environment(environ: Mapping[str, str], stack: str) -> dict[str, str]:
+    """Pure: the environment of a scheduled job's steps — this one, the stack named, ``PGOPS_DSN``
+    removed (a job runs against its stack, and a DSN may hold a password)."""
+    env = {k: v for k, v in environ.items() if k != "PGOPS_DSN"}
+    env["PGOPS_STACK"] = stack
+    return env

@@ -14,14 +14,11 @@ from pathlib import Path
 from invoke import Collection
 
 from ..errors import ConfigError, JobAlreadyRunning, JobFailed
-from ..settings import PROJECT_DIR
+from ..settings import PROJECT_DIR, child_environment, schedule_environment
 from .common import HELP, cli, settings_for, target_for, task
 
 TARGETS = ("systemd", "cron")
 SCHEDULE_HELP = {"stack": HELP["stack"], "sql_root": HELP["sql_root"]}
-#: The variables a job's runs need, copied into units and cron lines (never PGOPS_DSN: it may hold a password).
-PASSED_ON = ("PGOPS_STATE_DIR", "PGOPS_REPOSITORY", "PGOPS_KMS_KEY_ID", "PGOPS_SCHEDULE_TZ", "PGOPS_COPY_TO",
-             "PGOPS_COPY_KMS_KEY_ID", "PGOPS_PG_BINDIR", "PGOPS_LOG_LEVEL")
 
 
 def _now() -> datetime:
@@ -116,8 +113,7 @@ def _run_step(job, step: tuple[str, ...], s, sql_root, started: float) -> JobFai
     argv = [sys.executable, "-m", "invoke", *step]
     if sql_root and step[0] in cli.SQL_ROOT_TASKS:
         argv += ["--sql-root", sql_root]
-    env = {**os.environ, "PGOPS_STACK": s.stack}
-    env.pop("PGOPS_DSN", None)
+    env = child_environment(os.environ, s.stack)
     text = " ".join(("invoke",) + step)
     _log({"event": "step-start", "job": job.name, "step": text})
     t0 = time.monotonic()
@@ -162,9 +158,7 @@ def install(c, target="systemd", stack=None, sql_root=None, dir=None, user=None,
     cli.choice(target, "--target", TARGETS)
     s, jobs = _jobs(stack, sql_root)
     run_as = user or _current_user()
-    env = {k: v for k in PASSED_ON if (v := os.environ.get(k))}
-    if s.stack != "local":
-        env["PGOPS_STACK"] = s.stack
+    env = schedule_environment(os.environ, s.stack)
     files = (_systemd_units(jobs, env, run_as, sql_root) if target == "systemd" else
              {"pgops": _cron_file(jobs, env, run_as, sql_root)})
     if target == "systemd":

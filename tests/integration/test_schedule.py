@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from datetime import datetime, timezone
 
-import pytest
 
 from ops.local.cluster import open_stack
 from ops.schedules import jobs_for, next_runs, parse_cron

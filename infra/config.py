@@ -23,6 +23,7 @@ CONFIG_KEYS = ("environment", "region", "vpcId", "subnetIds", "allowedCidrs", "a
                "vcpus", "memoryGb", "maxConnections", "crossRegion", "crossRegionReplica", "crossRegionSubnetIds",
                "objectLockDays", "backupPrefix", "iaAfterDays", "glacierAfterDays", "noncurrentExpireDays",
                "awsBackupPlan")
+CONFIG_KEYS += ("scheduleTimeZone", "scheduleLogRetentionDays", "schedulerImageTag", "copyRepository", "copyKmsKeyId")
 """Every ``pgops:`` key the program reads (plus the secret ``pgops:masterPassword``)."""
 
 LIST_KEYS = frozenset({"subnetIds", "allowedCidrs", "allowedSecurityGroupIds", "databases", "alarmEmails",
@@ -72,6 +73,11 @@ class StackConfig:
     glacier_after_days: int = 90
     noncurrent_expire_days: int = 30
     aws_backup_plan: bool = False
+    schedule_time_zone: str = "UTC"
+    schedule_log_retention_days: int = 90
+    scheduler_image_tag: str = "0.1.0"
+    copy_repository: str | None = None
+    copy_kms_key_id: str | None = None
 
 
 def _get(raw: Mapping[str, Any], key: str, default=None):
@@ -151,6 +157,11 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None = None) 
         glacier_after_days=need("glacierAfterDays", int, 90),
         noncurrent_expire_days=need("noncurrentExpireDays", int, 30),
         aws_backup_plan=need("awsBackupPlan", bool, False),
+        schedule_time_zone=need("scheduleTimeZone", str, "UTC"),
+        schedule_log_retention_days=need("scheduleLogRetentionDays", int, 90),
+        scheduler_image_tag=need("schedulerImageTag", str, "0.1.0"),
+        copy_repository=need("copyRepository", str, None),
+        copy_kms_key_id=need("copyKmsKeyId", str, None),
     )
     if environment not in ("dev", "prod"):
         problems.append(f"pgops:environment must be dev or prod, not {environment!r}")
@@ -169,9 +180,31 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None = None) 
         problems.append("pgops:allowedCidrs or pgops:allowedSecurityGroupIds must admit someone")
     if cfg["cross_region_replica"] and not (cfg["cross_region"] and cfg["cross_region_subnet_ids"]):
         problems.append("pgops:crossRegionReplica needs pgops:crossRegion and pgops:crossRegionSubnetIds")
+    problems += _schedule_problems(cfg)
     if problems:
         raise ConfigInvalid(problems)
     return StackConfig(**cfg)
+
+
+#: CloudWatch Logs' accepted retention periods (PutRetentionPolicy), days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+
+
+def _schedule_problems(cfg: dict) -> list[str]:
+    """The Scheduler's keys: an IANA time zone, a retention CloudWatch accepts, a copy repository URL."""
+    from ops.errors import ConfigError
+    from ops.schedules import zone
+    out = []
+    try:
+        zone(str(cfg["schedule_time_zone"]))
+    except ConfigError:
+        out.append(f"pgops:scheduleTimeZone must be an IANA time zone (e.g. Europe/Berlin), not {cfg['schedule_time_zone']!r}")
+    if cfg["schedule_log_retention_days"] not in LOG_RETENTION_DAYS:
+        out.append(f"pgops:scheduleLogRetentionDays must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    if cfg["copy_repository"] and not str(cfg["copy_repository"]).startswith("s3://"):
+        out.append("pgops:copyRepository must be an s3://bucket/prefix URL")
+    return out
 
 
 def decode_cli_config(strings: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:

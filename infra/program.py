@@ -10,6 +10,7 @@ from .backup_store import BackupStore, BackupStoreArgs
 from .config import StackConfig
 from .dashboard import Dashboard
 from .database import PostgresCluster, PostgresClusterArgs
+from .scheduler import Scheduler, SchedulerArgs
 
 
 def build(c: StackConfig, master_password: pulumi.Input[str]) -> dict:
@@ -37,6 +38,10 @@ def build(c: StackConfig, master_password: pulumi.Input[str]) -> dict:
         "databases": c.databases,
         "region": c.region,
     }
+    scheduler = Scheduler("scheduler", SchedulerArgs(c, db.key.arn, db.security_group.id, store.ops_policy.arn,
+                                                     alarms.topic.arn, dict(outputs)))
+    outputs.update(scheduler_cluster=scheduler.cluster.name, scheduler_image_repository=scheduler.repository.repository_url,
+                   scheduler_dead_letter_queue=scheduler.dead_letter_queue.url)
     for k, v in outputs.items():
         pulumi.export(k, v)
     return outputs

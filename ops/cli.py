@@ -52,6 +52,7 @@ TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.ro
                 "failover.switchover", "failover.promote", "failover.rejoin"}
 TARGET_TASKS |= {"db.partitions", "gdpr.export", "gdpr.erase"}
 SQL_ROOT_TASKS_FUTURESYNC = {"db.partitions", "gdpr.export", "gdpr.erase"}
+TARGET_TASKS |= {"backup.copy", "schedule.show", "schedule.run", "schedule.install"}
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
 SQL_ROOT_TASKS |= SQL_ROOT_TASKS_FUTURESYNC

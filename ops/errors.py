@@ -518,5 +518,45 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
          "unwound and the next command)"),
     (12, "partition maintenance, GDPR export or erasure refused or failed (each step is one transaction: nothing "
          "half-applied), or a non-TLS connection to an AWS stack refused"),
+    (13, "scheduled job failed, timed out or already running (`schedule.run`; the message names the job and the step)"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )
+
+
+class ScheduleError(OpsError):
+    """A scheduled job (``invoke schedule.run NAME``) failed, timed out or found itself already running."""
+
+    exit_code = 13
+
+
+class JobFailed(ScheduleError):
+    """A step of a scheduled job exited non-zero or ran past the job's timeout; later steps did not run."""
+
+    def __init__(self, job: str, step: str, exit_code: int | None, seconds: float, timed_out: bool = False):
+        self.job, self.step, self.step_exit_code, self.seconds, self.timed_out = job, step, exit_code, seconds, timed_out
+        what = (f"ran past the job's timeout and was stopped after {seconds:.0f} s" if timed_out
+                else f"exited {exit_code} after {seconds:.1f} s")
+        super().__init__(f"Scheduled job '{job}': step `{step}` {what}; the job's later steps did not run.",
+                         f"read the step's output above, fix the cause, then run `invoke schedule.run {job}` "
+                         "(runbooks/scheduled-job-failed.md).")
+
+
+class JobAlreadyRunning(ScheduleError):
+    """Another run of the same job holds its lock: runs never overlap."""
+
+    def __init__(self, job: str, lock: str):
+        self.job, self.lock = job, lock
+        super().__init__(f"Scheduled job '{job}' is already running (lock {lock} is held); this run did nothing.",
+                         f"wait for it to finish (`invoke schedule.show` lists the job's timeout), then run "
+                         f"`invoke schedule.run {job}` if it is still needed.")
+
+
+class CopyFailed(BackupError):
+    """``backup.copy``: an object's copy does not hash to its manifest's sha256 (the manifest is not copied,
+    so the copy does not exist to any task)."""
+
+    def __init__(self, backup_id: str, destination: str, expected: str, found: str):
+        self.backup_id, self.destination, self.expected, self.found = backup_id, destination, expected, found
+        super().__init__(f"Backup {backup_id}: its copy in {destination} hashes to {found[:16]}…, not the manifest's "
+                         f"{expected[:16]}…; the manifest was not copied, so the copy does not exist.",
+                         f"check the source with `invoke backup.verify {backup_id}`, then rerun `invoke backup.copy`.")

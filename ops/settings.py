@@ -33,6 +33,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("PGOPS_RDS_CA_BUNDLE", "CA bundle for `sslmode=verify-full` to RDS", "`~/.postgresql/rds-global-bundle.pem`"),
     ("PGOPS_THRESHOLDS", "health thresholds for this environment, `ID.warn=V,ID.crit=V` (as `--set`, which wins); "
      "read by `health` and `db.terminate`", "`ops/thresholds.py`"),
+    ("PGOPS_SCHEDULE_TZ", "IANA time zone of the business-hours backup job (`schedule.*`)", "`UTC`"),
+    ("PGOPS_COPY_TO", "second repository the daily scheduled job copies new backups to (`backup.copy --to`)", "unset"),
+    ("PGOPS_COPY_KMS_KEY_ID", "KMS key for SSE-KMS on the second repository's writes (`backup.copy --to-kms-key`)",
+     "unset"),
+    ("PGOPS_STACK_OUTPUTS", "an AWS stack's outputs as JSON, instead of asking Pulumi (set by the Scheduler's task "
+     "definition)", "unset"),
 )
 
 
@@ -58,6 +64,10 @@ class Settings:
     log_level: str = "WARNING"
     rds_ca_bundle: Path = DEFAULT_RDS_CA_BUNDLE
     thresholds: tuple[str, ...] = ()
+    schedule_tz: str = "UTC"
+    copy_to: str | None = None
+    copy_kms_key_id: str | None = None
+    stack_outputs: dict | None = None
 
     @property
     def pulumi_stack(self) -> str | None:
@@ -82,6 +92,15 @@ def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: s
             problems.append(f"PGOPS_LOCAL_PORT='{port_text}' is not a port number")
         else:
             port = int(port_text)
+    outputs = None
+    if environ.get("PGOPS_STACK_OUTPUTS"):
+        import json
+        try:
+            outputs = json.loads(environ["PGOPS_STACK_OUTPUTS"])
+        except ValueError:
+            outputs = None
+        if not isinstance(outputs, dict):
+            problems.append("PGOPS_STACK_OUTPUTS is not a JSON object of stack outputs")
     if problems:
         raise ConfigError(problems, "fix the environment variable(s) above.")
     bindir = environ.get("PGOPS_PG_BINDIR") or None
@@ -99,9 +118,32 @@ def from_options(environ: Mapping[str, str], *, stack: str | None = None, dsn: s
         log_level=environ.get("PGOPS_LOG_LEVEL") or "WARNING",
         rds_ca_bundle=Path(environ.get("PGOPS_RDS_CA_BUNDLE") or DEFAULT_RDS_CA_BUNDLE),
         thresholds=tuple(t for t in (environ.get("PGOPS_THRESHOLDS") or "").replace(",", " ").split() if t),
+        schedule_tz=environ.get("PGOPS_SCHEDULE_TZ") or "UTC",
+        copy_to=environ.get("PGOPS_COPY_TO") or None,
+        copy_kms_key_id=environ.get("PGOPS_COPY_KMS_KEY_ID") or None,
+        stack_outputs=outputs,
     )
 
 
 def current(**options) -> Settings:
     """:func:`from_options` over ``os.environ`` (the process environment, read at call time)."""
     return from_options(os.environ, **options)
+
+
+#: What a scheduled job's runs need from the installing environment (``schedule.install`` writes them
+#: into units and cron files). Never ``PGOPS_DSN``: it may hold a password.
+SCHEDULE_PASSED_ON = ("PGOPS_STATE_DIR", "PGOPS_REPOSITORY", "PGOPS_KMS_KEY_ID", "PGOPS_SCHEDULE_TZ", "PGOPS_COPY_TO",
+                      "PGOPS_COPY_KMS_KEY_ID", "PGOPS_PG_BINDIR", "PGOPS_LOG_LEVEL")
+
+
+def schedule_environment(environ: Mapping[str, str], stack: str) -> dict[str, str]:
+    """Pure: the ``PGOPS_*`` variables of :data:`SCHEDULE_PASSED_ON` that are set, plus ``PGOPS_STACK``."""
+    return {**{k: environ[k] for k in SCHEDULE_PASSED_ON if environ.get(k)}, "PGOPS_STACK": stack}
+
+
+def child_environment(environ: Mapping[str, str], stack: str) -> dict[str, str]:
+    """Pure: the environment of a scheduled job's steps — this one, the stack named, ``PGOPS_DSN``
+    removed (a job runs against its stack, and a DSN may hold a password)."""
+    env = {k: v for k, v in environ.items() if k != "PGOPS_DSN"}
+    env["PGOPS_STACK"] = stack
+    return env

@@ -45,3 +45,14 @@ def publish_passed_drill_age(client, database: str, *, age_seconds: float, now: 
     client.put_metric_data(Namespace=NAMESPACE, MetricData=[{
         "MetricName": "PassedDrillAgeSeconds", "Dimensions": [{"Name": "DBName", "Value": database}],
         "Timestamp": now, "Value": float(age_seconds), "Unit": "Seconds"}])
+
+
+def publish_job_metrics(client, stack: str, job: str, *, succeeded: bool, seconds: float, now: datetime) -> None:
+    """Put ``JobSucceeded`` (1/0) and ``JobSeconds`` for a scheduled job (dimensions ``Stack``, ``Job``)
+    — what the Scheduler component's job-failed alarm watches (``ops.schedules.JOB_METRIC``)."""
+    dims = [{"Name": "Stack", "Value": stack}, {"Name": "Job", "Value": job}]
+    client.put_metric_data(Namespace=NAMESPACE, MetricData=[
+        {"MetricName": "JobSucceeded", "Dimensions": dims, "Timestamp": now, "Value": 1.0 if succeeded else 0.0,
+         "Unit": "Count"},
+        {"MetricName": "JobSeconds", "Dimensions": dims, "Timestamp": now, "Value": float(seconds), "Unit": "Seconds"},
+    ])

@@ -41,7 +41,7 @@ def resolve(s: Settings) -> AbstractTarget:
         return DsnTarget(s)
     if s.stack == "local":
         return LocalTarget(s)
-    outputs = open_workspace(s.stack).outputs()
+    outputs = s.stack_outputs or open_workspace(s.stack).outputs()  # a scheduled container has no Pulumi state
     if not outputs.get("primary_endpoint"):
         raise ConfigError([f"stack '{s.stack}' has no outputs yet"], f"deploy it first: `invoke deploy --stack {s.stack} --yes`.")
     return AwsTarget.from_outputs(s, s.stack, outputs, boto_clients(outputs["region"]), sslrootcert=ca_bundle(s))

@@ -143,6 +143,10 @@ class AwsTarget(AbstractTarget):
         publish_drill_metrics(self.clients.cloudwatch, report.database, succeeded=report.passed,
                               rto_seconds=report.rto_seconds, rpo_seconds=report.rpo_seconds, now=now)
 
+    def after_job(self, job: str, *, succeeded: bool, seconds: float, now: datetime) -> None:
+        from ..backups.metrics import publish_job_metrics
+        publish_job_metrics(self.clients.cloudwatch, self.name, job, succeeded=succeeded, seconds=seconds, now=now)
+
     # ---- drills ---------------------------------------------------------------------------------
     def snapshot_drill(self, repo, database: str, now: Callable[[], datetime], *,
                        instance_class: str = "db.t4g.medium", wait_delay_s: float = 30, on_report=None):

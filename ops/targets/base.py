@@ -189,6 +189,10 @@ class AbstractTarget(ABC):
     def after_drill(self, report, now: datetime) -> None:
         """Hook after each drill (an AWS stack publishes the drill metrics)."""
 
+    def after_job(self, job: str, *, succeeded: bool, seconds: float, now: datetime) -> None:
+        """Hook after each scheduled job run (``schedule.run``): the local stack records it under its
+        state directory, an AWS stack publishes ``JobSucceeded``/``JobSeconds``."""
+
     # ---- health ---------------------------------------------------------------------------------
     def health_nodes(self) -> list[tuple[str, str, dict]]:
         """(name, role, libpq parameters) of every server ``invoke health`` checks, primary first."""

@@ -34,6 +34,14 @@ class LocalTarget(AbstractTarget):
     def wait_replicas(self) -> list[str]:
         return self.stack.wait_replicas_caught_up()
 
+    def after_job(self, job: str, *, succeeded: bool, seconds: float, now: datetime) -> None:
+        """``<state dir>/schedule/<job>.json``: the last run's outcome, seconds and time (UTC)."""
+        import json
+        folder = self.settings.state_dir / "schedule"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{job}.json").write_text(json.dumps({"job": job, "succeeded": succeeded, "seconds": round(seconds, 3),
+                                                        "finished_at": now.isoformat()}) + "\n")
+
     def default_repository(self) -> str:
         return self.stack.layout.repository_dir.as_uri()
 

@@ -11,6 +11,7 @@ def root():
     from . import backup, cutover, db, deploy, drill, failover, health, local, runbook
     root = Collection(deploy.deploy, deploy.preview, health.health, local.ns, db.ns, backup.ns, drill.ns,
                       runbook.ns, cutover.ns, failover.ns)
-    from . import gdpr
+    from . import gdpr, schedule
     root.add_collection(gdpr.ns)
+    root.add_collection(schedule.ns)
     return root

@@ -49,10 +49,11 @@ def check(c):
     """Fail (exit 2) when a check or alarm has no runbook, or a runbook names a task or option that does not exist."""
     from ..health.checks import LIMITS
     from ..runbooks import check as check_runbooks
+    from ..schedules import ALARMS as SCHEDULE_ALARMS
     from ..thresholds import THRESHOLDS
     books = _load()
     problems = check_runbooks(books, {lim.id: lim.runbook for lim in LIMITS.values()},
-                              {t.key: t.runbook for t in THRESHOLDS}, known_tasks())
+                              {**{t.key: t.runbook for t in THRESHOLDS}, **SCHEDULE_ALARMS}, known_tasks())
     if problems:
         raise ConfigError(problems, "fix the runbooks named above, then run `invoke runbook.check` again.")
     cli.say(f"{len(books)} runbooks: every check and alarm has one; every command names a real task and options "

@@ -20,11 +20,12 @@ def test_deploy_brings_everything_to_newest_and_is_idempotent(tmp_path):
         assert rows["syncscript"]["version_after"] == 6 and len(rows["syncscript"]["migrations_applied"]) == 6
         assert rows["describeit"]["version_after"] == 1 and len(rows["describeit"]["migrations_applied"]) == 2
         assert rows["futuresync"]["version_after"] == 4 and len(rows["futuresync"]["migrations_applied"]) == 4
+        assert rows["fluxstudio"]["version_after"] == 4 and len(rows["fluxstudio"]["migrations_applied"]) == 4
         assert all(r["created"] and r["checks_passed"] == r["checks_total"] > 0 for r in rows.values())
         assert report["replicas_behind"] == []
 
         stack = open_stack(sd)
-        for db in ("syncscript", "describeit", "futuresync"):
+        for db in ("syncscript", "describeit", "futuresync", "fluxstudio"):
             with connect(stack.conninfo(), dbname=db) as p, connect(stack.conninfo(stack.layout.replica_nodes[0]), dbname=db) as r:
                 q = "SELECT version, checksum FROM pgops.migrations ORDER BY version"
                 assert p.execute(q).fetchall() == r.execute(q).fetchall() != []

@@ -22,6 +22,7 @@ DATABASES = list_databases(DEFAULT_SQL_ROOT)
 def test_both_seed_databases_are_managed():
     assert {"syncscript", "describeit"} <= set(DATABASES)
     assert "futuresync" in DATABASES  # seed 001 (issue 13)
+    assert "fluxstudio" in DATABASES  # seed 002
 
 
 @pytest.mark.parametrize("folder", DATABASES)

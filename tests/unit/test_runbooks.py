@@ -15,6 +15,7 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = {lim.id: lim.runbook for lim in LIMITS.values()}
 ALARMS = {t.key: t.runbook for t in THRESHOLDS}
+ALARMS.update(__import__("ops.schedules", fromlist=["ALARMS"]).ALARMS)  # the Scheduler component's alarms
 
 
 def books(edit=None):

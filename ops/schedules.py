@@ -273,7 +273,7 @@ def jobs_for(stack: str, databases: list[str], *, business_tz: str = "UTC", copy
     ]
     if partitioned and partition_task:
         jobs.append(Job("partitions-hourly", "5 * * * *", "UTC",
-                        ((partition_task, *(a for d in partitioned for a in ("--db", d))),), 15 * 60,
+                        ((partition_task, "--apply", "--yes", *(a for d in partitioned for a in ("--db", d))),), 15 * 60,
                         "create upcoming partitions and detach expired ones",
                         "inserts fail once the newest partition's range is past (no default partition)",
                         tuple(partitioned)))

@@ -134,6 +134,8 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
                 tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES_SQL + "ORDER BY 1, 2")]
+                roles = [r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^(pg_|rds)' "
+                                                    "AND rolname <> current_user ORDER BY 1")]
                 ledger_version = None
                 if conn.execute("SELECT to_regclass('pgops.migrations') IS NOT NULL").fetchone()[0]:
                     ledger_version = conn.execute("SELECT max(version) FROM pgops.migrations").fetchone()[0]
@@ -174,7 +176,7 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
         finished = now()
         m = Manifest(backup_id, database, "logical", _iso(started), _iso(finished), round(time.monotonic() - t0, 3),
                      written.size, written.sha256, key, repo.location(key), server_version, _tool_version("pg_dump"),
-                     ledger_version, __version__, "pg_dump custom", counts, stack, note)
+                     ledger_version, __version__, "pg_dump custom", counts, stack, note, roles)
         try:
             repo.put_bytes(mkey, m.to_json())
         except (RepositoryError, OSError) as exc:

@@ -39,6 +39,9 @@ class Manifest:
     row_counts: dict[str, int] = field(default_factory=dict)
     stack: str = "local"
     note: str = ""
+    #: roles that existed when the dump was taken (pg_dump leaves roles out: PostgreSQL docs, "pg_dump —
+    #: Notes"); a restore drill creates the missing ones so policies and grants naming them restore
+    roles: list[str] = field(default_factory=list)
 
     @property
     def created(self) -> datetime:

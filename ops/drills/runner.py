@@ -517,9 +517,18 @@ def _drop_database(params: dict, maintenance_db: str, dbname: str) -> None:
 def _restore(params: dict, dbname: str, m: Manifest, dump: Path, jobs: int, say) -> Check:
     if m.kind != "logical":
         return Check("restore finished without errors", True, "physical backup recovered to consistency and started")
+    if m.roles:  # a fresh cluster has only its superuser; policies and grants name the database's roles
+        with connect(params, dbname=dbname, autocommit=True, application_name=tool_application_name("drill")) as conn:
+            have = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles")}
+            for role in m.roles:
+                if role not in have:
+                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
     say(f"pg_restore -j {jobs}")
     with client_env_scope(params, dbname) as (args, env):
-        proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
+        # with the roles made above, owners restore as they were (a verify.sql may check them); a backup
+        # from before manifests recorded roles restores without owners
+        owners = [] if m.roles else ["--no-owner"]
+        proc = subprocess.run([str(pg_bindir() / "pg_restore"), "--no-password", "--exit-on-error", *owners,
                                "-j", str(jobs), *args, str(dump)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         return Check("restore finished without errors", False, redact(proc.stderr.strip()[-600:]))

@@ -26,18 +26,16 @@ def _now() -> datetime:
 
 
 def _jobs(stack, sql_root):
-    """The stack's jobs: databases are the folders under the SQL root; the partition job only when a
-    task tree has ``partitions.maintain`` and a database's migrations declare ``PARTITION BY``."""
+    """The stack's jobs: databases are the folders under the SQL root; the partition job
+    (``db.partitions --apply --yes``) when a database's migrations declare ``PARTITION BY``."""
     from ..migrations.discovery import list_databases
     from ..schedules import jobs_for
     s = settings_for(stack, None, sql_root, dsn_from_env=False)
     dbs = list_databases(s.sql_root)
     partitioned = tuple(d for d in dbs if any("PARTITION BY" in p.read_text().upper()
                                               for p in (s.sql_root / d / "migrations").glob("*/up.sql")))
-    from . import root
-    task_name = "partitions.maintain" if "partitions.maintain" in root().task_names else None
     return s, jobs_for(s.stack, dbs, business_tz=s.schedule_tz, copy_to=s.copy_to, partitioned=partitioned,
-                       partition_task=task_name)
+                       partition_task="db.partitions")
 
 
 @task(name="show", help={**SCHEDULE_HELP, "json_": HELP["json_"]})

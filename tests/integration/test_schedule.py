@@ -31,7 +31,8 @@ def test_every_job_runs_on_the_local_stack_and_failures_exit_13(tmp_path):
         assert invoke(["deploy", "--json"], env).returncode == 0
         shown = json.loads(invoke(["schedule.show", "--json"], env).stdout)
         assert [j["name"] for j in shown] == ["backup-daily", "backup-hourly", "prune-daily", "drill-monthly",
-                                              "dr-drill-quarterly"]
+                                              "dr-drill-quarterly", "partitions-hourly"]
+        assert shown[-1]["steps"] == ["invoke db.partitions --apply --yes --db futuresync"], shown[-1]  # its partitions
         assert all(j["cron"] and j["time_zone"] and datetime.fromisoformat(j["next_run"]) > datetime.now(timezone.utc)
                    for j in shown)
         assert shown[1]["time_zone"] == "Europe/Berlin" and "backup.copy" in shown[0]["steps"][1]
@@ -43,7 +44,7 @@ def test_every_job_runs_on_the_local_stack_and_failures_exit_13(tmp_path):
             record = json.loads((sd / "schedule" / f"{job}.json").read_text())
             assert record["succeeded"] is True
         listed = json.loads(invoke(["backup.list", "--repository", copy.as_uri(), "--json"], env).stdout)
-        assert {b["database"] for b in listed} == {"syncscript", "describeit", "fluxstudio"}
+        assert {b["database"] for b in listed} == {"syncscript", "describeit", "fluxstudio", "futuresync"}
 
         # a failing step: the copy target is refused, the job exits 13 naming the step
         bad = invoke(["schedule.run", "backup-daily"], {**env, "PGOPS_COPY_TO": "ftp://nowhere/x"})
@@ -69,7 +70,8 @@ def test_install_systemd_units_parse_and_their_calendars_agree_with_systemd(tmp_
            "PGOPS_STATE_DIR": str(tmp_path / "state")}
     res = invoke(["schedule.install", "--target", "systemd", "--dir", str(tmp_path), "--user", "pgops"], env)
     assert res.returncode == 0, res.stderr
-    jobs = jobs_for("local", ["describeit", "fluxstudio", "syncscript"], business_tz="America/New_York")
+    jobs = jobs_for("local", ["describeit", "fluxstudio", "futuresync", "syncscript"], business_tz="America/New_York",
+                    partitioned=("futuresync",), partition_task="db.partitions")
     written = sorted(p.name for p in tmp_path.glob("pgops-*"))
     assert written == sorted([f"pgops-{j.name}.{ext}" for j in jobs for ext in ("service", "timer")])
     analyze = shutil.which("systemd-analyze")
@@ -101,7 +103,8 @@ def test_install_cron_file_parses_and_dry_run_writes_nothing(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "pgops").read_text().splitlines()
     entries = [line for line in lines if line and not line.startswith("#") and "=" not in line.split()[0]]
-    jobs = jobs_for("local", ["describeit", "fluxstudio", "syncscript"])
+    jobs = jobs_for("local", ["describeit", "fluxstudio", "futuresync", "syncscript"], partitioned=("futuresync",),
+                    partition_task="db.partitions")
     assert len(entries) == len(jobs)
     for j, line in zip(jobs, entries):
         fields = line.split(None, 6)

@@ -22,8 +22,8 @@ def test_seed_002_defaults():
     assert jobs["dr-drill-quarterly"].steps == (("backup.create", "--kind", "snapshot"), ("drill.run", "--kind", "snapshot"))
     assert all(j.timeout_s > 0 and j.missed for j in jobs.values())
     assert "partitions-hourly" not in jobs
-    with_parts = jobs_for("local", ["a"], partitioned=("a",), partition_task="partitions.maintain")
-    assert find_job(with_parts, "partitions-hourly").steps == (("partitions.maintain", "--db", "a"),)
+    with_parts = jobs_for("local", ["a"], partitioned=("a",), partition_task="db.partitions")
+    assert find_job(with_parts, "partitions-hourly").steps == (("db.partitions", "--apply", "--yes", "--db", "a"),)
     with pytest.raises(ConfigError, match="no scheduled job 'nope'"):
         find_job(with_parts, "nope")
     with pytest.raises(ConfigError, match="Mars/Olympus"):

@@ -26,8 +26,11 @@ left behind).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -39,10 +42,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import psycopg
 from psycopg import sql
 
 from ..dsn import connect, tool_application_name
-from ..errors import CutoverAborted, CutoverError, CutoverRefused
+from ..errors import CutoverAborted, CutoverError, CutoverRefused, OpsError
 from ..local.cluster import LocalStack, node_pid, write_private
 from ..local.layout import NodeSpec, render_conf, render_pgbouncer_ini
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
@@ -56,6 +60,9 @@ FWD_SUB = "pgops_cutover_fwd"
 REV_SUB = "pgops_cutover_rev"
 CONTROL_ROLE = "pgops_cutover"
 FENCE_SCHEMA = "pgops_cutover"
+#: slots a cutover makes: its two directions, and the per-table slots of the initial copy (PG 15 names
+#: them pg_<subscription oid>_sync_<relid>_<system id>; an interrupted copy can leave them behind)
+_OUR_SLOTS = r"^(pgops_(fwd|rev)_|pg_\d+_sync_\d+_\d+$)"
 PHASES = ("none", "preparing", "ready", "switched", "rolled_back")
 DEFAULT_LAG_BOUND_BYTES = 1024 * 1024
 _APP = tool_application_name("cutover")
@@ -99,6 +106,20 @@ JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
 WHERE s.relkind = 'S' ORDER BY 1"""
 
 
+def _exclusive(method):
+    """Run a cutover command holding the cutover's lock (``flock`` on ``<state>/cutover/lock``), with
+    the state re-read under it: two commands never act at once, and :meth:`LocalCutover.recover` never
+    mistakes a running switch for a dead one. Raises :class:`CutoverError` naming the holder."""
+    import functools
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock(method.__name__):
+            self.state = self._read()
+            return method(self, *args, **kwargs)
+    return locked
+
+
 @dataclass(frozen=True)
 class Side:
     """One cluster of the pair: ``name`` ("blue" | "green"), its node and libpq parameters for the
@@ -125,8 +146,32 @@ class LocalCutover:
         self.state_file = self.dir / "state.json"
         self.passfile = self.dir / "pgpass"
         self.state = self._read()
+        #: called with each switch step's name right after it ran; tests raise from it to prove
+        #: that a failure after any step is undone
+        self.after_step: Callable[[str], None] | None = None
 
     # ---- state ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self, what: str, wait: bool = False):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.dir / "lock", "a+")
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                raise CutoverError(f"Another cutover command holds the cutover's lock (pid and command: {holder}); "
+                                   f"cutover.{what} did not start.",
+                                   "wait for it to end (`invoke cutover.status` shows the phase), then run it again.") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} cutover.{what}\n")
+            f.flush()
+            yield
+        finally:
+            f.close()  # closing releases the flock
+
     def _read(self) -> dict:
         try:
             return json.loads(self.state_file.read_text())
@@ -225,6 +270,7 @@ class LocalCutover:
                 "on green with an initial copy, and set up the reverse direction (disabled)",
                 "wait until every table is replicating; nothing on blue is locked or paused"]
 
+    @_exclusive
     def prepare(self, databases: list[str] | None = None, *, target_engine_version: str | None = None,
                 timeout_s: float = 600, on_progress: Callable[[str], None] | None = None) -> dict:
         """Make green and start replicating blue → green. ``databases``: names on blue.
@@ -394,8 +440,16 @@ class LocalCutover:
         """Phase, replication lag in bytes (toward the side that is not primary), per-table sync
         state, and every guard as ``{"name", "passed", "detail"}``. A switch left half-done by a
         killed process is finished or undone first (:meth:`recover`; listed under ``recovered``)."""
-        recovered = self.recover()
+        recovered, busy = [], None
+        try:
+            with self._lock("status"):
+                self.state = self._read()
+                recovered = self.recover()
+        except CutoverError as exc:  # a command is running: report, never repair under it
+            busy = exc.message
         out = {"recovered": recovered} if recovered else {}
+        if busy:
+            out["in_progress"] = busy
         out |= {"phase": self.phase, "primary_side": self.state.get("primary_side"),
                "databases": self.state.get("databases", []), "lag_bytes": None, "tables": [], "guards": []}
         if self.phase == "none":
@@ -462,6 +516,7 @@ class LocalCutover:
             return [conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]]
 
     # ---- the switch -----------------------------------------------------------------------------
+    @_exclusive
     def run(self, *, budget_ms: int = 2000, lag_wait_s: float = 60,
             on_progress: Callable[[str], None] | None = None) -> dict:
         """Switch the pooler from blue to green. Returns the report (``passed``, ``write_pause_ms``,
@@ -473,6 +528,7 @@ class LocalCutover:
         return self._switch("blue", "green", FWD_SUB, REV_SUB, budget_ms, lag_wait_s, "run",
                             on_progress or (lambda m: None))
 
+    @_exclusive
     def rollback(self, *, budget_ms: int = 2000, lag_wait_s: float = 60,
                  on_progress: Callable[[str], None] | None = None) -> dict:
         """The same guarded switch from green back to blue, over the reverse replication, so no
@@ -513,7 +569,7 @@ class LocalCutover:
             # written before anything changes: a process killed mid-switch leaves this behind, and the
             # next cutover command finishes or undoes the switch (see :meth:`recover`)
             self.state["in_switch"] = {"from": src_name, "to": dst_name, "in_sub": in_sub, "back_sub": back_sub,
-                                       "at": _now()}
+                                       "dst_fenced": self._fenced(dst), "at": _now()}
             self._save()
             t0 = self.clock()
 
@@ -521,6 +577,8 @@ class LocalCutover:
                 t1 = self.clock()
                 fn()
                 phases[name] = _ms(self.clock() - t1)
+                if self.after_step is not None:  # fault injection (tests): a failure right after `name`
+                    self.after_step(name)
                 if self.clock() - t0 > budget_s:
                     raise _OverBudget(name)
 
@@ -533,8 +591,10 @@ class LocalCutover:
                     phases["pause"] = _ms(self.clock() - t1)
                     raise _OverBudget("pause") from None
                 phases["pause"] = _ms(self.clock() - t1)
-                step("fence", lambda: self._fence(src, sconns[dbs[0]], keep))
+                # each undo is registered before its step runs (all are idempotent), so a step that
+                # fails midway or crosses the budget is undone like the ones before it
                 undo.append(("unfence " + src_name, lambda: self._unfence(src, sconns[dbs[0]])))
+                step("fence", lambda: self._fence(src, sconns[dbs[0]], keep, deadline=t0 + budget_s))
 
                 def fence_row():
                     for db in dbs:
@@ -567,9 +627,9 @@ class LocalCutover:
                             if self.clock() - t0 > budget_s:
                                 raise _OverBudget("stop_incoming")
                             time.sleep(0.002)
-                step("stop_incoming", stop_incoming)
                 undo.append((f"enable {in_sub} on {dst_name}", lambda: [dconns[db].execute(
                     sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(in_sub))) for db in dbs]))
+                step("stop_incoming", stop_incoming)
 
                 def sequences():
                     report["sequences_set"] = sum(_copy_sequences(sconns[db], dconns[db]) for db in dbs)
@@ -583,14 +643,14 @@ class LocalCutover:
                             "WHERE subname = %s AND subdbid = (SELECT oid FROM pg_database WHERE datname = "
                             "current_database())", (lsn, back_sub))
                         sconns[db].execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(back_sub)))
-                step("start_reverse", start_back)
                 undo.append((f"disable {back_sub} on {src_name}", lambda: [sconns[db].execute(
                     sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(back_sub))) for db in dbs]))
+                step("start_reverse", start_back)
                 if self._fenced(dst):
-                    step("unfence_" + dst_name, lambda: self._unfence(dst, dconns[dbs[0]]))
                     undo.append(("fence " + dst_name, lambda: self._fence(dst, dconns[dbs[0]], [])))
-                step("repoint", lambda: self._point_pooler(admin, dst.node.port))
+                    step("unfence_" + dst_name, lambda: self._unfence(dst, dconns[dbs[0]]))
                 undo.append(("point the pooler back at " + src_name, lambda: self._point_pooler(admin, src.node.port)))
+                step("repoint", lambda: self._point_pooler(admin, dst.node.port))
                 t1 = self.clock()
                 admin.resume()
                 phases["resume"] = _ms(self.clock() - t1)
@@ -599,20 +659,28 @@ class LocalCutover:
                 where = exc.step if isinstance(exc, _OverBudget) else None
                 undone = self._undo(undo)
                 try:
+                    admin.close()  # a command interrupted mid-way (Ctrl-C in PAUSE) dies with its session
                     admin.resume()
-                except Exception as rexc:  # recorded in the report; the abort is what the user reads
+                except Exception as rexc:  # recorded; the switch stays marked for `recover`
                     log.error("RESUME after abort failed: %s", rexc)
                     report["resume_error"] = str(rexc)
                 report["write_pause_ms"] = _ms(self.clock() - t0)
                 report["aborted_at"] = where or type(exc).__name__
                 report["undone"] = undone
-                self.state.pop("in_switch", None)
+                clean = "resume_error" not in report and not any("FAILED" in u for u in undone)
+                if clean:
+                    self.state.pop("in_switch", None)
                 self.state.setdefault("switches", []).append({**report, "at": _now()})
                 self._save()
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 what = (f"over its budget of {budget_ms} ms at step '{where}'" if where
                         else f"failed: {exc}")
+                if not clean:
+                    raise CutoverAborted(
+                        f"cutover.{action} {what}, and undoing it did not complete ({'; '.join(undone)}"
+                        f"{'; RESUME failed: ' + report['resume_error'] if 'resume_error' in report else ''}).",
+                        "run `invoke cutover.status`: it finishes the undo and resumes the pooler.", report) from None
                 raise CutoverAborted(f"cutover.{action} {what}; every step was undone, the pooler resumed, and "
                                      f"{src_name} is still primary (write pause {report['write_pause_ms']} ms).",
                                      f"run `invoke cutover.status`, then `invoke cutover.{action} --budget-ms N` "
@@ -620,6 +688,8 @@ class LocalCutover:
             self.state["phase"] = "switched" if dst_name == "green" else "rolled_back"
             self.state["primary_side"] = dst_name
             self.state.pop("in_switch", None)
+            self.state["last_verification"] = {"passed": False, "pending": True, "mismatches": [
+                "the verification at the fence did not finish"], "sequence_problems": []}
             self._save()
             progress("verifying every table at the fence")
             t1 = self.clock()
@@ -646,29 +716,51 @@ class LocalCutover:
         dbs = self.state["databases"]
         done = []
         pointed = _pooler_target_port(self.stack.layout.pooler.ini) == dst.node.port
+        keep, other = (dst, src) if pointed else (src, dst)
         admin = PoolerAdmin(self.stack, "cutover")
+        failed = []
         try:
-            if pointed:
-                with dst.connect("postgres") as conn:
-                    self._unfence(dst, conn)
-                _replicate(dbs, on=(src, sw["back_sub"]), off=(dst, sw["in_sub"]))
-                self.state["phase"] = "switched" if sw["to"] == "green" else "rolled_back"
-                self.state["primary_side"] = sw["to"]
-                self.state["last_verification"] = {"passed": False, "mismatches": [
-                    "the switch's process died before verifying at the fence"], "sequence_problems": []}
-                done.append(f"the pooler already pointed at {sw['to']}: finished the switch forward "
-                            f"({sw['to']} is primary; run `invoke cutover.verify`)")
-            else:
-                with src.connect("postgres") as conn:
-                    self._unfence(src, conn)
-                _replicate(dbs, on=(dst, sw["in_sub"]), off=(src, sw["back_sub"]))
-                self._point_pooler(admin, src.node.port)
-                done.append(f"undid the interrupted switch: {sw['from']} unfenced and primary, replication "
-                            f"{sw['from']} -> {sw['to']} running again")
+            # clients first: the side that stays primary is opened, the pooler (re)pointed and resumed
+            try:
+                with keep.connect("postgres") as conn:
+                    self._unfence(keep, conn)
+            except OpsError as exc:
+                failed.append(f"unfencing {keep.name}: {exc.message}")
+            self._point_pooler(admin, keep.node.port)
             admin.resume()
-            done.append("resumed the pooler")
+            done.append(f"pooler pointed at {keep.name} and resumed")
+            if not pointed and sw.get("dst_fenced") and not self._fenced(other):
+                try:  # a rollback killed after unfencing blue: blue is not primary, fence it again
+                    with other.connect("postgres") as conn:
+                        self._fence(other, conn, [])
+                    done.append(f"{other.name} fenced again")
+                except OpsError as exc:
+                    failed.append(f"fencing {other.name}: {exc.message}")
+            try:  # then replication, one direction only
+                if pointed:
+                    _replicate(dbs, on=(src, sw["back_sub"]), off=(dst, sw["in_sub"]))
+                else:
+                    _replicate(dbs, on=(dst, sw["in_sub"]), off=(src, sw["back_sub"]))
+            except OpsError as exc:
+                failed.append(f"replication {keep.name} -> {other.name}: {exc.message}")
         finally:
             admin.close()
+        if pointed:
+            self.state["phase"] = "switched" if sw["to"] == "green" else "rolled_back"
+            self.state["primary_side"] = sw["to"]
+            self.state["last_verification"] = {"passed": False, "mismatches": [
+                "the switch's process died before verifying at the fence"], "sequence_problems": []}
+            done.append(f"the pooler already pointed at {sw['to']}: finished the switch forward "
+                        f"({sw['to']} is primary; run `invoke cutover.verify`)")
+        else:
+            done.append(f"undid the interrupted switch: {sw['from']} is primary, replication "
+                        f"{sw['from']} -> {sw['to']} running again")
+        if failed:
+            self.state.setdefault("recoveries", []).append({"at": _now(), "done": done, "failed": failed})
+            self._save()
+            raise CutoverError("Recovering the interrupted switch resumed the pooler on "
+                               f"{keep.name} but could not finish: {'; '.join(failed)}.",
+                               "bring the named server up (`invoke local.status`), then `invoke cutover.status` again.")
         self.state.pop("in_switch", None)
         self.state.setdefault("recoveries", []).append({"at": _now(), "done": done})
         self._save()
@@ -704,7 +796,7 @@ class LocalCutover:
     def _fenced(self, side: Side) -> bool:
         return self._hba(side)[1].exists()
 
-    def _fence(self, side: Side, conn, keep_pids: list[int]) -> None:
+    def _fence(self, side: Side, conn, keep_pids: list[int], deadline: float | None = None) -> None:
         """Refuse every client connection to ``side`` except the cutover's own role and replication,
         then terminate every other client session and prove a new connection is refused."""
         hba, saved = self._hba(side)
@@ -723,11 +815,19 @@ class LocalCutover:
             conn.execute("SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE backend_type = "
                          "'client backend' AND pid <> ALL(%s) AND usename IS DISTINCT FROM %s",
                          (keep_pids, CONTROL_ROLE))
-            try:  # the fence holds when a fresh ordinary connection is refused
+            try:  # the fence holds when a fresh ordinary connection is refused by pg_hba.conf
                 connect(self.stack.conninfo(side.node), dbname="postgres", autocommit=True, connect_timeout=2,
                         application_name=_APP).close()
-            except Exception:
-                return
+            except OpsError as exc:
+                if "pg_hba.conf rejects connection" not in str(exc):
+                    raise
+                left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                                    "AND pid <> ALL(%s) AND usename IS DISTINCT FROM %s",
+                                    (keep_pids, CONTROL_ROLE)).fetchone()[0]
+                if not left:
+                    return
+            if deadline is not None and self.clock() > deadline:
+                raise _OverBudget("fence")
             time.sleep(0.005)
 
     def _unfence(self, side: Side, conn) -> None:
@@ -787,6 +887,7 @@ class LocalCutover:
             d.execute("COMMIT")
 
     # ---- verify ---------------------------------------------------------------------------------
+    @_exclusive
     def verify(self) -> dict:
         """The verification recorded at the last switch's fence, plus every sequence checked now on
         the side that is primary: ≥ the other side's value and ≥ the max of its column."""
@@ -824,6 +925,7 @@ class LocalCutover:
         return ["drop every subscription, publication, slot, fence table and role the cutover made on blue",
                 f"stop and delete green ({self.state.get('green', {}).get('name')}); blue stays primary"]
 
+    @_exclusive
     def finish(self, on_progress: Callable[[str], None] | None = None) -> dict:
         """After a switch: clean both sides, stop old blue, make green the stack's primary (replicas
         rebuilt from it). After a rollback (or from ready): clean blue and remove green. Asserts no
@@ -856,17 +958,19 @@ class LocalCutover:
                     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
         for side in sides:
             with self._side(side).connect("postgres") as conn:
-                for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ "
-                                            "'^pgops_(fwd|rev)_'").fetchall():
+                for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s",
+                                            (_OUR_SLOTS,)).fetchall():
                     _drop_slot(conn, slot)
                     done.append(f"dropped slot {slot} on {side}")
         if promote:
             new_primary = NodeSpec(green.name, "primary", green.port, green.node_dir)
             old_blue = self.stack.layout.primary
             progress(f"stopping old blue ({old_blue.name})")
-            with self._side("blue").connect("postgres") as c:
-                self._unfence(self._side("blue"), c)
-            self.stack.stop_node(old_blue)
+            self.stack.stop_node(old_blue)  # stopped while still fenced: no direct client writes to it last
+            hba, saved = self._hba(self._side("blue"))
+            if saved.exists():  # its pg_hba.conf as it was, for whoever starts that data directory again
+                _write_server_file(hba, saved.read_text())
+                saved.unlink()
             done.append(f"stopped old blue {old_blue.name} (data kept in {old_blue.node_dir}; remove it with "
                         f"`rm -rf {old_blue.node_dir}` once sure)")
             nodes = tuple(n for n in self.stack.layout.nodes if n.name != old_blue.name) + (new_primary,)
@@ -902,7 +1006,8 @@ class LocalCutover:
         return {"done": done, "primary": self.stack.layout.primary.name, "leftovers": left}
 
     def leftovers(self) -> list[str]:
-        """Every ``pgops_(fwd|rev)_*`` slot, and every pgops publication or subscription in any
+        """Every slot the cutover made (``pgops_(fwd|rev)_*``, and the initial copy's per-table
+        ``pg_<subid>_sync_*`` ones), and every pgops publication or subscription in any
         database, on each running node of the stack and green."""
         out = []
         nodes = [self.stack.layout.primary]
@@ -914,7 +1019,7 @@ class LocalCutover:
             params = self.stack.conninfo(node)
             with connect(params, dbname="postgres", autocommit=True, application_name=_APP) as conn:
                 out += [f"slot {s} on {node.name}" for (s,) in conn.execute(
-                    "SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ '^pgops_(fwd|rev)_'")]
+                    "SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s", (_OUR_SLOTS,))]
                 out += [f"subscription {s} on {node.name}" for (s,) in conn.execute(
                     "SELECT subname FROM pg_subscription WHERE subname IN (%s, %s)", (FWD_SUB, REV_SUB))]
                 dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
@@ -929,12 +1034,26 @@ class LocalCutover:
             return
         green = self._green_node()
         if node_pid(green) is not None:
+            # DROP SUBSCRIPTION while green runs removes its slot on blue and the initial copy's
+            # per-table slots (pg_<subid>_sync_<relid>_<sysid>) an interrupted prepare leaves there
+            with connect(self._admin_params(green), dbname="postgres", autocommit=True, application_name=_APP) as c:
+                green_dbs = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datallowconn")]
+            for db in green_dbs:
+                with connect(self._admin_params(green), dbname=db, autocommit=True, application_name=_APP) as c:
+                    for (sub,) in c.execute("SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM "
+                                            "pg_database WHERE datname = current_database())").fetchall():
+                        c.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sub)))
+                        try:
+                            c.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(sub)))
+                        except psycopg.Error:  # blue unreachable: drop locally, blue's slots are dropped below
+                            c.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(sql.Identifier(sub)))
+                            c.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(sub)))
             self.stack.stop_node(green, "immediate")
         shutil.rmtree(green.node_dir, ignore_errors=True)
         with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
                      application_name=_APP) as conn:
-            for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ "
-                                        "'^pgops_(fwd|rev)_'").fetchall():
+            for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s",
+                                        (_OUR_SLOTS,)).fetchall():
                 _drop_slot(conn, slot)
             dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
         for db in dbs:
@@ -1025,6 +1144,8 @@ def _drop_slot(conn, slot: str) -> None:
         if pid is None:
             return
         if pid[0] is not None:
+            if not slot.startswith("pgops_"):
+                return  # an initial-copy slot someone is reading (another subscriber's copy): not ours to end
             conn.execute("SELECT pg_terminate_backend(%s, 1000)", (pid[0],))
             time.sleep(0.05)
             continue
@@ -1034,8 +1155,9 @@ def _drop_slot(conn, slot: str) -> None:
 
 def _conninfo(side: Side, db: str) -> str:
     """Connection string a subscription uses: the cutover's role, password from its passfile."""
+    from psycopg.conninfo import make_conninfo
     p = side.params
-    return f"host={p['host']} port={p['port']} user={p['user']} dbname={db} passfile={p['passfile']}"
+    return make_conninfo(host=p["host"], port=str(p["port"]), user=p["user"], dbname=db, passfile=p["passfile"])
 
 
 def _write_server_file(path: Path, text: str) -> None:

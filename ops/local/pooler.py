@@ -59,9 +59,11 @@ class PoolerAdmin:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.info("PgBouncer %s did not finish within %.3f s: abandoning it", cmd, timeout_s)
-                    self.close()
                     raise TimeoutError(f"PgBouncer {cmd} did not finish within {timeout_s:.3f} s")
                 sel.select(min(left, 0.05))
+        except BaseException:  # timeout, Ctrl-C, SIGTERM: the pending command dies with its session
+            self.close()
+            raise
         finally:
             sel.close()
         error = None

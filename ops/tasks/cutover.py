@@ -115,8 +115,8 @@ def run(c, stack=None, dsn=None, budget_ms=None, switchover_timeout=None, yes=Fa
     opts = {"budget_ms": cli.as_int(budget_ms, "--budget-ms", minimum=1) or 2000}
     if switchover_timeout is not None:
         opts["switchover_timeout_s"] = cli.as_int(switchover_timeout, "--switchover-timeout", minimum=1)
-    report = _confirm(engine, "run", yes, frags, lambda: _call(engine.run, on_progress=_progress, **opts),
-                      quiet=bool(json_), **opts)
+    report = _aborted_report(json_, lambda: _confirm(
+        engine, "run", yes, frags, lambda: _call(engine.run, on_progress=_progress, **opts), quiet=bool(json_), **opts))
     _finish_report(report, json_, "cutover.run")
 
 
@@ -141,8 +141,9 @@ def rollback(c, stack=None, dsn=None, budget_ms=None, yes=False, json_=None):
     """Switch back to blue over the reverse replication: no write acknowledged on green is lost."""
     engine, frags = _engine(stack, dsn)
     opts = {"budget_ms": cli.as_int(budget_ms, "--budget-ms", minimum=1) or 2000}
-    report = _confirm(engine, "rollback", yes, frags, lambda: _call(engine.rollback, on_progress=_progress, **opts),
-                      quiet=bool(json_), **opts)
+    report = _aborted_report(json_, lambda: _confirm(
+        engine, "rollback", yes, frags, lambda: _call(engine.rollback, on_progress=_progress, **opts),
+        quiet=bool(json_), **opts))
     _finish_report(report, json_, "cutover.rollback")
 
 
@@ -155,15 +156,31 @@ def finish(c, stack=None, dsn=None, yes=False, json_=False):
     _print_report(report, json_, "cutover finished")
 
 
+def _aborted_report(json_path, switch):
+    """Run ``switch``; when it aborts, its report (timed steps, what was undone) still goes to
+    ``--json`` before the error is raised."""
+    from ..errors import CutoverAborted
+    try:
+        return switch()
+    except CutoverAborted as exc:
+        if json_path:
+            _write_json(exc.report, json_path)
+        raise
+
+
+def _write_json(report: dict, json_path) -> None:
+    import json
+    text = json.dumps(report, indent=2, default=str)
+    if json_path == "-" or json_path is True:
+        print(text)
+    else:
+        with open(json_path, "w") as f:
+            f.write(text + "\n")
+
+
 def _finish_report(report: dict, json_path, title: str) -> None:
     if json_path:
-        import json
-        text = json.dumps(report, indent=2, default=str)
-        if json_path == "-" or json_path is True:
-            print(text)
-        else:
-            with open(json_path, "w") as f:
-                f.write(text + "\n")
+        _write_json(report, json_path)
     if json_path not in ("-", True):
         _print_report(report, False, title)
     if not report.get("passed"):

@@ -257,3 +257,93 @@ def test_a_switch_killed_mid_pause_is_undone_by_the_next_command(cut_env):
     ok = invoke(["cutover.run", "--yes", "--json", "-"], env)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["passed"]
+
+
+RUN_STEPS = ["pause", "fence", "fence_row", "stop_incoming", "sequences", "start_reverse", "repoint"]
+
+
+def _one_direction(stack, cut, db: str) -> dict[str, bool]:
+    """Which subscriptions are enabled, over both sides (exactly one direction may run)."""
+    out = {}
+    for side in ("blue", "green"):
+        with cut._side(side).connect(db) as conn:
+            out.update({f"{side}:{n}": e for n, e in conn.execute(
+                "SELECT subname, subenabled FROM pg_subscription WHERE subdbid = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())")})
+    return out
+
+
+@pytest.mark.parametrize("action, failing", [("run", s) for s in RUN_STEPS[1:]]
+                         + [("rollback", s) for s in RUN_STEPS[1:] + ["unfence_blue"]])
+def test_a_failure_right_after_any_switch_step_is_undone(cut_env, action, failing):
+    """Every step × a failure right after it: the abort undoes everything (the failing step
+    included), the old side is primary and open to clients, the pooler resumed and pointed at it,
+    replication runs in one direction only, and the same switch succeeds afterwards."""
+    from ops.cutover.local import LocalCutover
+    from ops.errors import CutoverAborted
+    sd, env = cut_env
+    stack = open_stack(sd)
+    cut = LocalCutover(stack)
+    cut.prepare(["shop"])
+    if action == "rollback":
+        assert cut.run()["passed"]
+    src = "blue" if action == "run" else "green"
+    src_port = cut._side(src).node.port
+
+    def fail(name):
+        if name == failing:
+            raise RuntimeError(f"injected failure after {name}")
+    cut.after_step = fail
+    with pytest.raises(CutoverAborted) as err:
+        getattr(cut, action)()
+    assert "every step was undone" in err.value.message, err.value.message
+    assert err.value.report["aborted_at"] == "RuntimeError"
+    st = cut.status()
+    assert st["phase"] == ("ready" if action == "run" else "switched")
+    assert all(g["passed"] for g in st["guards"] if g["name"] != "lag_under_bound"), st["guards"]
+    enabled = _one_direction(stack, cut, "shop")
+    want_on = "green:pgops_cutover_fwd" if action == "run" else "blue:pgops_cutover_rev"
+    assert [k for k, v in enabled.items() if v] == [want_on], enabled
+    with connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop", autocommit=True,
+                 connect_timeout=5) as conn:  # resumed, and still sending clients to the old side
+        new_id = conn.execute("INSERT INTO orders (note) VALUES ('after abort') RETURNING id").fetchone()[0]
+    assert new_id in ids_on(stack, src_port)
+    if src == "blue":  # the old primary takes direct clients again
+        with connect(stack.conninfo(), dbname="shop", autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    cut.after_step = None
+    again = getattr(cut, action)()
+    assert again["passed"], again
+
+
+def test_status_during_a_live_switch_reports_it_and_repairs_nothing(cut_env):
+    """``cutover.status`` from a second terminal while ``cutover.run`` waits in PAUSE: the lock says a
+    switch is running, nothing is "recovered" under it, and the switch then completes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sd, env = cut_env
+    stack = open_stack(sd)
+    assert invoke(["cutover.prepare", "--yes"], env).returncode == 0
+    holder = connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop")
+    holder.execute("INSERT INTO orders (note) VALUES ('held')")
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PGOPS_")}, **env}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "cutover.run", "--yes", "--budget-ms",
+                             "60000"], cwd=Path(__file__).resolve().parents[2], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = sd / "cutover" / "state.json"
+    deadline = time.monotonic() + 60
+    while "in_switch" not in state.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "the switch never started"
+        time.sleep(0.05)
+    doc = json.loads(invoke(["cutover.status", "--json"], env).stdout)
+    assert "in_progress" in doc and "cutover.run" in doc["in_progress"] and not doc.get("recovered"), doc
+    again = invoke(["cutover.run", "--yes"], env)
+    assert again.returncode == 10 and "holds the cutover's lock" in again.stderr, again.stderr
+    holder.commit()
+    holder.close()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(invoke(["cutover.status", "--json"], env).stdout)["phase"] == "switched"

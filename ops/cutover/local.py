@@ -353,6 +353,12 @@ class LocalCutover:
                     sql.Literal(f"pgops_fwd_{boid}")))
         progress("waiting until every table on green is replicating")
         self._wait_synced(databases, timeout_s, progress)
+        for db in databases:  # pg_dump -s makes them WITH NO DATA, and replication carries tables only
+            with g.connect(db) as conn:
+                for (mv,) in conn.execute("SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews "
+                                          "ORDER BY 1").fetchall():
+                    progress(f"{db}: refreshing materialized view {mv} on green")
+                    conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.SQL(mv)))
         for db in databases:  # the reverse direction, disabled until a switch starts it at a quiet point
             with g.connect(db) as conn:
                 goid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
@@ -696,6 +702,7 @@ class LocalCutover:
             self._verify_at_fence(dbs, ssnap, dsnap, report)
             phases["verify"] = _ms(self.clock() - t1)
         report["passed"] = not report["mismatches"] and not report["sequence_problems"]
+        self._advance_idle_slot(src_name, dbs)
         self.state["last_verification"] = {k: report[k] for k in ("passed", "tables_checked", "rows_checked",
                                                                   "mismatches", "sequence_problems")}
         self.state.setdefault("switches", []).append({**report, "at": _now()})
@@ -765,6 +772,21 @@ class LocalCutover:
         self.state.setdefault("recoveries", []).append({"at": _now(), "done": done})
         self._save()
         return done
+
+    def _advance_idle_slot(self, idle_publisher: str, dbs: list[str]) -> None:
+        """The direction not in use keeps its slot on ``idle_publisher`` (for the way back) but must
+        not keep that server's WAL: move the slot to the current position (its subscription starts
+        from a later quiet point anyway, by origin advance). PostgreSQL docs, "pg_replication_slot_advance"."""
+        prefix = "pgops_fwd_" if idle_publisher == "blue" else "pgops_rev_"
+        for db in dbs:
+            try:
+                with self._side(idle_publisher).connect(db) as conn:
+                    for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE NOT active AND "
+                                                "slot_name LIKE %s AND database = current_database()",
+                                                (prefix + "%",)).fetchall():
+                        conn.execute("SELECT pg_replication_slot_advance(%s, pg_current_wal_lsn())", (slot,))
+            except (OpsError, psycopg.Error) as exc:  # best effort: the status guard shows retained WAL
+                log.warning("advancing the idle slot on %s failed: %s", idle_publisher, exc)
 
     def _wait_lag(self, src: Side, dbs, src_name, timeout_s, action) -> None:
         deadline = self.clock() + timeout_s
@@ -926,12 +948,19 @@ class LocalCutover:
                 f"stop and delete green ({self.state.get('green', {}).get('name')}); blue stays primary"]
 
     @_exclusive
-    def finish(self, on_progress: Callable[[str], None] | None = None) -> dict:
+    def finish(self, on_progress: Callable[[str], None] | None = None, force: bool = False) -> dict:
         """After a switch: clean both sides, stop old blue, make green the stack's primary (replicas
         rebuilt from it). After a rollback (or from ready): clean blue and remove green. Asserts no
         slot, publication or subscription pgops made remains. Returns what was done."""
         self.recover()
         self._require("finish", "ready", "rolled_back", "switched", "preparing")
+        verified = self.state.get("last_verification") or {}
+        if self.phase == "switched" and not verified.get("passed") and not force:
+            raise CutoverRefused("cutover.finish", _guards("verified", [
+                "the switch to green was not verified at its fence ("
+                + "; ".join(verified.get("mismatches", []) + verified.get("sequence_problems", [])) + "); finishing "
+                "removes the way back"]), "run `invoke cutover.verify`, `invoke cutover.rollback --yes` if data "
+                "differs, or `invoke cutover.finish --force --yes` to finish anyway.")
         progress = on_progress or (lambda m: None)
         done = []
         promote = self.phase == "switched"

@@ -147,12 +147,15 @@ def rollback(c, stack=None, dsn=None, budget_ms=None, yes=False, json_=None):
     _finish_report(report, json_, "cutover.rollback")
 
 
-@task(help={**TARGET, "yes": HELP["yes"], "json_": HELP["json_"]})
+@task(help={**TARGET, "yes": HELP["yes"], "json_": HELP["json_"],
+            "force": "finish even though the switch was not verified at its fence (removes the way back)"})
 @cli.edge
-def finish(c, stack=None, dsn=None, yes=False, json_=False):
+def finish(c, stack=None, dsn=None, yes=False, json_=False, force=False):
     """Drop every slot, publication and subscription the cutover made; green becomes the stack's primary."""
     engine, frags = _engine(stack, dsn)
-    report = _confirm(engine, "finish", yes, frags, lambda: _call(engine.finish, on_progress=_progress), quiet=json_)
+    opts = {"force": True} if force else {}
+    report = _confirm(engine, "finish", yes, frags, lambda: _call(engine.finish, on_progress=_progress, **opts),
+                      *(["--force"] if force else []), quiet=json_)
     _print_report(report, json_, "cutover finished")
 
 

@@ -120,24 +120,72 @@ class Copier:
     def __init__(self, conn: psycopg.Connection, m: Mapping, run_id: int):
         self.conn, self.m, self.run_id = conn, m, run_id
         self.by_range = upsert_sql(m, _range(m))
+        self.by_range_unquarantined = upsert_sql(m, sql.SQL(
+            "{} AND NOT EXISTS (SELECT 1 FROM pgops.transfer_quarantine q WHERE q.mapping = %(mapping)s "
+            "AND q.source_key = s.{})").format(_range(m), _ident(m.key)))
         self.by_keys = upsert_sql(m, _keys(m))
 
+    def foreign_keys(self) -> list[tuple[str, str, str, str]]:
+        """The target's single-column foreign keys whose column is mapped: (constraint, column,
+        parent table, parent column) — read once from the catalog."""
+        if not hasattr(self, "_fks"):
+            rows = self.conn.execute(
+                "SELECT c.conname, a.attname, c.confrelid::regclass::text, pa.attname FROM pg_constraint c "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1] "
+                "WHERE c.contype = 'f' AND c.conrelid = to_regclass(%s) AND cardinality(c.conkey) = 1",
+                (self.m.target,)).fetchall()
+            self._fks = [r for r in rows if r[1] in self.m.target_columns]
+        return self._fks
+
+    def precheck_parents(self, lo: int, hi: int) -> int:
+        """Quarantine, set-wise, the rows of ``(lo, hi]`` whose parent row is missing from v2 (an
+        orphan, or a child of a quarantined parent: the bulk of rejected rows), with the reason
+        PostgreSQL gives for a foreign key violation, so the batch rarely needs bisecting."""
+        m, total = self.m, 0
+        for conname, col, parent, pcol in self.foreign_keys():
+            cond = _range(m) if not m.where else sql.SQL("{} AND ({})").format(_range(m), sql.SQL(m.where))
+            head = (f'insert or update on table "{m.target}" violates foreign key constraint "{conname}" '
+                    f"(constraint {conname}); Key ({col})=(")
+            tail = f') is not present in table "{parent}".'
+            total += self.conn.execute(sql.SQL(
+                "INSERT INTO pgops.transfer_quarantine (mapping, source_key, reason, sqlstate, row_data, run_id) "
+                "SELECT {name}, o.k, {head} || o.v || {tail}, '23503', o.row_data, {run} FROM ("
+                "SELECT s.{key} AS k, ({fk}) AS v, to_jsonb(s) AS row_data FROM {src} s WHERE {cond}) o "
+                "WHERE o.v IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{pcol} = o.v) "
+                "ON CONFLICT (mapping, source_key) DO UPDATE SET reason = EXCLUDED.reason, sqlstate = EXCLUDED.sqlstate, "
+                "row_data = EXCLUDED.row_data, run_id = EXCLUDED.run_id, at = clock_timestamp()").format(
+                name=sql.Literal(m.name), head=sql.Literal(head), tail=sql.Literal(tail), run=sql.Literal(self.run_id),
+                key=_ident(m.key), fk=sql.SQL(m.expression(col)), src=_ident(m.source), cond=cond,
+                parent=sql.Identifier(*parent.split(".")), pcol=_ident(pcol)), {"lo": lo, "hi": hi}).rowcount
+        return total
+
     def copy_range(self, lo: int, hi: int) -> tuple[int, int]:
-        """Copy ``(lo, hi]``; returns (rows copied, rows quarantined). Inside a transaction."""
-        m = self.m
+        """Copy ``(lo, hi]``; returns (rows copied, rows quarantined). Inside the caller's
+        transaction: earlier verdicts on the range are dropped and decided again."""
+        m, params = self.m, {"lo": lo, "hi": hi, "mapping": self.m.name}
+        self.conn.execute("DELETE FROM pgops.transfer_quarantine WHERE mapping = %s AND source_key > %s "
+                          "AND source_key <= %s", (m.name, lo, hi))
         try:
             with self.conn.transaction():
-                n = self.conn.execute(self.by_range, {"lo": lo, "hi": hi}).rowcount
-            self.conn.execute(sql.SQL("DELETE FROM pgops.transfer_quarantine WHERE mapping = %s AND source_key > %s "
-                                      "AND source_key <= %s"), (m.name, lo, hi))
-            return n, 0
+                pre = self.precheck_parents(lo, hi)
+        except REJECTED:  # a foreign key expression that cannot be computed: the bisection decides
+            pre = 0
+        if pre:  # a stale copy of a row now rejected goes (its legacy row changed since)
+            self.conn.execute(sql.SQL("DELETE FROM {t} t WHERE t.{tk} IN (SELECT source_key FROM pgops.transfer_quarantine "
+                                      "WHERE mapping = %s AND source_key > %s AND source_key <= %s)").format(
+                t=_ident(m.target), tk=_ident(m.target_key)), (m.name, lo, hi))
+        try:
+            with self.conn.transaction():
+                return self.conn.execute(self.by_range_unquarantined, params).rowcount, pre
         except REJECTED:
             keys = [r[0] for r in self.conn.execute(
-                sql.SQL("SELECT s.{k} FROM {src} s WHERE {p} ORDER BY 1").format(
+                sql.SQL("SELECT s.{k} FROM {src} s WHERE {p} AND NOT EXISTS (SELECT 1 FROM pgops.transfer_quarantine q "
+                        "WHERE q.mapping = %(mapping)s AND q.source_key = s.{k}) ORDER BY 1").format(
                     k=_ident(m.key), src=_ident(m.source),
-                    p=_range(m) if not m.where else sql.SQL("{} AND ({})").format(_range(m), sql.SQL(m.where))),
-                {"lo": lo, "hi": hi})]
-            return self.copy_keys(keys)
+                    p=_range(m) if not m.where else sql.SQL("{} AND ({})").format(_range(m), sql.SQL(m.where))), params)]
+            n, q = self.copy_keys(keys)
+            return n, q + pre
 
     def copy_keys(self, keys: list[int]) -> tuple[int, int]:
         """Copy the rows with these source keys, bisecting around rejected ones (quarantined)."""
@@ -400,7 +448,7 @@ def catch_up(conn: psycopg.Connection, spec: TransferSpec, batch_size: int, run_
             done += _drain(conn, spec, batch_size, run_id)
     tables = sql.SQL(", ").join(_ident(s) for s in spec.sources())
 
-    def locked() -> float:
+    def locked() -> float:  # from the moment the lock is granted until COMMIT has released it
         nonlocal done
         with conn.transaction():
             conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
@@ -411,7 +459,7 @@ def catch_up(conn: psycopg.Connection, spec: TransferSpec, batch_size: int, run_
                 done += n
                 if n < batch_size:
                     break
-            return (time.monotonic() - t0) * 1000
+        return (time.monotonic() - t0) * 1000
     held = _with_lock_retry(locked, "final catch-up")
     say(f"final catch-up held SHARE locks on {len(spec.sources())} legacy table(s) for {held:.1f} ms")
     return done, held

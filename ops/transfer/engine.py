@@ -279,6 +279,7 @@ def install_capture(conn: psycopg.Connection, spec: TransferSpec, lock_timeout_m
 
 
 Progress = Callable[[str, int], None]
+FINAL_BACKLOG = 50  # captured changes left for the locked pass: the lock is held while they are applied
 
 
 def transfer(params: TMapping, database: str, spec: TransferSpec, *, batch_size: int = 5000, resume: bool = False,
@@ -437,12 +438,12 @@ def _drain(conn: psycopg.Connection, spec: TransferSpec, limit: int, run_id: int
 
 def catch_up(conn: psycopg.Connection, spec: TransferSpec, batch_size: int, run_id: int, lock_timeout_ms: int,
              say: Callable[[str], None]) -> tuple[int, float]:
-    """Drain captured legacy writes: unlocked passes while more than one batch waits (at most 50),
+    """Drain captured legacy writes: unlocked passes while more than :data:`FINAL_BACKLOG` wait (at most 50),
     then the last pass under ``LOCK TABLE <legacy tables> IN SHARE MODE``. Returns (changes applied,
     milliseconds the lock was held)."""
     done = 0
-    for _ in range(50):
-        if transferledger.pending_changes(conn) <= batch_size:
+    for _ in range(50):  # gh-ost's cut-over waits for the backlog to be small before it locks
+        if transferledger.pending_changes(conn) <= FINAL_BACKLOG:
             break
         with conn.transaction():
             done += _drain(conn, spec, batch_size, run_id)

@@ -232,3 +232,24 @@ def test_dry_run_changes_nothing(pg, params, dbname, advent):
     assert query(params, dbname, "SELECT to_regclass('pgops.transfer_runs'), (SELECT count(*) FROM calendar_day_v2)") == \
         [(None, 0)]
     assert invoke(["db.transfer", "--dsn", dsn(pg, dbname), "--db", "advent", "--batch-size", "0"]).returncode == 2
+
+
+def test_batches_wait_while_sessions_wait_on_locks(params, dbname, advent):
+    """gh-ost's throttle: a batch does not start while another session waits on a lock (here a
+    reader queued behind an ACCESS EXCLUSIVE lock on an unrelated table); it waits at most
+    max_pause_s, then goes on."""
+    from ops.transfer.batches import Limits
+    holder = connect(params, dbname=dbname)
+    holder.execute("LOCK TABLE media_asset IN ACCESS EXCLUSIVE MODE")
+    waiter = threading.Thread(target=lambda: query(params, dbname, "SELECT count(*) FROM media_asset"))
+    waiter.start()
+    try:
+        time.sleep(0.3)
+        rep = transfer(params, dbname, SPEC, only=("account",), limits=Limits(max_pause_s=1.0, sleep_s=0.1))
+    finally:
+        holder.rollback()
+        holder.close()
+        waiter.join()
+    assert rep.throttled_s >= 1.0 and rep.mappings[0].rows_copied == 294
+    calm = transfer(params, dbname, SPEC, only=("account",), limits=Limits(max_pause_s=1.0, sleep_s=0.1))
+    assert calm.throttled_s == 0.0

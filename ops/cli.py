@@ -56,6 +56,8 @@ TARGET_TASKS |= {"backup.copy", "schedule.show", "schedule.run", "schedule.insta
 SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
                   "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
 SQL_ROOT_TASKS |= SQL_ROOT_TASKS_FUTURESYNC
+TARGET_TASKS |= {"db.transfer", "db.validate"}
+SQL_ROOT_TASKS |= {"db.transfer", "db.validate"}
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z-]+)?)([^`]*)`")
 
 
@@ -251,3 +253,25 @@ def verify_or_fail(database: str, results: list) -> None:
     failed = [(r.migration, r.check, r.detail) for r in results if not r.passed]
     if failed:
         raise VerifyFailed(database, failed, results)
+
+
+@contextlib.contextmanager
+def rows_eta(description: str, enabled: bool = True) -> Iterator[tuple[Callable[[int], None], Callable[[str, int], None]]]:
+    """A rich progress bar on stderr over a row count: yields ``(set_total(rows), advance(label, rows))``
+    and shows rows done of the total, the rate (rows/s) and the ETA. Drawn only on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    started = time.monotonic()
+    done = [0]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=console(True), transient=True,
+                  disable=not (enabled and console(True).is_terminal)) as bar:
+        task = bar.add_task(description, total=None, rate="")
+
+        def set_total(rows: int) -> None:
+            bar.update(task, total=rows)
+
+        def advance(label: str, rows: int) -> None:
+            done[0] += rows
+            rate = done[0] / max(time.monotonic() - started, 1e-6)
+            bar.update(task, advance=rows, description=f"{description}: {label}", rate=f"{rate:,.0f} rows/s")
+        yield set_total, advance

@@ -14,6 +14,7 @@ from psycopg import errors, sql
 
 from .backups.engine import create_logical
 from .dsn import connect, tool_application_name
+from .migrations.gate import is_gated
 from .migrations.runner import CheckResult, RunOptions, migrate, status, verify
 from .migrations.runner import Target as MigrationTarget
 from .pulumi_stack import StackWorkspace
@@ -35,13 +36,14 @@ class DeployRow:
     checks_total: int
     failed_checks: list[CheckResult] = field(default_factory=list)
     backup_id: str | None = None
+    waiting: list[dict] = field(default_factory=list)  # gated (contract) migrations waiting for validation
 
     def as_dict(self) -> dict:
         return {"database": self.database, "created": self.created, "version_before": self.before,
                 "version_after": self.after, "migrations_applied": self.applied,
                 "seconds": round(self.seconds, 3), "checks_passed": self.checks_passed,
                 "checks_total": self.checks_total, "pre_deploy_backup": self.backup_id,
-                "failed_checks": [c.__dict__ for c in self.failed_checks]}
+                "failed_checks": [c.__dict__ for c in self.failed_checks], "waiting_for_validation": self.waiting}
 
 
 @dataclass
@@ -95,16 +97,21 @@ def deploy(target: AbstractTarget, databases: list[str] | None = None, opts: Run
         created = ensure_database(target.primary, ref.name) if target.create_databases() else False
         mt = MigrationTarget(ref.name, target.primary, migrations_dir(target.settings.sql_root, ref.folder))
         backup_id = None
-        if repository is not None and not created and status(mt).pending:
-            say(f"{ref.name}: pre-deploy backup to {repository.url}")
-            backup_id = create_logical(repository, target.primary, ref.name, stack=target.name, note="pre-deploy").id
+        st = status(mt)  # a migration waiting for validation will not run: it needs no backup
+        runnable = [m for m in st.pending if m.version not in {w["version"] for w in st.waiting}]
+        if repository is not None and not created and runnable:
+            contract = any(is_gated(m) for m in runnable)  # the gate is open: the legacy tables go
+            say(f"{ref.name}: {'pre-contract' if contract else 'pre-deploy'} backup to {repository.url}")
+            backup_id = create_logical(repository, target.primary, ref.name, stack=target.name,
+                                       note="pre-contract" if contract else "pre-deploy").id
         say(f"{ref.name}: migrating")
         res = migrate(mt, opts=opts, progress=lambda m, db=ref.name: say(f"{db}: {m}"),
                       note=f"pre-deploy backup {backup_id}" if backup_id else "")
         checks = verify(mt, record=bool(res.applied))  # a deploy that applies nothing writes nothing
         failed = [c for c in checks if not c.passed]
         rows.append(DeployRow(ref.name, created, res.before, res.after, [f"{a.version}_{a.name}" for a in res.applied],
-                              time.monotonic() - start, len(checks) - len(failed), len(checks), failed, backup_id))
+                              time.monotonic() - start, len(checks) - len(failed), len(checks), failed, backup_id,
+                              res.waiting))
     return DeployReport(target.name, rows, target.wait_replicas(), time.monotonic() - t0)
 
 

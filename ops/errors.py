@@ -499,6 +499,58 @@ class TlsRequired(OpsError):
                          "which does not guarantee TLS; refused before connecting.",
                          "use sslmode=verify-full with the RDS CA bundle (the default: unset PGSSLMODE, set "
                          "PGOPS_RDS_CA_BUNDLE), then rerun the command.")
+class TransferError(OpsError):
+    """Base of online data transfer and validation failures (``db.transfer``, ``db.validate``, the
+    validation gate of a contract migration)."""
+
+    exit_code = 14
+
+
+class TransferSpecError(TransferError):
+    """A transfer declaration (``sql/<db>/transfer.toml``) is malformed; ``problems`` lists every one."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path, self.problems = path, list(problems)
+        super().__init__(f"Transfer declaration {path} is malformed ({len(self.problems)} problem(s)): "
+                         + "; ".join(self.problems) + ".",
+                         "fix the file, then run `invoke db.transfer --db DATABASE --dry-run` to check it.")
+
+
+class TransferFailed(TransferError):
+    """A transfer batch failed with something other than a row the v2 constraints reject (those are
+    quarantined); what committed before stays, and ``--resume`` goes on from the high-water mark."""
+
+    def __init__(self, database: str, mapping: str, error: str):
+        self.database, self.mapping, self.error = database, mapping, error
+        super().__init__(f"Database '{database}': transfer of mapping '{mapping}' failed: {error}. Batches that "
+                         "committed before it stay, with their high-water mark.",
+                         f"fix the cause, then run `invoke db.transfer --db {database} --resume`.")
+
+
+class ValidationFailed(TransferError):
+    """``db.validate`` found a mapping whose counts or column checksums differ between legacy and v2;
+    ``failures`` holds ``(mapping, columns, detail)`` for each. The result is recorded in the ledger."""
+
+    def __init__(self, database: str, failures: list[tuple[str, list[str], str]]):
+        self.database, self.failures = database, list(failures)
+        what = "; ".join(f"mapping '{m}'" + (f" column(s) {', '.join(cols)}" if cols else "") + f": {d}"
+                         for m, cols, d in self.failures)
+        super().__init__(f"Database '{database}': validation failed for {len(self.failures)} mapping(s): {what}. "
+                         "The contract migration stays gated.",
+                         f"inspect the rows, run `invoke db.transfer --db {database}` to copy them again, "
+                         f"then `invoke db.validate --db {database}`.")
+
+
+class ValidationGateClosed(TransferError):
+    """A contract migration (``-- pgops:gate=validation``) was asked for explicitly (``--to``) while
+    its gate is closed; nothing was applied past the migration before it."""
+
+    def __init__(self, database: str, migration: str, reason: str):
+        self.database, self.migration, self.reason = database, migration, reason
+        super().__init__(f"Database '{database}': contract migration {migration} is refused: {reason}.",
+                         f"after a passing validation run `invoke db.migrate --db {database}` again "
+                         f"(or `invoke db.status --db {database}` to see what waits).")
+
 
 #: Exit status of every task — the README's exit-code table is generated from (and tested against) this.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -519,6 +571,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (12, "partition maintenance, GDPR export or erasure refused or failed (each step is one transaction: nothing "
          "half-applied), or a non-TLS connection to an AWS stack refused"),
     (13, "scheduled job failed, timed out or already running (`schedule.run`; the message names the job and the step)"),
+    (14, "data transfer failed, validation failed, or a contract migration refused by its validation gate "
+         "(`db.transfer`, `db.validate`, `db.migrate --to`)"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )
 

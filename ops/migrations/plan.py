@@ -33,6 +33,7 @@ class ChainStatus:
     out_of_order: tuple[int, ...]
     dirty: DirtyRow | None = None
     current: int | None = None
+    waiting: tuple[dict, ...] = ()  # pending gated migrations held back (version, name, reason): see .gate
 
     def as_dict(self) -> dict:
         return {"current": self.current, "pending": [m.version for m in self.pending],
@@ -42,7 +43,7 @@ class ChainStatus:
                     "version": self.dirty.version, "name": self.dirty.name, "direction": self.dirty.direction,
                     "statements_done": self.dirty.statements_done, "statements_total": self.dirty.statements_total,
                     "failed_statement": self.dirty.failed_statement, "error": self.dirty.error},
-                "migrations": [r.__dict__ for r in self.rows]}
+                "migrations": [r.__dict__ for r in self.rows], "waiting_for_validation": list(self.waiting)}
 
 
 def compare(disk: list[Migration], applied: dict[int, AppliedRow], dirty: DirtyRow | None = None) -> ChainStatus:

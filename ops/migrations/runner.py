@@ -76,6 +76,7 @@ class MigrateResult:
     accepted: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     preflight_blockers: list[dict] = field(default_factory=list)
+    waiting: list[dict] = field(default_factory=list)  # gated migrations held back: version, name, reason
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,48 @@ def status(target: Target) -> ChainStatus:
     chain = target.chain()
     with connect(target.params, dbname=target.database, autocommit=True,
                  application_name=tool_application_name("status")) as conn:
-        return compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn))
+        return with_gates(conn, target.database, compare(chain, ledger.read_applied(conn), ledger.read_dirty(conn)))
+
+
+def with_gates(conn: psycopg.Connection, database: str, st: ChainStatus) -> ChainStatus:
+    """``st`` with each pending ``-- pgops:gate=validation`` migration whose gate is closed shown as
+    ``waiting`` (state "waiting for validation") with the gate's reason (:mod:`.gate`)."""
+    import dataclasses
+
+    from . import transferledger
+    from .gate import is_gated
+    gated = [m for m in st.pending if is_gated(m)]
+    if not gated:
+        return st
+    verdict = transferledger.gate_verdict(conn, database)
+    if verdict.open:
+        return st
+    waiting = tuple({"version": m.version, "name": m.name, "reason": verdict.reason} for m in gated)
+    held = {m.version for m in gated}
+    rows = tuple(dataclasses.replace(r, state="waiting for validation") if r.version in held and r.state == "pending"
+                 else r for r in st.rows)
+    return dataclasses.replace(st, rows=rows, waiting=waiting)
+
+
+def hold_at_gate(conn: psycopg.Connection, database: str, pending: list[Migration], to: int | None,
+                 result: MigrateResult) -> list[Migration]:
+    """The pending migrations to apply now: all of them, or those before the first gated one whose
+    gate is closed (recorded in ``result.waiting``). An explicit ``to`` at or past that migration
+    raises :class:`~ops.errors.ValidationGateClosed` naming what failed (exit 14)."""
+    from ..errors import ValidationGateClosed
+    from . import transferledger
+    from .gate import is_gated
+    for i, m in enumerate(pending):
+        if not is_gated(m):
+            continue
+        verdict = transferledger.gate_verdict(conn, database)
+        if verdict.open:
+            return pending
+        if to is not None and to >= m.version:
+            raise ValidationGateClosed(database, m.folder, verdict.reason)
+        result.waiting.append({"version": m.version, "name": m.name, "reason": verdict.reason})
+        return pending[:i]
+    return pending
 
 
 @dataclass
@@ -232,7 +274,7 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
         drift = [d for d in st.drifted if d[0] not in accept_changed]
         if drift:
             raise ChecksumDrift(target.database, drift)
-        pending = select_pending(st, to)
+        pending = hold_at_gate(conn, target.database, select_pending(st, to), to, result)
         ooo = [m.version for m in pending if st.current is not None and m.version < st.current]
         if ooo and not allow_out_of_order:
             raise OutOfOrder(target.database, ooo, st.current)

@@ -6,7 +6,8 @@ identifiers survive. A file that holds a statement PostgreSQL refuses inside a t
 VACUUM, ALTER SYSTEM, CREATE/DROP DATABASE and TABLESPACE, DISCARD ALL, …) or its own BEGIN/COMMIT
 runs statement by statement outside a transaction, exactly as ``psql -f`` would. Directive comments
 override: ``-- pgops:transaction=off`` / ``-- pgops:transaction=on``; ``-- pgops:destructive``
-acknowledges DROP TABLE / DROP COLUMN for lint.
+acknowledges DROP TABLE / DROP COLUMN for lint; ``-- pgops:gate=validation`` marks a contract migration
+that waits for a passing ``db.validate`` (:mod:`ops.migrations.gate`).
 
 Text fidelity: a statement's ``text`` runs from its first token to the end of its last token (the
 scanner's token boundaries), so it never starts or ends inside a comment and never holds the ``;``.
@@ -28,7 +29,8 @@ from pglast import ast
 from pglast.parser import ParseError, parse_sql_json, scan, split
 
 _ANY_DIRECTIVE = re.compile(r"^\s*--\s*pgops:(\S*)", re.MULTILINE | re.IGNORECASE)
-_KNOWN_DIRECTIVES = re.compile(r"(transaction\s*=?\s*(on|off|yes|no|true|false)|destructive)$", re.IGNORECASE)
+_KNOWN_DIRECTIVES = re.compile(r"(transaction\s*=?\s*(on|off|yes|no|true|false)|destructive|gate\s*=\s*validation)$",
+                               re.IGNORECASE)
 
 
 def _check_directives(sql: str) -> None:
@@ -39,7 +41,7 @@ def _check_directives(sql: str) -> None:
         rest = sql[m.start(1):sql.find("\n", m.start(1)) if "\n" in sql[m.start(1):] else len(sql)].strip()
         if not _KNOWN_DIRECTIVES.match(rest):
             raise ScriptError(f"unknown directive '-- pgops:{rest}' (known: -- pgops:transaction=off, "
-                              "-- pgops:transaction=on, -- pgops:destructive)", sql.count("\n", 0, m.start()) + 1)
+                              "-- pgops:transaction=on, -- pgops:destructive, -- pgops:gate=validation)", sql.count("\n", 0, m.start()) + 1)
 
 
 _DIRECTIVE = re.compile(r"^\s*--\s*pgops:([a-z_]+)(?:\s*=\s*([a-z0-9_]+))?", re.MULTILINE | re.IGNORECASE)

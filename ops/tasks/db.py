@@ -12,7 +12,7 @@ from ..errors import ChecksumDrift, ConfigError, DirtyDatabase, RollbackRefused
 from ..planapply import Plan, Step, execute
 from ..seeds import load_seeder
 from ..settings import DEFAULT_SQL_ROOT
-from . import remedies
+from . import remedies, transfer
 from .common import HELP, RUN_KNOBS, cli, fmt_version, open_repo, rerun, settings_for, target_for, task
 
 if TYPE_CHECKING:  # annotations only: heavy modules load inside the tasks (start-up time)
@@ -65,6 +65,8 @@ def status(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
                       [[r.version, r.name, r.state, r.applied_at] for r in s.rows])
             for v in s.missing:
                 cli.warn(f"{d}: {v} is in the ledger but missing on disk")
+            for w in s.waiting:
+                cli.say(f"{d}: {w['version']}_{w['name']} is waiting for validation: {w['reason']}")
     for d, s in results.items():
         if s.dirty:
             x = s.dirty
@@ -115,27 +117,36 @@ def print_findings(name, findings):
     "resume": "finish a dirty non-transactional migration from its failed statement",
     "accept_changed": "accept that applied VERSION's up.sql changed (updates its checksum); repeatable",
     "allow_out_of_order": "apply pending versions older than the newest applied one",
-    "strict": "refuse when lint finds problems in pending migrations"})
+    "strict": "refuse when lint finds problems in pending migrations",
+    "yes": "apply a contract migration (-- pgops:gate=validation, gate open) without asking",
+    "repository": "where the backup before a contract migration goes (default: the stack's)",
+    "no_backup": "skip the backup before a contract migration"})
 @cli.edge
 def migrate(c, stack=None, dsn=None, sql_root=None, db=None, to=None, dry_run=False, resume=False,
             accept_changed=None, allow_out_of_order=False, strict=False, json_=False, lock_wait=None,
-            lock_timeout=None, statement_timeout=None, retries=None, preflight="wait", max_xact_age=None):
+            lock_timeout=None, statement_timeout=None, retries=None, preflight="wait", max_xact_age=None,
+            yes=False, repository=None, no_backup=False):
     """Apply pending migrations under the advisory lock, one transaction each where PostgreSQL allows."""
     from ..migrations import runner
     opts = run_options(lock_wait, lock_timeout, statement_timeout, retries, preflight, max_xact_age, dry_run)
     to_v = cli.as_int(to, "--to", minimum=0)
     accepted = tuple(cli.as_int(v, "--accept-changed") for v in (accept_changed or []))
     report = []
-    for mt in migration_targets(target_for(stack, dsn, sql_root), db):
-        res = runner.migrate(mt, to=to_v, resume=resume, accept_changed=accepted,
-                             allow_out_of_order=allow_out_of_order, strict=strict, opts=opts,
-                             progress=None if json_ else cli.progress)
+    target = target_for(stack, dsn, sql_root, repository)
+    for mt in migration_targets(target, db):
+        contract = None if dry_run or resume or accepted else transfer.gated_ready(mt, to_v)
+        res = transfer.migrate_through_contract(
+            target, mt, contract, to=to_v, opts=opts, yes=yes, no_backup=no_backup, repository=repository,
+            frags=cli.target_args(stack, dsn, sql_root), progress=None if json_ else cli.progress) if contract else \
+            runner.migrate(mt, to=to_v, resume=resume, accept_changed=accepted,
+                           allow_out_of_order=allow_out_of_order, strict=strict, opts=opts,
+                           progress=None if json_ else cli.progress)
         blockers = dry_run_preflight(mt, opts) if dry_run else []
         report.append((mt, res, blockers))
     if json_:
         cli.emit_json([{"database": r.database, "version_before": r.before, "version_after": r.after,
                         "dry_run": dry_run, "planned": r.planned, "seconds": round(r.seconds, 3),
-                        "applied": [a.__dict__ for a in r.applied],
+                        "applied": [a.__dict__ for a in r.applied], "waiting_for_validation": r.waiting,
                         **({"sql": planned_sql(mt, r.planned), "preflight_blockers": b} if dry_run else {})}
                        for mt, r, b in report])
         return
@@ -153,6 +164,8 @@ def migrate(c, stack=None, dsn=None, sql_root=None, db=None, to=None, dry_run=Fa
                        for a in r.applied])
         for v in r.missing:
             cli.warn(f"warning: {r.database}: version {v} is in the ledger but missing on disk")
+        for w in r.waiting:
+            cli.say(f"{r.database}: {w['version']}_{w['name']} is waiting for validation: {w['reason']}")
 
 
 def planned_sql(mt: MigrationTarget, versions: list[int]) -> dict[str, str]:
@@ -317,7 +330,8 @@ def seed(c, db="syncscript", users=None, seed=None, stack=None, dsn=None, sql_ro
 
 
 ns = Collection("db", status, plan, migrate, rollback, verify, new, lint, baseline, seed,
-                *remedies.TASKS)  # terminate, drop-slot, reindex-invalid: the runbooks' fixes (ops/tasks/remedies.py)
+                *remedies.TASKS,  # terminate, drop-slot, reindex-invalid: the runbooks' fixes (ops/tasks/remedies.py)
+                *transfer.TASKS)  # transfer, validate: expand/contract data transfer (ops/tasks/transfer.py)
 
 
 from .partitions import partitions as _partitions  # noqa: E402 - db.partitions lives in its own module

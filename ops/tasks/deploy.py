@@ -46,9 +46,13 @@ def print_deploy(report, json_):
         return
     cli.table(f"deploy: stack {report.stack} ({report.seconds:.1f} s)",
               ["database", "version", "migrations applied", "seconds", "checks passed", "pre-deploy backup"],
-              [[r.database + (" (created)" if r.created else ""), f"{fmt_version(r.before)} → {fmt_version(r.after)}",
+              [[r.database + (" (created)" if r.created else ""), f"{fmt_version(r.before)} → {fmt_version(r.after)}"
+                + "".join(f" ({w['version']} waiting for validation)" for w in r.waiting),
                 len(r.applied), f"{r.seconds:.2f}", f"{r.checks_passed}/{r.checks_total}", r.backup_id or "—"]
                for r in report.rows])
+    for r in report.rows:
+        for w in r.waiting:
+            cli.say(f"{r.database}: {w['version']}_{w['name']} is waiting for validation: {w['reason']}")
     if report.replicas_behind:
         cli.warn(f"warning: replicas still replaying after 30 s: {', '.join(report.replicas_behind)}")
 

@@ -21,11 +21,14 @@ def test_deploy_brings_everything_to_newest_and_is_idempotent(tmp_path):
         assert rows["describeit"]["version_after"] == 1 and len(rows["describeit"]["migrations_applied"]) == 2
         assert rows["futuresync"]["version_after"] == 4 and len(rows["futuresync"]["migrations_applied"]) == 4
         assert rows["fluxstudio"]["version_after"] == 4 and len(rows["fluxstudio"]["migrations_applied"]) == 4
+        # advent: legacy baseline and the six v2 migrations side by side; the contract waits for validation
+        assert rows["advent"]["version_after"] == 6 and len(rows["advent"]["migrations_applied"]) == 7
+        assert [w["version"] for w in rows["advent"]["waiting_for_validation"]] == [7]
         assert all(r["created"] and r["checks_passed"] == r["checks_total"] > 0 for r in rows.values())
         assert report["replicas_behind"] == []
 
         stack = open_stack(sd)
-        for db in ("syncscript", "describeit", "futuresync", "fluxstudio"):
+        for db in ("syncscript", "describeit", "futuresync", "fluxstudio", "advent"):
             with connect(stack.conninfo(), dbname=db) as p, connect(stack.conninfo(stack.layout.replica_nodes[0]), dbname=db) as r:
                 q = "SELECT version, checksum FROM pgops.migrations ORDER BY version"
                 assert p.execute(q).fetchall() == r.execute(q).fetchall() != []
@@ -38,10 +41,12 @@ def test_deploy_brings_everything_to_newest_and_is_idempotent(tmp_path):
         assert second.returncode == 0, second.stderr
         again = json.loads(second.stdout)
         assert all(r["migrations_applied"] == [] and not r["created"] for r in again["databases"])
+        assert all(r["pre_deploy_backup"] is None for r in again["databases"])  # a waiting contract needs no backup
         assert events() == before  # a deploy that applies nothing writes nothing
 
         table = invoke(["deploy"], env)
         assert table.returncode == 0 and "syncscript" in table.stdout and "6 → 6" in table.stdout
+        assert "6 → 6 (7 waiting for validation)" in table.stdout and "advent: 7_contract_drop_legacy is waiting" in table.stdout
     finally:
         destroy(open_stack(sd))
 

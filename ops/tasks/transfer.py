@@ -1,0 +1,157 @@
+"""``db.transfer`` and ``db.validate``: the online data transfer of an expand/contract migration and
+its proof, plus the backup ``db.migrate`` takes before a gated contract migration."""
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, ValidationFailed
+from ..planapply import Plan, Step, execute
+from .common import HELP, cli, open_repo, rerun, target_for, task
+
+if TYPE_CHECKING:
+    from ..migrations.runner import MigrateResult, RunOptions, Target as MigrationTarget
+    from ..transfer.spec import TransferSpec
+
+TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root")}
+DB = "database folder under sql/ with a transfer.toml; repeatable; default: every one that has one"
+
+
+def load_spec(sql_root, folder: str) -> TransferSpec:
+    """Read ``<sql_root>/<folder>/transfer.toml``. Raises :class:`ConfigError` when there is none,
+    :class:`~ops.errors.TransferSpecError` when it is malformed."""
+    from ..transfer.spec import FILE, parse_spec
+    path = sql_root / folder / FILE
+    if not path.is_file():
+        have = sorted(p.parent.name for p in sql_root.glob(f"*/{FILE}"))
+        raise ConfigError([f"database '{folder}' declares no transfer ({path} does not exist)"],
+                          f"transfer one of: {', '.join(have) or 'none'} (`invoke db.transfer --db NAME`).")
+    return parse_spec(path.read_text(encoding="utf-8"), str(path))
+
+
+def _selected(target, db):
+    from ..transfer.spec import FILE
+    root = target.settings.sql_root
+    names = list(db or []) or sorted(p.parent.name for p in root.glob(f"*/{FILE}"))
+    if not names:
+        raise ConfigError([f"no database under {root} declares a transfer ({FILE})"], "")
+    return [(ref, load_spec(root, ref.folder)) for ref in target.databases(names)]
+
+
+@task(name="transfer", iterable=["db"], help={
+    **TARGET, "db": DB, "json_": HELP["json_"],
+    "batch_size": "rows per batch, each its own short transaction (default 5000)",
+    "resume": "go on from each mapping's recorded high-water mark (after a crash or kill -9)",
+    "dry_run": "show each mapping's rows and batches left and the captured-change backlog; change nothing",
+    "max_lag": "pause while a replica replays more than this many seconds behind (default 1.5)",
+    "max_lock_waiters": "pause while more than N other sessions wait on a lock (default 0)",
+    "lock_timeout": "lock_timeout of every transfer statement, seconds (default 2)"})
+@cli.edge
+def transfer(c, stack=None, dsn=None, sql_root=None, db=None, batch_size=None, resume=False, dry_run=False,
+             max_lag=None, max_lock_waiters=None, lock_timeout=None, json_=False):
+    """Copy legacy rows into v2 online: batches by key range in short transactions, throttled by replica
+    lag and lock waits, resumable, idempotent; rejected rows quarantined; legacy writes caught up."""
+    from ..transfer.batches import Limits
+    from ..transfer.engine import transfer as run
+    size = cli.as_int(batch_size, "--batch-size", minimum=1) or 5000
+    limits = Limits(max_lag_s=cli.as_float(max_lag, "--max-lag", 1.5),
+                    max_lock_waiters=cli.as_int(max_lock_waiters, "--max-lock-waiters", minimum=0) or 0)
+    lock_ms = int(cli.as_float(lock_timeout, "--lock-timeout", 2.0, minimum=0.001) * 1000)
+    target = target_for(stack, dsn, sql_root)
+    reports = []
+    for ref, spec in _selected(target, db):
+        with cli.rows_eta(f"transfer {ref.name}", enabled=not (json_ or dry_run)) as (set_total, advance):
+            rep = run(target.primary, ref.name, spec, batch_size=size, resume=resume, dry_run=dry_run, limits=limits,
+                      lock_timeout_ms=lock_ms, progress=advance, totals=set_total,
+                      say=None if json_ else cli.progress)
+        reports.append(rep)
+        if json_:
+            continue
+        if dry_run:
+            cli.table(f"{ref.name}: transfer plan (dry run, batch size {size}; nothing changed)",
+                      ["mapping", "source", "target", "high-water mark", "rows left", "batches"],
+                      [[p["mapping"], p["source"], p["target"], p["high_water"] if p["high_water"] is not None else "—",
+                        f"{p['rows_left']:,}", p["batches"]] for p in rep.plan])
+            continue
+        d = rep.as_dict()
+        cli.table(f"{ref.name}: transfer run {rep.run_id}: {d['rows_copied']:,} rows in {rep.seconds:.1f} s "
+                  f"({d['rate_rows_per_s'] or 0:,.0f} rows/s), {d['quarantined']:,} quarantined, "
+                  f"{rep.caught_up:,} captured change(s) caught up, longest lock {rep.longest_lock_ms:.1f} ms",
+                  ["mapping", "rows", "quarantined", "batches", "high-water mark"],
+                  [[m.mapping, f"{m.rows_copied:,}", f"{m.quarantined:,}", m.batches, m.high_water] for m in rep.mappings])
+        if d["quarantined"]:
+            cli.warn(f"{ref.name}: {d['quarantined']:,} row(s) rejected by v2 constraints are in "
+                     "pgops.transfer_quarantine with their reason (SELECT mapping, source_key, reason FROM "
+                     "pgops.transfer_quarantine)")
+        cli.say(f"{ref.name}: next: `invoke db.validate --db {ref.folder}`")
+    if json_:
+        cli.emit_json([r.as_dict() for r in reports])
+
+
+@task(name="validate", iterable=["db"], help={**TARGET, "db": DB, "json_": HELP["json_"]})
+@cli.edge
+def validate(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
+    """Prove each mapping: legacy rows − quarantined = v2 rows, and a checksum per mapped column agrees;
+    recorded in the ledger (the contract migration's gate reads it); exit 14 on any failure."""
+    from ..transfer.validate import validate as run
+    target = target_for(stack, dsn, sql_root)
+    out = {}
+    for ref, spec in _selected(target, db):
+        vid, results = run(target.primary, ref.name, spec)
+        out[ref.name] = (vid, results)
+        if not json_:
+            cli.table(f"{ref.name}: validation {vid}", ["mapping", "result", "legacy rows", "quarantined", "v2 rows", "detail"],
+                      [[r.mapping, "PASS" if r.passed else "FAIL", f"{r.source_rows:,}", f"{r.quarantined:,}",
+                        f"{r.target_rows:,}", r.detail] for r in results])
+    if json_:
+        cli.emit_json({d: {"validation_id": v, "passed": all(r.passed for r in rs), "mappings": [r.as_dict() for r in rs]}
+                       for d, (v, rs) in out.items()})
+    for d, (_v, rs) in out.items():
+        failed = [(r.mapping, list(r.failed_columns), r.detail) for r in rs if not r.passed]
+        if failed:
+            raise ValidationFailed(d, failed)
+
+
+def gated_ready(mt: MigrationTarget, to: int | None) -> str | None:
+    """The folder of a pending gated (contract) migration this migrate run would apply — its gate
+    open and within ``to`` — or None."""
+    from ..migrations import runner
+    from ..migrations.gate import is_gated
+    st = runner.status(mt)
+    held = {w["version"] for w in st.waiting}
+    for m in st.pending:
+        if is_gated(m) and m.version not in held and (to is None or m.version <= to):
+            return m.folder
+    return None
+
+
+def migrate_through_contract(target, mt: MigrationTarget, folder: str, *, to: int | None, opts: RunOptions,
+                             yes: bool, no_backup: bool, repository: str | None, frags, progress) -> MigrateResult | None:
+    """Apply pending migrations through the contract migration ``folder`` as a destructive plan: a
+    backup of the database first (named in the plan's output and in the ledger's event), then the
+    migrations. Returns the migrate result, or None when the plan was not applied."""
+    from ..backups.engine import create_logical
+    from ..migrations import runner
+    repo = open_repo(target, skipped=no_backup)
+    args = [f"--db {mt.migrations_dir.parent.name}", *([f"--to {to}"] if to is not None else []),
+            *(["--repository", shlex.quote(repository)] if repository else []), *(["--no-backup"] if no_backup else [])]
+    p = Plan(f"contract database '{mt.database}': apply {folder} (drops the legacy tables)", rerun("db.migrate", frags, *args))
+    taken: list[str] = []
+    if repo is not None:
+        p.steps.append(Step(f"back up {mt.database} to {repo.url} (pre-contract)",
+                            lambda: taken.append(create_logical(repo, mt.params, mt.database, stack=target.name,
+                                                                note="pre-contract").id) or taken[-1],
+                            guard="manifest written last: no manifest, no backup"))
+    else:
+        p.notes.append("--no-backup: no backup is taken; the legacy rows can then only come back from another backup")
+    p.steps.append(Step(f"apply pending migrations through {folder}",
+                        lambda: runner.migrate(mt, to=to, opts=opts, progress=progress,
+                                               note=f"pre-contract backup {taken[-1]}" if taken else "no pre-contract backup"),
+                        guard="its validation gate is still open (re-read under the advisory lock)"))
+    done = execute(p, yes=yes, show=cli.say)
+    if taken:
+        cli.say(f"{mt.database}: pre-contract backup {taken[-1]} (restore with `invoke backup.restore {taken[-1]}`)")
+    return done[-1] if done else None
+
+
+TASKS = (transfer, validate)

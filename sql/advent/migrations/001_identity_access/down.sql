@@ -1,0 +1,2 @@
+DROP TABLE account_session;
+DROP TABLE account_v2;

@@ -1,0 +1,2 @@
+DROP TABLE calendar_day_v2;
+DROP TABLE advent_calendar_v2;

@@ -144,7 +144,7 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None = None) 
         log_min_duration_statement_ms=need("logMinDurationStatementMs", int, 1000),
         logical_replication=need("logicalReplication", bool, False),
         master_username=need("masterUsername", str, "pgops_admin"),
-        databases=need("databases", list, ["syncscript", "describeit"]),
+        databases=need("databases", list, ["syncscript", "describeit", "futuresync", "fluxstudio", "advent"]),
         alarm_emails=need("alarmEmails", list, []),
         vcpus=vcpus, memory_gb=memory_gb,
         max_connections=need("maxConnections", int, default_conns, required=default_conns is None),

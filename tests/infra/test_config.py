@@ -27,3 +27,12 @@ def test_every_problem_at_once():
                    "deletionProtection cannot be false in prod", "0.0.0.0/0", "replicaCount must be 0..5",
                    "maxAllocatedStorageGb must be at least", "vcpus is required", "memoryGb is required"):
         assert needle in text, needle
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_managed_database_is_watched_on_aws(stack):
+    """The backup-age and drill-age alarms are made per database in `pgops:databases`: every folder
+    under sql/ that deploy manages must be there, or its backups could stop unnoticed on AWS."""
+    from ops.migrations.discovery import list_databases
+    doc = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+    assert set(doc["config"]["pgops:databases"]) == set(list_databases(REPO / "sql"))

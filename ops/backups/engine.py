@@ -134,8 +134,9 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 server_version = conn.execute("SHOW server_version").fetchone()[0]
                 tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES_SQL + "ORDER BY 1, 2")]
+                # every role but the built-in ones (the dump's owner included: a drill restores owners)
                 roles = [r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^(pg_|rds)' "
-                                                    "AND rolname <> current_user ORDER BY 1")]
+                                                    "ORDER BY 1")]
                 ledger_version = None
                 if conn.execute("SELECT to_regclass('pgops.migrations') IS NOT NULL").fetchone()[0]:
                     ledger_version = conn.execute("SELECT max(version) FROM pgops.migrations").fetchone()[0]

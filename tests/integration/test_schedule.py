@@ -44,7 +44,7 @@ def test_every_job_runs_on_the_local_stack_and_failures_exit_13(tmp_path):
             record = json.loads((sd / "schedule" / f"{job}.json").read_text())
             assert record["succeeded"] is True
         listed = json.loads(invoke(["backup.list", "--repository", copy.as_uri(), "--json"], env).stdout)
-        assert {b["database"] for b in listed} == {"syncscript", "describeit", "fluxstudio", "futuresync"}
+        assert {b["database"] for b in listed} == {"syncscript", "describeit", "fluxstudio", "futuresync", "advent"}
 
         # a failing step: the copy target is refused, the job exits 13 naming the step
         bad = invoke(["schedule.run", "backup-daily"], {**env, "PGOPS_COPY_TO": "ftp://nowhere/x"})

@@ -21,7 +21,8 @@ from typing import Callable, Mapping
 from psycopg import sql
 
 from ops.dsn import connect, tool_application_name
-from ops.errors import ConfigError, OpsError
+from ops.seeds import prepare_tables
+from ops.errors import ConfigError
 
 EPOCH = "2024-11-01 00:00:00+00"
 TABLES = ["account", "child", "calendar", "calendar_day", "chat_record", "chat_message", "surprise_config",
@@ -122,15 +123,8 @@ def generate(params: Mapping, database: str, users: int, seed: int, replace: boo
         raise ConfigError([f"--users must be a positive integer, not {users}"])
     t0 = time.monotonic()
     with connect(params, dbname=database, application_name=tool_application_name("seed")) as conn:
-        missing = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (f"public.{t}",)).fetchone()[0] is None]
-        if missing:
-            raise OpsError(f"Database '{database}' lacks the legacy Advent tables: {', '.join(missing)}.",
-                           "run `invoke deploy --db advent` first (the legacy data is seeded before the contract step).")
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM account)").fetchone()[0]:
-            if not replace:
-                raise OpsError(f"Database '{database}' already has legacy accounts; seeding would mix two data sets.",
-                               "rerun with `--replace` to truncate the legacy tables first.")
-            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
+        prepare_tables(conn, database, TABLES, 'account', replace, 'the legacy Advent',
+                       'run `invoke deploy --db advent` first (the legacy data is seeded before the contract step).')
         conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         conn.execute("SET LOCAL synchronous_commit = off")
         s = sql.Literal(str(seed)).as_string(conn)

@@ -18,7 +18,8 @@ from typing import Callable, Mapping
 from psycopg import sql
 
 from ops.dsn import connect, tool_application_name
-from ops.errors import ConfigError, OpsError
+from ops.seeds import check_foreign_keys, prepare_tables
+from ops.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -249,15 +250,8 @@ def generate(params: Mapping, database: str, users: int, seed: int, replace: boo
     sizes["nt"] = 3 * sizes["no"]
     t0 = time.monotonic()
     with connect(params, dbname=database, application_name=tool_application_name("seed")) as conn:
-        missing = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (f"public.{t}",)).fetchone()[0] is None]
-        if missing:
-            raise OpsError(f"Database '{database}' lacks FluxStudio tables: {', '.join(missing)}.",
-                           "run `invoke deploy --db fluxstudio` first.")
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
-            if not replace:
-                raise OpsError(f"Database '{database}' already has users; seeding would mix two data sets.",
-                               "rerun with `--replace` to truncate the FluxStudio tables first.")
-            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
+        prepare_tables(conn, database, TABLES, 'users', replace, 'FluxStudio',
+                       'run `invoke deploy --db fluxstudio` first.')
         conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         conn.execute("SET LOCAL synchronous_commit = off")
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
@@ -283,28 +277,10 @@ def generate(params: Mapping, database: str, users: int, seed: int, replace: boo
             for _, definition in indexes:
                 conn.execute(definition)
         conn.execute("SET LOCAL session_replication_role = origin")
-        _check_foreign_keys(conn, database)
+        check_foreign_keys(conn, database)
         conn.commit()
         conn.autocommit = True
         conn.execute("ANALYZE")
     return counts, time.monotonic() - t0
 
 
-def _check_foreign_keys(conn, database: str) -> None:
-    """Every single-column foreign key of the public schema, checked set-wise (one anti-join each);
-    raises :class:`OpsError` naming the constraint when a child row has no parent."""
-    fks = conn.execute(
-        "SELECT c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text, a.attname, af.attname "
-        "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-        "JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = c.confkey[1] "
-        "WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace AND cardinality(c.conkey) = 1").fetchall()
-    for name, child, parent, col, pcol in fks:
-        bad = conn.execute(sql.SQL(
-            "SELECT count(*) FROM {child} ch WHERE ch.{col} IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM {parent} p WHERE p.{pcol} = ch.{col})").format(
-                child=sql.Identifier(child), parent=sql.Identifier(parent), col=sql.Identifier(col),
-                pcol=sql.Identifier(pcol))).fetchone()[0]
-        if bad:
-            raise OpsError(f"Database '{database}': seeding broke foreign key {name} ({bad} rows of {child} "
-                           f"without a {parent}); nothing was committed.",
-                           "report this as a pgops bug; the seed generator and the schema disagree.")

@@ -14,7 +14,8 @@ from typing import Callable, Mapping
 from psycopg import sql
 
 from ops.dsn import connect, tool_application_name
-from ops.errors import ConfigError, OpsError
+from ops.seeds import check_foreign_keys, prepare_tables
+from ops.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -177,20 +178,13 @@ def generate(params: Mapping, database: str, users: int, seed: int, replace: boo
         raise ConfigError([f"--users must be a positive integer, not {users}"])
     t0 = time.monotonic()
     with connect(params, dbname=database, application_name=tool_application_name("seed")) as conn:
-        missing = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (f"public.{t}",)).fetchone()[0] is None]
-        if missing:
-            raise OpsError(f"Database '{database}' lacks syncscript tables: {', '.join(missing)}.",
-                           "run `invoke deploy --db syncscript` first.")
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
-            if not replace:
-                raise OpsError(f"Database '{database}' already has users; seeding would mix two data sets.",
-                               "rerun with `--replace` to truncate the syncscript tables first.")
-            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)))
+        prepare_tables(conn, database, TABLES, 'users', replace, 'syncscript',
+                       'run `invoke deploy --db syncscript` first.')
         conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         conn.execute("SET LOCAL synchronous_commit = off")
         # Foreign keys hold by construction (ids are recomputed from the same md5 formula), so the
         # per-row FK triggers are skipped as pg_restore --disable-triggers does, and every foreign
-        # key is checked once, set-wise, before commit (_check_foreign_keys).
+        # key is checked once, set-wise, before commit (check_foreign_keys).
         conn.execute("SET LOCAL session_replication_role = replica")
         fraction = ((seed * 2654435761) % 2**31) / 2**31  # setseed takes [-1, 1]
         conn.execute("SELECT setseed(%s)", (fraction,))
@@ -214,28 +208,10 @@ def generate(params: Mapping, database: str, users: int, seed: int, replace: boo
                 conn.execute(definition)
             log.debug("seeded %s: %d rows in %.1f s", table, cur.rowcount, time.monotonic() - t1)
         conn.execute("SET LOCAL session_replication_role = origin")
-        _check_foreign_keys(conn, database)
+        check_foreign_keys(conn, database)
         conn.commit()
         conn.autocommit = True
         conn.execute("ANALYZE")
     return counts, time.monotonic() - t0
 
 
-def _check_foreign_keys(conn, database: str) -> None:
-    """Check every foreign key of the seeded tables set-wise (one anti-join each); raise
-    :class:`OpsError` naming the constraint when a child row has no parent, so the caller rolls back."""
-    fks = conn.execute(
-        "SELECT c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text, a.attname, af.attname "
-        "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-        "JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = c.confkey[1] "
-        "WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace AND cardinality(c.conkey) = 1").fetchall()
-    for name, child, parent, col, pcol in fks:
-        bad = conn.execute(sql.SQL(
-            "SELECT count(*) FROM {child} ch WHERE ch.{col} IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM {parent} p WHERE p.{pcol} = ch.{col})").format(
-                child=sql.Identifier(child), parent=sql.Identifier(parent), col=sql.Identifier(col),
-                pcol=sql.Identifier(pcol))).fetchone()[0]
-        if bad:
-            raise OpsError(f"Database '{database}': seeding broke foreign key {name} ({bad} rows of {child} "
-                           f"without a {parent}); nothing was committed.",
-                           "report this as a pgops bug; the seed generator and the schema disagree.")

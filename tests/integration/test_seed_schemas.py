@@ -102,3 +102,15 @@ def test_seed_is_deterministic_and_referentially_consistent(pg, params, dbname):
     seed_syncscript(params, dbname, 200, seed=8, replace=True)
     assert fingerprint()["users"] != first["users"]
     assert all(r.passed for r in runner.verify(t))
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in DEFAULT_SQL_ROOT.glob("*/seed.py")))
+def test_every_seed_generator_refuses_a_database_without_its_schema(params, dbname, folder):
+    """An empty database: each generator names the missing tables and the deploy to run, and
+    writes nothing (ops.seeds.prepare_tables, shared by every generator)."""
+    from ops.errors import OpsError
+
+    seeder = load_seeder(DEFAULT_SQL_ROOT, folder)
+    with pytest.raises(OpsError) as err:
+        seeder.generate(params, dbname, 1, 1)
+    assert "lacks" in err.value.message and f"invoke deploy --db {folder}" in err.value.hint

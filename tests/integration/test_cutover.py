@@ -211,31 +211,41 @@ def test_over_budget_leaves_blue_primary_and_the_pooler_resumed(cut_env):
     assert ok.returncode == 0, ok.stderr
 
 
-def test_a_switch_killed_mid_pause_is_undone_by_the_next_command(cut_env):
-    """kill -9 of ``cutover.run`` while its PAUSE waits behind an open transaction: the pooler is left
-    paused and blue fenced or not; the next cutover command undoes the switch and resumes the pooler,
-    and the cutover then succeeds (nothing half-done, nothing done twice)."""
+def start_run_held_in_pause(sd, env, stack):
+    """Prepare, hold a transaction open through the pooler, and start ``invoke cutover.run`` (in the
+    background, a budget of a minute) until its PAUSE is waiting on that transaction. Returns
+    (the run's process, the holder's connection: commit it to let the PAUSE finish)."""
     import os
-    import signal
     import subprocess
     import sys
     from pathlib import Path
 
-    sd, env = cut_env
-    stack = open_stack(sd)
     assert invoke(["cutover.prepare", "--yes"], env).returncode == 0
     holder = connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop")
     holder.execute("INSERT INTO orders (note) VALUES ('held')")
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PGOPS_")}, **env}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "cutover.run", "--yes", "--budget-ms", "60000"],
-                            cwd=Path(__file__).resolve().parents[2], env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "cutover.run", "--yes", "--budget-ms",
+                             "60000"], cwd=Path(__file__).resolve().parents[2], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = sd / "cutover" / "state.json"
     deadline = time.monotonic() + 60
     while "in_switch" not in state.read_text():
         assert time.monotonic() < deadline and proc.poll() is None, "the switch never started"
         time.sleep(0.05)
     time.sleep(0.5)  # PAUSE sent, waiting for the held transaction
+    return proc, holder
+
+
+def test_a_switch_killed_mid_pause_is_undone_by_the_next_command(cut_env):
+    """kill -9 of ``cutover.run`` while its PAUSE waits behind an open transaction: the pooler is left
+    paused and blue fenced or not; the next cutover command undoes the switch and resumes the pooler,
+    and the cutover then succeeds (nothing half-done, nothing done twice)."""
+    import os
+    import signal
+
+    sd, env = cut_env
+    stack = open_stack(sd)
+    proc, holder = start_run_held_in_pause(sd, env, stack)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     holder.commit()
@@ -319,25 +329,9 @@ def test_a_failure_right_after_any_switch_step_is_undone(cut_env, action, failin
 def test_status_during_a_live_switch_reports_it_and_repairs_nothing(cut_env):
     """``cutover.status`` from a second terminal while ``cutover.run`` waits in PAUSE: the lock says a
     switch is running, nothing is "recovered" under it, and the switch then completes."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     sd, env = cut_env
     stack = open_stack(sd)
-    assert invoke(["cutover.prepare", "--yes"], env).returncode == 0
-    holder = connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop")
-    holder.execute("INSERT INTO orders (note) VALUES ('held')")
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PGOPS_")}, **env}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "cutover.run", "--yes", "--budget-ms",
-                             "60000"], cwd=Path(__file__).resolve().parents[2], env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state = sd / "cutover" / "state.json"
-    deadline = time.monotonic() + 60
-    while "in_switch" not in state.read_text():
-        assert time.monotonic() < deadline and proc.poll() is None, "the switch never started"
-        time.sleep(0.05)
+    proc, holder = start_run_held_in_pause(sd, env, stack)
     doc = json.loads(invoke(["cutover.status", "--json"], env).stdout)
     assert "in_progress" in doc and "cutover.run" in doc["in_progress"] and not doc.get("recovered"), doc
     again = invoke(["cutover.run", "--yes"], env)

@@ -410,6 +410,13 @@ class SwitchoverFailed(CutoverError):
 class RollbackUnavailable(CutoverError):
     """A rollback that would not be lossless, refused (an RDS switchover cannot be reversed)."""
 
+class CutoverUnverified(CutoverError):
+    """A switch completed (the new side is primary) but its verification found a difference, or a
+    verification run did: a script must tell this apart from a refusal, so it has its own exit code."""
+
+    exit_code = 15
+
+
 class CutoverAborted(CutoverError):
     """A switch went over its budget or failed midway: every step was undone, the pooler resumed,
     and the side that was primary still is. ``report`` holds the timed steps."""
@@ -573,6 +580,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (13, "scheduled job failed, timed out or already running (`schedule.run`; the message names the job and the step)"),
     (14, "data transfer failed, validation failed, or a contract migration refused by its validation gate "
          "(`db.transfer`, `db.validate`, `db.migrate --to`)"),
+    (15, "cutover switched (the new side is primary) but its verification found a difference "
+         "(`cutover.run`, `cutover.rollback`, `cutover.verify`): roll back or investigate"),
     (130, "interrupted (Ctrl-C, SIGTERM, SIGHUP)"),
 )
 

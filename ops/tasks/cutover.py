@@ -128,8 +128,8 @@ def verify(c, stack=None, dsn=None, json_=False):
     report = engine.verify()
     _print_report(report, json_, "cutover verification")
     if not report.get("passed"):
-        from ..errors import CutoverError
-        raise CutoverError("cutover.verify found differences (listed above).",
+        from ..errors import CutoverUnverified
+        raise CutoverUnverified("cutover.verify found differences (listed above).",
                            "run `invoke cutover.rollback` if green lost or changed data, else investigate before "
                            "`invoke cutover.finish`.")
 
@@ -187,8 +187,8 @@ def _finish_report(report: dict, json_path, title: str) -> None:
     if json_path not in ("-", True):
         _print_report(report, False, title)
     if not report.get("passed"):
-        from ..errors import CutoverError
-        raise CutoverError(f"{title} switched, but its verification failed: "
+        from ..errors import CutoverUnverified
+        raise CutoverUnverified(f"{title} switched, but its verification failed: "
                            + "; ".join((report.get("mismatches") or []) + (report.get("sequence_problems") or [])
                                        + ([] if report.get("mismatches") or report.get("sequence_problems")
                                           else [str(report.get("notes") or "see the report")])) + ".",

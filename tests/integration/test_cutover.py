@@ -341,3 +341,17 @@ def test_status_during_a_live_switch_reports_it_and_repairs_nothing(cut_env):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert json.loads(invoke(["cutover.status", "--json"], env).stdout)["phase"] == "switched"
+
+
+def test_verify_names_a_sequence_behind_its_column_and_exits_15(cut_env):
+    """After a switch, a sequence on the new primary set below its column's max (the duplicate-key
+    trap of pgstream #1203) makes `cutover.verify` fail with its own exit code, naming it."""
+    sd, env = cut_env
+    stack = open_stack(sd)
+    assert invoke(["cutover.prepare", "--yes"], env).returncode == 0
+    assert invoke(["cutover.run", "--yes"], env).returncode == 0
+    with connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop", autocommit=True) as conn:
+        conn.execute("SELECT setval('orders_id_seq', 1)")
+    res = invoke(["cutover.verify", "--json"], env)
+    assert res.returncode == 15, res.stdout + res.stderr
+    assert "public.orders_id_seq" in res.stdout and "Traceback" not in res.stderr

@@ -348,10 +348,15 @@ def test_verify_names_a_sequence_behind_its_column_and_exits_15(cut_env):
     trap of pgstream #1203) makes `cutover.verify` fail with its own exit code, naming it."""
     sd, env = cut_env
     stack = open_stack(sd)
+    with connect(stack.conninfo(), dbname="shop", autocommit=True) as conn:  # a sequence no column owns
+        conn.execute("CREATE SEQUENCE free_seq")
+        conn.execute("CREATE TABLE tickets (id bigint PRIMARY KEY DEFAULT nextval('free_seq'), note text)")
+        conn.execute("INSERT INTO tickets (note) SELECT 't' FROM generate_series(1, 50)")
     assert invoke(["cutover.prepare", "--yes"], env).returncode == 0
-    assert invoke(["cutover.run", "--yes"], env).returncode == 0
+    run = invoke(["cutover.run", "--yes", "--json", "-"], env)
+    assert run.returncode == 0 and json.loads(run.stdout)["sequence_problems"] == [], run.stderr
     with connect({**stack.pooler_conninfo(), "prepare_threshold": None}, dbname="shop", autocommit=True) as conn:
-        conn.execute("SELECT setval('orders_id_seq', 1)")
+        conn.execute("SELECT setval('orders_id_seq', 1), setval('free_seq', 1)")
     res = invoke(["cutover.verify", "--json"], env)
     assert res.returncode == 15, res.stdout + res.stderr
-    assert "public.orders_id_seq" in res.stdout and "Traceback" not in res.stderr
+    assert "public.orders_id_seq" in res.stdout and "public.free_seq" in res.stdout and "Traceback" not in res.stderr

@@ -48,7 +48,7 @@ from psycopg import sql
 from ..dsn import connect, tool_application_name
 from ..errors import CutoverAborted, CutoverError, CutoverRefused, OpsError
 from ..local.cluster import LocalStack, node_pid, write_private
-from ..local.layout import NodeSpec, render_conf, render_pgbouncer_ini
+from ..local.layout import NodeSpec, render_conf
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..local.pooler import PoolerAdmin
 from .checks import replication_blockers
@@ -63,7 +63,6 @@ FENCE_SCHEMA = "pgops_cutover"
 #: slots a cutover makes: its two directions, and the per-table slots of the initial copy (PG 15 names
 #: them pg_<subscription oid>_sync_<relid>_<system id>; an interrupted copy can leave them behind)
 _OUR_SLOTS = r"^(pgops_(fwd|rev)_|pg_\d+_sync_\d+_\d+$)"
-PHASES = ("none", "preparing", "ready", "switched", "rolled_back")
 DEFAULT_LAG_BOUND_BYTES = 1024 * 1024
 _APP = tool_application_name("cutover")
 
@@ -93,6 +92,8 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
 UNION ALL
 SELECT 'seq ' || format('%I.%I', schemaname, sequencename) FROM pg_sequences
 ORDER BY 1"""
+#: the oid of the database a connection is in (slot names and pg_subscription rows are per database)
+_HERE_OID = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 _RELNAME = "format('%%I.%%I', rn.nspname, rc.relname)"
 _RELJOIN = "JOIN pg_class rc ON rc.oid = r.srrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace"
 _SEQUENCES = "SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences ORDER BY 1"
@@ -209,6 +210,10 @@ class LocalCutover:
         """The stack's own superuser on ``node`` (before the cutover's role exists)."""
         return self.stack.conninfo(node)
 
+    def _admin(self, node: NodeSpec, db: str = "postgres"):
+        """An autocommit connection to ``db`` on ``node`` as the stack's superuser."""
+        return connect(self._admin_params(node), dbname=db, autocommit=True, application_name=_APP)
+
     def _require(self, action: str, *phases: str) -> None:
         if self.phase not in phases:
             nxt = {"none": "invoke cutover.prepare", "preparing": "invoke cutover.prepare",
@@ -220,8 +225,7 @@ class LocalCutover:
     # ---- prepare --------------------------------------------------------------------------------
     def blue_databases(self, wanted: list[str] | None = None) -> list[str]:
         """Every non-template database on blue (or ``wanted``, each checked to exist)."""
-        with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
-                     application_name=_APP) as conn:
+        with self._admin(self.stack.layout.primary) as conn:
             have = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate "
                                                "AND datallowconn ORDER BY 1")]
         if not wanted:
@@ -240,7 +244,7 @@ class LocalCutover:
         problems = []
         blue = self.stack.layout.primary
         for db in databases:
-            with connect(self._admin_params(blue), dbname=db, autocommit=True, application_name=_APP) as conn:
+            with self._admin(blue, db) as conn:
                 if db == databases[0]:
                     level = conn.execute("SHOW wal_level").fetchone()[0]
                     if level != "logical":
@@ -311,7 +315,7 @@ class LocalCutover:
         blue = self.stack.layout.primary
         password = secrets.token_urlsafe(24)
         write_private(self.passfile, f"127.0.0.1:*:*:{CONTROL_ROLE}:{password}\n")
-        with connect(self._admin_params(blue), dbname="postgres", autocommit=True, application_name=_APP) as conn:
+        with self._admin(blue) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
             # the SCRAM verifier is computed here (libpq PQencryptPasswordConn): the password itself
             # never reaches the server, its logs or pg_stat_statements
@@ -352,7 +356,7 @@ class LocalCutover:
                                      "run `invoke cutover.finish --yes` to remove green, then `invoke cutover.prepare` again "
                                      "(a migration ran on blue meanwhile?).")
             with b.connect(db) as conn:
-                boid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+                boid = conn.execute("SELECT " + _HERE_OID).fetchone()[0]
                 conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(PUBLICATION)))
             with g.connect(db) as conn:
                 conn.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (slot_name = {}, "
@@ -369,7 +373,7 @@ class LocalCutover:
                     conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.SQL(mv)))
         for db in databases:  # the reverse direction, disabled until a switch starts it at a quiet point
             with g.connect(db) as conn:
-                goid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+                goid = conn.execute("SELECT " + _HERE_OID).fetchone()[0]
                 conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(PUBLICATION)))
                 conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (f"pgops_rev_{goid}",))
             with b.connect(db) as conn:
@@ -497,18 +501,17 @@ class LocalCutover:
                     "SELECT " + _RELNAME + ", r.srsubstate FROM pg_subscription_rel r JOIN pg_subscription s "
                     "ON s.oid = r.srsubid " + _RELJOIN + " WHERE s.subname = %s ORDER BY 1", (sub,)).fetchall()
                 active = conn.execute("SELECT s.subenabled FROM pg_subscription s WHERE s.subname = %s "
-                                      "AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                                      "AND s.subdbid = " + _HERE_OID,
                                       (sub,)).fetchone()
             for t, s in rows:
                 out["tables"].append({"database": db, "table": t, "state": _SUBSTATE.get(s, s)})
                 if s != "r":
                     not_ready.append(f"{db}:{t}")
             with self._side(src).connect(db) as conn:
-                slot = conn.execute(
+                slot = conn.execute(  # each slot is named after its publisher-side database's oid
                     "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active "
-                    "FROM pg_replication_slots WHERE slot_name = ANY(%s)",
-                    ([f"pgops_fwd_{o}" for o in self._oids("blue", db)] if src == "blue"
-                     else [f"pgops_rev_{o}" for o in self._oids("green", db)],)).fetchone()
+                    "FROM pg_replication_slots WHERE slot_name = %s || " + _HERE_OID,
+                    ("pgops_fwd_" if src == "blue" else "pgops_rev_",)).fetchone()
                 src_tables = [r[0] for r in conn.execute(_TABLES)]
             if slot:
                 lag = max(lag, int(slot[0] or 0))
@@ -524,10 +527,6 @@ class LocalCutover:
         guard("schema_equal", not schema_diffs, "; ".join(schema_diffs[:5]) or "same columns, keys, indexes")
         guard("replicable", not problems, "; ".join(problems[:5]) or "every table has a replica identity")
         return out
-
-    def _oids(self, side: str, db: str) -> list[int]:
-        with self._side(side).connect(db) as conn:
-            return [conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]]
 
     # ---- the switch -----------------------------------------------------------------------------
     @_exclusive
@@ -663,8 +662,8 @@ class LocalCutover:
                 if self._fenced(dst):
                     undo.append(("fence " + dst_name, lambda: self._fence(dst, dconns[dbs[0]], [])))
                     step("unfence_" + dst_name, lambda: self._unfence(dst, dconns[dbs[0]]))
-                undo.append(("point the pooler back at " + src_name, lambda: self._point_pooler(admin, src.node.port)))
-                step("repoint", lambda: self._point_pooler(admin, dst.node.port))
+                undo.append(("point the pooler back at " + src_name, lambda: admin.point_at(self.stack.layout, src.node.port)))
+                step("repoint", lambda: admin.point_at(self.stack.layout, dst.node.port))
                 t1 = self.clock()
                 admin.resume()
                 phases["resume"] = _ms(self.clock() - t1)
@@ -741,7 +740,7 @@ class LocalCutover:
                     self._unfence(keep, conn)
             except OpsError as exc:
                 failed.append(f"unfencing {keep.name}: {exc.message}")
-            self._point_pooler(admin, keep.node.port)
+            admin.point_at(self.stack.layout, keep.node.port)
             admin.resume()
             done.append(f"pooler pointed at {keep.name} and resumed")
             if not pointed and sw.get("dst_fenced") and not self._fenced(other):
@@ -867,10 +866,6 @@ class LocalCutover:
             conn.execute("SELECT pg_reload_conf()")
             saved.unlink()
 
-    def _point_pooler(self, admin: PoolerAdmin, port: int) -> None:
-        admin.point_at(self.stack.layout, port)
-        self.state["pooler_port"] = port
-
     def _undo(self, undo) -> list[str]:
         done = []
         for name, fn in reversed(undo):
@@ -982,23 +977,10 @@ class LocalCutover:
                 except Exception:
                     continue  # the database never reached green (an interrupted prepare)
                 with conn:
-                    for sub in (FWD_SUB, REV_SUB):
-                        if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid = "
-                                        "(SELECT oid FROM pg_database WHERE datname = current_database())",
-                                        (sub,)).fetchone():
-                            ident = sql.Identifier(sub)
-                            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
-                            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
-                            conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
-                            done.append(f"dropped subscription {sub} in {db} on {side}")
-                    conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(PUBLICATION)))
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
+                    done += [f"dropped subscription {sub} in {db} on {side}" for sub in _clean_database(conn)]
         for side in sides:
             with self._side(side).connect("postgres") as conn:
-                for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s",
-                                            (_OUR_SLOTS,)).fetchall():
-                    _drop_slot(conn, slot)
-                    done.append(f"dropped slot {slot} on {side}")
+                done += [f"dropped slot {slot} on {side}" for slot in _drop_our_slots(conn)]
         if promote:
             new_primary = NodeSpec(green.name, "primary", green.port, green.node_dir)
             old_blue = self.stack.layout.primary
@@ -1013,17 +995,19 @@ class LocalCutover:
             nodes = tuple(n for n in self.stack.layout.nodes if n.name != old_blue.name) + (new_primary,)
             self.stack.replace_layout(self.stack.layout.with_roles({}, nodes))
             lay = self.stack.layout
-            lay.pooler.ini.write_text(render_pgbouncer_ini(lay))
-            chown_server(lay.pooler.ini, 0o600)
+            admin = PoolerAdmin(self.stack, "cutover")
+            try:
+                admin.point_at(lay)  # already pointed at green; the ini now says so by the layout's own rule
+            finally:
+                admin.close()
             for replica in lay.replica_nodes:
                 progress(f"rebuilding replica {replica.name} from {new_primary.name}")
                 self.stack.rebuild_replica(replica)
                 done.append(f"rebuilt replica {replica.name} from {new_primary.name}")
-            with connect(self._admin_params(new_primary), dbname="postgres", autocommit=True, application_name=_APP) as c:
+            with self._admin(new_primary) as c:
                 c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
         else:
-            with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
-                         application_name=_APP) as c:
+            with self._admin(self.stack.layout.primary) as c:
                 self._unfence(self._side("blue"), c)
                 c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
             self._teardown_green()
@@ -1073,10 +1057,10 @@ class LocalCutover:
         if node_pid(green) is not None:
             # DROP SUBSCRIPTION while green runs removes its slot on blue and the initial copy's
             # per-table slots (pg_<subid>_sync_<relid>_<sysid>) an interrupted prepare leaves there
-            with connect(self._admin_params(green), dbname="postgres", autocommit=True, application_name=_APP) as c:
+            with self._admin(green) as c:
                 green_dbs = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datallowconn")]
             for db in green_dbs:
-                with connect(self._admin_params(green), dbname=db, autocommit=True, application_name=_APP) as c:
+                with self._admin(green, db) as c:
                     for (sub,) in c.execute("SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM "
                                             "pg_database WHERE datname = current_database())").fetchall():
                         c.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sub)))
@@ -1087,24 +1071,12 @@ class LocalCutover:
                             c.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(sub)))
             self.stack.stop_node(green, "immediate")
         shutil.rmtree(green.node_dir, ignore_errors=True)
-        with connect(self._admin_params(self.stack.layout.primary), dbname="postgres", autocommit=True,
-                     application_name=_APP) as conn:
-            for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s",
-                                        (_OUR_SLOTS,)).fetchall():
-                _drop_slot(conn, slot)
+        with self._admin(self.stack.layout.primary) as conn:
+            _drop_our_slots(conn)
             dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
         for db in dbs:
-            with connect(self._admin_params(self.stack.layout.primary), dbname=db, autocommit=True,
-                         application_name=_APP) as conn:
-                for sub in (FWD_SUB, REV_SUB):
-                    if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid = (SELECT oid "
-                                    "FROM pg_database WHERE datname = current_database())", (sub,)).fetchone():
-                        ident = sql.Identifier(sub)
-                        conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
-                        conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
-                        conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
-                conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(PUBLICATION)))
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
+            with self._admin(self.stack.layout.primary, db) as conn:
+                _clean_database(conn)
 
 
 def _green_bindir(version: str | None) -> Path:
@@ -1172,6 +1144,33 @@ def _copy_sequences(src, dst) -> int:
         sql.SQL("setval({}::regclass, {}, {})").format(sql.Literal(n), sql.Literal(v), sql.Literal(c))
         for n, v, c in rows))
     return len(rows)
+
+
+def _clean_database(conn) -> list[str]:
+    """In the database ``conn`` is in: drop the cutover's subscriptions (disabled and detached from
+    their slots first, so no publisher is contacted — the slots go by :func:`_drop_our_slots`), its
+    publication and its fence schema. Returns the subscriptions dropped."""
+    dropped = []
+    for sub in (FWD_SUB, REV_SUB):
+        if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid = " + _HERE_OID,
+                        (sub,)).fetchone():
+            ident = sql.Identifier(sub)
+            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+            conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+            dropped.append(sub)
+    conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(PUBLICATION)))
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(FENCE_SCHEMA)))
+    return dropped
+
+
+def _drop_our_slots(conn) -> list[str]:
+    """Drop every slot the cutover made on the server ``conn`` reaches (:data:`_OUR_SLOTS`)."""
+    slots = [r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s",
+                                        (_OUR_SLOTS,)).fetchall()]
+    for slot in slots:
+        _drop_slot(conn, slot)
+    return slots
 
 
 def _drop_slot(conn, slot: str) -> None:

@@ -29,7 +29,6 @@ from ops.schedules import ALARMS, JOB_METRIC, Job, jobs_for
 from .config import StackConfig
 
 CONTAINER = "pgops"
-TOOL_VERSION = "0.1.0"
 
 
 @dataclass

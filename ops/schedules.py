@@ -168,9 +168,14 @@ def _runs(values: tuple[int, ...], fmt=str, sep: str = "..") -> str:
     return ",".join(out)
 
 
+def _full(values: tuple[int, ...], lo: int, hi: int) -> bool:
+    """Whether a cron field lists every value of its range (written ``*``)."""
+    return values == tuple(range(lo, hi + 1))
+
+
 def to_oncalendar(cron: Cron, tz_name: str) -> str:
     """systemd.time(7) calendar event, e.g. ``Mon..Fri *-*-* 08..18:00:00 Europe/Berlin``."""
-    full = lambda v, lo, hi: v == tuple(range(lo, hi + 1))  # noqa: E731
+    full = _full
     monday_first = tuple(sorted((d - 1) % 7 for d in cron.weekdays))  # systemd ranges run Mon..Sun
     dow = "" if cron.any_weekday else _runs(monday_first, lambda d: DOW_NAMES[(d + 1) % 7]) + " "
     month = "*" if full(cron.months, 1, 12) else _runs(cron.months, lambda v: f"{v:02d}")
@@ -183,7 +188,7 @@ def to_oncalendar(cron: Cron, tz_name: str) -> str:
 def to_eventbridge(cron: Cron) -> str:
     """EventBridge Scheduler's six-field ``cron(minutes hours day-of-month month day-of-week year)``:
     ``?`` in whichever day field is unrestricted, day-of-week as names (EventBridge counts 1 = SUN)."""
-    full = lambda v, lo, hi: v == tuple(range(lo, hi + 1))  # noqa: E731
+    full = _full
     minute = "*" if full(cron.minutes, 0, 59) else _runs(cron.minutes, sep="-")
     hour = "*" if full(cron.hours, 0, 23) else _runs(cron.hours, sep="-")
     month = "*" if full(cron.months, 1, 12) else _runs(cron.months, sep="-")

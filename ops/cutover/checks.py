@@ -64,7 +64,7 @@ def blue_guards(conninfo: dict, *, long_transaction_s: float = LONG_TRANSACTION_
     try:
         conn = connect(conninfo, dbname=home, autocommit=True, application_name=app, connect_timeout=5)
     except OpsError as exc:
-        return [guard("blue_reachable", False, str(exc).split(" Next:")[0])]
+        return [guard("blue_reachable", False, exc.message)]
     guards = [guard("blue_reachable", True, "blue answers")]
     with conn:
         conn.execute("SET statement_timeout = 10000")
@@ -99,7 +99,7 @@ def blue_guards(conninfo: dict, *, long_transaction_s: float = LONG_TRANSACTION_
         try:
             c = connect(conninfo, dbname=db, autocommit=True, application_name=app, connect_timeout=5)
         except OpsError as exc:
-            unreachable.append(f"{db}: {str(exc).split(' Next:')[0]}")
+            unreachable.append(f"{db}: {exc.message}")
             continue
         with c:
             c.execute("SET statement_timeout = 10000")

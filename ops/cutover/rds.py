@@ -436,7 +436,7 @@ class RdsCutover:
             try:
                 lost = prober.lost_writes()
             except OpsError as exc:
-                notes.append(f"could not read the probe rows back: {str(exc).split(' Next:')[0]}")
+                notes.append(f"could not read the probe rows back: {exc.message}")
                 lost = list(prober.acked_ids)
             probe_result["lost"] = len(lost)
             if probe_result["mode"] == "read":
@@ -496,7 +496,7 @@ class RdsCutover:
                 checks.append(_guard("endpoint_takes_writes", not rec and ro == "off",
                                      f"PostgreSQL {ver}, in recovery: {rec}, transaction_read_only: {ro}"))
             except OpsError as exc:
-                checks.append(_guard("endpoint_takes_writes", False, str(exc).split(" Next:")[0]))
+                checks.append(_guard("endpoint_takes_writes", False, exc.message))
         return {"passed": all(c["passed"] for c in checks),
                 "deployment": d["BlueGreenDeploymentIdentifier"] if d else None, "checks": checks}
 

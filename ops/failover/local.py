@@ -86,7 +86,7 @@ def measure(stack: LocalStack, node: NodeSpec) -> NodeState:
                 "pg_get_wal_replay_pause_state() <> 'not paused'").fetchone()
             row = c.execute("SELECT status, received_tli FROM pg_stat_wal_receiver").fetchone()
     except OpsError as exc:
-        return NodeState(node.name, False, detail=str(exc).split(" Next:")[0])
+        return NodeState(node.name, False, detail=exc.message)
     status, tli = (row or (None, None))
     return NodeState(node.name, True, True, status == "streaming", tli, parse_lsn(replay), parse_lsn(receive),
                      bool(paused), "" if row else "no WAL receiver")
@@ -109,7 +109,7 @@ def wal_end(data_dir: Path) -> tuple[int | None, str]:
     try:
         ctl = controldata(data_dir)
     except OpsError as exc:
-        return None, f"its pg_control cannot be read: {str(exc).split(' Next:')[0]}"
+        return None, f"its pg_control cannot be read: {exc.message}"
     ckpt = parse_lsn(ctl.get("Latest checkpoint location"))
     redo = ctl.get("Latest checkpoint's REDO location")
     tli = ctl.get("Latest checkpoint's TimeLineID", "1")
@@ -226,7 +226,7 @@ def rewindable(stack: LocalStack, layout: StackLayout, node: NodeSpec) -> str | 
     try:
         ctl = controldata(node.data_dir)
     except OpsError as exc:
-        return str(exc).split(" Next:")[0]
+        return exc.message
     if ctl.get("Data page checksum version", "0") == "0" and ctl.get("wal_log_hints setting") != "on":
         return "it has neither data checksums nor wal_log_hints"
     try:
@@ -234,7 +234,7 @@ def rewindable(stack: LocalStack, layout: StackLayout, node: NodeSpec) -> str | 
             if c.execute("SHOW full_page_writes").fetchone()[0] != "on":
                 return f"full_page_writes is off on '{layout.primary.name}'"
     except OpsError as exc:
-        return str(exc).split(" Next:")[0]
+        return exc.message
     return None
 
 

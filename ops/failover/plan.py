@@ -94,9 +94,7 @@ def switchover_refusals(primary: NodeState, candidate: NodeState, *, force: bool
 
 def replay_lag(primary: NodeState, candidate: NodeState) -> int | None:
     """Bytes of WAL the primary has written that ``candidate`` has not replayed (None: unknown)."""
-    if primary.replay_lsn is None or candidate.replay_lsn is None:
-        return None
-    return max(0, primary.replay_lsn - candidate.replay_lsn)
+    return wal_gap(primary.replay_lsn, candidate.replay_lsn)
 
 
 def choose_candidate(replicas: list[NodeState]) -> NodeState | None:

@@ -46,7 +46,7 @@ def _sql_replay(params: dict) -> tuple[bool, int | None, str]:
                                  "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text").fetchone()
         return True, parse_lsn(lsn), "in recovery" if rec else "primary"
     except OpsError as exc:
-        return False, None, str(exc).split(" Next:")[0]
+        return False, None, exc.message
 
 
 def _wait_available(rds, instance: str, delay_s: float, attempts: int) -> None:

@@ -214,7 +214,6 @@ class Erasure:
         (also removing ``scrub_keys``), for every row a route selects."""
         sel = [r for r in self.by_table[table] if r.action == "pseudonymize"]
         cols = sorted({c for r in sel for c in r.declared})
-        schema, name = table.split(".", 1)
         jsonb = [c for (c,) in self.conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND atttypid = 'jsonb'::regtype "
             "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (table,))]

@@ -30,7 +30,7 @@ def server_checks(node: str, role: str, params: dict) -> list[Measurement]:
     try:
         conn = _conn(params)
     except OpsError as exc:
-        return [Measurement("node_down", node, None, str(exc).split(" Next:")[0], failed=True)]
+        return [Measurement("node_down", node, None, exc.message, failed=True)]
     out = [Measurement("node_down", node, 0, "answers", failed=False)]
     with conn:
         used, limit = conn.execute(
@@ -108,7 +108,7 @@ def invalid_indexes(primary: dict, databases: list[str]) -> list[Measurement]:
                 names = [r[0] for r in conn.execute(
                     "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1")]
         except OpsError as exc:
-            out.append(Measurement("invalid_indexes", f"primary/{db}", None, str(exc).split(" Next:")[0]))
+            out.append(Measurement("invalid_indexes", f"primary/{db}", None, exc.message))
             continue
         out.append(Measurement("invalid_indexes", f"primary/{db}", float(len(names)), ", ".join(names)))
     return out
@@ -159,7 +159,7 @@ def pooler(name: str, params: dict) -> Measurement:
             conn.execute("SELECT 1")
         return Measurement("pooler", name, 0, f"port {params.get('port')}", failed=False)
     except OpsError as exc:
-        return Measurement("pooler", name, None, str(exc).split(" Next:")[0], failed=True)
+        return Measurement("pooler", name, None, exc.message, failed=True)
 
 
 def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], data_dirs: dict[str, str],
@@ -202,7 +202,7 @@ def partition_checks(primary: dict, databases: list[str], now: datetime) -> list
                 conn.execute("SET TimeZone = 'UTC'")
                 states = read_states(conn)
         except OpsError as exc:
-            out.append(Measurement("partitions_ahead", f"primary/{db}", None, str(exc).split(" Next:")[0]))
+            out.append(Measurement("partitions_ahead", f"primary/{db}", None, exc.message))
             continue
         for s in states:
             node = f"primary/{db}/{s.table}"

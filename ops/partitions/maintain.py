@@ -143,7 +143,7 @@ def create(params: Mapping, database: str, state: TableState, a: Action, knobs: 
     return _with_retries(f"create {a.schema}.{a.partition}", knobs, attempt)
 
 
-def detach_pending(conn, schema: str, table: str, partition: str) -> bool:
+def detach_pending(conn, schema: str, partition: str) -> bool:
     row = conn.execute("SELECT i.inhdetachpending FROM pg_inherits i WHERE i.inhrelid = %s::regclass",
                        (sql.Identifier(schema, partition).as_string(conn),)).fetchone()
     return bool(row and row[0])
@@ -158,7 +158,7 @@ def finalize(params: Mapping, database: str, a: Action, knobs: Knobs) -> None:
     """``ALTER TABLE parent DETACH PARTITION p FINALIZE`` (autocommit: it cannot run in a transaction block)."""
     def attempt(_):
         with session(params, database) as conn:
-            if not detach_pending(conn, a.schema, a.table, a.partition):
+            if not detach_pending(conn, a.schema, a.partition):
                 return  # finished meanwhile (or by another run)
             _lock_timeout(conn, knobs, local=False)
             conn.execute(sql.SQL("ALTER TABLE {t} DETACH PARTITION {p} FINALIZE").format(
@@ -177,7 +177,7 @@ def detach(params: Mapping, database: str, a: Action, knobs: Knobs) -> None:
             if not is_attached(conn, a.schema, a.partition):
                 return
             _lock_timeout(conn, knobs, local=False)
-            if detach_pending(conn, a.schema, a.table, a.partition):
+            if detach_pending(conn, a.schema, a.partition):
                 conn.execute(sql.SQL("ALTER TABLE {t} DETACH PARTITION {p} FINALIZE").format(t=parent, p=part))
             elif a.concurrently:
                 conn.execute(sql.SQL("ALTER TABLE {t} DETACH PARTITION {p} CONCURRENTLY").format(t=parent, p=part))

@@ -217,7 +217,7 @@ def plan_table(state: TableState, now: datetime, *, archive: bool = False) -> Ta
         elif rows:
             notes.append(f"{s}.{t}: {rows:,} row(s) of {m:%Y-%m} in the default partition are older than retention "
                          f"({pol.retention_months} months); left there")
-    existing = [p for p in state.partitions]
+    existing = state.partitions
     for m in sorted(wanted):
         if _covered(existing, m):
             continue

@@ -69,7 +69,8 @@ def erase(c, user_id=None, db="futuresync", yes=False, dry_run=False, lock_timeo
         plan.steps.append(Step(f"write the erasure record to {own.audit} (under pseudonym {e.pseudonym}), re-export "
                                "inside the transaction (any row left rolls everything back), commit",
                                lambda: e.record_and_prove(now), guard="the re-export finds nothing"))
-        plan.notes.append(retention_note(target, ref.name))
+        backups = retention_note(target, ref.name)  # opens and lists the repository: once
+        plan.notes.append(backups)
         done = execute(plan, yes=yes, dry_run=dry_run, show=(lambda _: None) if json_ else cli.say)
     if done is None:
         if json_:
@@ -77,7 +78,7 @@ def erase(c, user_id=None, db="futuresync", yes=False, dry_run=False, lock_timeo
         return
     after = engine.export(target.primary, ref.name, own, uid)
     result = {"database": ref.name, "user_id": uid, "pseudonym": e.pseudonym, "steps": e.done,
-              "rows_found_after": after.total, "backups": retention_note(target, ref.name)}
+              "rows_found_after": after.total, "backups": backups}
     if json_:
         cli.emit_json(result)
         return

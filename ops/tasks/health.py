@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..errors import ConfigError, OpsError
-from .common import HELP, cli, settings_for, task
+from .common import HELP, cli, target_for, task
 
 FORMATS = ("table", "json", "nagios", "prometheus")
 
@@ -25,11 +25,12 @@ def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, for
     """One check per row (id, node, status, value, warn, crit, detail, runbook); Nagios exit status."""
     if serve is not None:
         port = cli.as_int(serve, "--serve", minimum=1)
-        measure = lambda: _measure(stack, dsn, sql_root, db, repository, "json", set_)  # noqa: E731
+        measure = lambda: _measure(stack, dsn, sql_root, db, repository, set_)  # noqa: E731
         measure()  # options and target checked before listening (exit 3 when they are wrong)
         return _serve(port, measure)
     try:
-        results = _measure(stack, dsn, sql_root, db, repository, format_, set_)
+        cli.choice(format_, "--format", FORMATS)
+        results = _measure(stack, dsn, sql_root, db, repository, set_)
     except OpsError as exc:
         exc.exit_code = 3  # UNKNOWN: the checks could not run
         raise
@@ -48,18 +49,14 @@ def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, for
     raise SystemExit(NAGIOS_CODE[status])
 
 
-def _measure(stack, dsn, sql_root, db, repository, format_, set_) -> list:
+def _measure(stack, dsn, sql_root, db, repository, set_) -> list:
     from ..backups.drillreports import drill_reports
     from ..backups.engine import list_backups
     from ..backups.repository import open_repository
     from ..health.checks import judge, parse_overrides
     from ..health.probe import measure_all
-    from ..targets import resolve
-    cli.choice(format_, "--format", FORMATS)
-    settings = settings_for(stack, dsn, sql_root, repository)
-    limits = parse_overrides([*settings.thresholds, *(set_ or [])])  # $PGOPS_THRESHOLDS, then --set wins
-    target = resolve(settings)
-    target.require_tls()  # an AWS stack refuses a connection without TLS (seed 001)
+    target = target_for(stack, dsn, sql_root, repository)
+    limits = parse_overrides([*target.settings.thresholds, *(set_ or [])])  # $PGOPS_THRESHOLDS, then --set wins
     databases = target.backup_names(list(db or []) or None)
     try:
         url = target.repository_url()

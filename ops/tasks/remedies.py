@@ -60,7 +60,7 @@ def _answering(node: str, params: dict, check: str, threshold: float) -> list:
     try:
         return offenders(node, params, check, threshold)
     except ConnectError as exc:
-        cli.warn(f"{node}: not checked: {str(exc).split(' Next:')[0]}")
+        cli.warn(f"{node}: not checked: {exc.message}")
         return []
 
 

@@ -271,8 +271,9 @@ def install_capture(conn: psycopg.Connection, spec: TransferSpec, lock_timeout_m
                 conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
                 t0 = time.monotonic()
                 conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW "
-                                     "EXECUTE FUNCTION pgops.transfer_capture({})").format(
-                    _ident(transferledger.CAPTURE_TRIGGER), _ident(source), sql.Literal(key)))
+                                     "EXECUTE FUNCTION {}({})").format(
+                    _ident(transferledger.CAPTURE_TRIGGER), _ident(source),
+                    sql.Identifier(*transferledger.CAPTURE_FUNCTION.split(".")), sql.Literal(key)))
                 return (time.monotonic() - t0) * 1000
         longest = max(longest, _with_lock_retry(create, f"capture trigger on {source}"))
     return longest

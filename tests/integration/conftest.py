@@ -62,6 +62,17 @@ def destroy(stack: LocalStack) -> None:
         shutil.rmtree(stack.layout.state_dir.parent, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """A moto server on a free loopback port (real HTTP), for S3 reached by pgops and its subprocesses."""
+    from moto.server import ThreadedMotoServer
+    port = free_base_port(1)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def pg():
     """One primary (no replicas) shared by engine tests; each test gets its own database."""

@@ -18,15 +18,6 @@ from ops.local.cluster import open_stack
 from .conftest import destroy, free_base_port, invoke, state_dir
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-    port = free_base_port(1)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
 
 def _bucket_and_key(endpoint: str, region: str, name: str) -> str:
     kw = dict(endpoint_url=endpoint, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")

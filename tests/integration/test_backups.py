@@ -23,20 +23,11 @@ from ops.migrations.runner import Target
 from ops.retention import RetentionPolicy
 from ops.seeds import load_seeder
 
-from .conftest import REPO, free_base_port, invoke, query
+from .conftest import REPO, invoke, query
 
 SYNC_SEED = load_seeder(DEFAULT_SQL_ROOT, "syncscript")
 TABLES, seed_syncscript = SYNC_SEED.TABLES, SYNC_SEED.generate
 
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-    port = free_base_port(1)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -43,21 +43,22 @@ def _text(*parts):
     from rich.text import Text
     return Text.assemble(*parts)
 
-#: tasks that take the target options; hints naming them get the invocation's options appended.
-TARGET_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline", "db.seed",
-                "db.terminate", "db.drop-slot", "db.reindex-invalid",
-                "backup.create", "backup.list", "backup.show", "backup.verify", "backup.prune", "backup.restore",
-                "drill.run", "drill.history", "cutover.prepare", "cutover.status", "cutover.run", "cutover.verify",
-                "cutover.rollback", "cutover.finish",
-                "failover.switchover", "failover.promote", "failover.rejoin"}
-TARGET_TASKS |= {"db.partitions", "gdpr.export", "gdpr.erase"}
-SQL_ROOT_TASKS_FUTURESYNC = {"db.partitions", "gdpr.export", "gdpr.erase"}
-TARGET_TASKS |= {"backup.copy", "schedule.show", "schedule.run", "schedule.install"}
-SQL_ROOT_TASKS = {"deploy", "health", "db.status", "db.plan", "db.migrate", "db.rollback", "db.verify", "db.baseline",
-                  "db.lint", "db.new", "drill.run", "db.reindex-invalid"}
-SQL_ROOT_TASKS |= SQL_ROOT_TASKS_FUTURESYNC
-TARGET_TASKS |= {"db.transfer", "db.validate"}
-SQL_ROOT_TASKS |= {"db.transfer", "db.validate"}
+#: every task's long option names (``"stack"``, ``"dsn"``, ``"sql-root"``, ...), registered by
+#: :func:`ops.tasks.root` from the task tree itself: a hint naming a task gets the invocation's
+#: target options appended only when that task takes them (no list to keep in step by hand).
+TASK_OPTIONS: dict[str, frozenset[str]] = {}
+
+
+def register_task_options(options: dict[str, frozenset[str]]) -> None:
+    """Record each task's long option names (called once the task tree is composed)."""
+    TASK_OPTIONS.update(options)
+
+
+def takes(task: str, flag: str) -> bool:
+    """Whether ``invoke TASK`` accepts ``flag`` (e.g. ``--sql-root``)."""
+    return flag.lstrip("-") in TASK_OPTIONS.get(task, ())
+
+
 _INVOKE = re.compile(r"`invoke ([a-z]+(?:\.[a-z-]+)?)([^`]*)`")
 
 
@@ -83,8 +84,8 @@ def with_target_args(text: str, frags: dict[str, list[str]]) -> str:
         task, rest = m.group(1), m.group(2)
         extra = []
         for flag, frag in frags.items():
-            takes = task in SQL_ROOT_TASKS if flag == "--sql-root" else task in TARGET_TASKS
-            if takes and flag not in rest and not (flag in ("--dsn", "--stack") and ("--dsn" in rest or "--stack" in rest)):
+            if takes(task, flag) and flag not in rest and not (flag in ("--dsn", "--stack")
+                                                               and ("--dsn" in rest or "--stack" in rest)):
                 extra += frag
         return f"`invoke {task}{rest}{' ' + ' '.join(extra) if extra else ''}`"
     return _INVOKE.sub(add, text)

@@ -14,4 +14,7 @@ def root():
     from . import gdpr, schedule
     root.add_collection(gdpr.ns)
     root.add_collection(schedule.ns)
+    from .. import cli
+    cli.register_task_options({name: frozenset(n for arg in root[name].get_arguments() for n in arg.names)
+                               for name in root.task_names})
     return root

@@ -109,7 +109,7 @@ def _run_step(job, step: tuple[str, ...], s, sql_root, started: float) -> JobFai
     task unwinds on it), SIGKILL 30 s later. Returns the failure, or None."""
     import subprocess
     argv = [sys.executable, "-m", "invoke", *step]
-    if sql_root and step[0] in cli.SQL_ROOT_TASKS:
+    if sql_root and cli.takes(step[0], "--sql-root"):
         argv += ["--sql-root", sql_root]
     env = child_environment(os.environ, s.stack)
     text = " ".join(("invoke",) + step)

@@ -82,7 +82,7 @@ def _failed(database: str, repo: Repository, what: str, hint_cmd: str) -> Backup
                         "nothing was recorded.", f"fix the cause, then run `{hint_cmd}` again.")
 
 
-def _stream_tool(repo: Repository, key: str, proc: subprocess.Popen, database: str, hint: str,
+def stream_tool(repo: Repository, key: str, proc: subprocess.Popen, database: str, hint: str,
                  on_bytes: Callable[[int], None] | None, on_abort: Callable[[], None] = lambda: None):
     """Stream a client tool's stdout (pg_dump, pg_basebackup) into ``key`` while draining its stderr.
 
@@ -161,7 +161,7 @@ def create_logical(repo: Repository, params: Mapping, database: str, *, stack: s
                         with contextlib.suppress(Exception):
                             conn.cancel()
                     try:
-                        written, rc, tool_err = _stream_tool(repo, key, proc, database, hint, on_bytes, stop_counts)
+                        written, rc, tool_err = stream_tool(repo, key, proc, database, hint, on_bytes, stop_counts)
                     finally:
                         counter.join(timeout=60)
                 if rc != 0:
@@ -218,7 +218,7 @@ def create_physical(repo: Repository, params: Mapping, *, stack: str = "local", 
             proc = subprocess.Popen([str(pg_bindir() / "pg_basebackup"), "-D", "-", "-Ft", "-z", "-X", "fetch", "-c",
                                      "fast", "--no-password", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env=env)
-            written, rc, tool_err = _stream_tool(repo, key, proc, CLUSTER, hint, on_bytes)
+            written, rc, tool_err = stream_tool(repo, key, proc, CLUSTER, hint, on_bytes)
         if rc != 0:
             raise BackupFailed(f"Physical backup to {repo.url} failed: pg_basebackup: "
                                f"{redact(tool_err.decode(errors='replace').strip()[-800:])}. "

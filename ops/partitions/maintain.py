@@ -208,6 +208,7 @@ def archive(repo, params: Mapping, database: str, a: Action, now: datetime) -> d
     """``pg_dump -Fc`` of the detached partition streamed into ``repo`` under
     ``partitions/<database>/<schema.table>/<partition>-<UTC time>/dump.pgdump``, then ``manifest.json``
     (rows, bounds, size, sha256) written last: no manifest, no archive. Returns the manifest."""
+    from ..backups.engine import stream_tool
     from ..pgtools import client_env_scope, pg_bindir
     prefix = archive_key(database, a, now)
     with session(params, database) as conn:
@@ -217,11 +218,10 @@ def archive(repo, params: Mapping, database: str, a: Action, now: datetime) -> d
     with client_env_scope(params, database) as (args, env):
         proc = subprocess.Popen([str(pg_bindir() / "pg_dump"), "-Fc", "--no-password", "-t", table_arg, *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        try:
-            written = repo.put_stream(prefix + "dump.pgdump", proc.stdout)
-        finally:
-            err = proc.stderr.read().decode(errors="replace")
-            code = proc.wait()
+        # the backups' streaming: stderr drained beside stdout, the tool killed if the upload fails
+        written, code, err_bytes = stream_tool(repo, prefix + "dump.pgdump", proc, database,
+                                               f"invoke db.partitions --db {database} --apply --archive", None)
+    err = err_bytes.decode(errors="replace")
     if code != 0:
         repo.delete(prefix + "dump.pgdump")
         raise PartitionError(f"Archiving partition {a.schema}.{a.partition} of database '{database}' failed: pg_dump "

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from .config import StackConfig
 from .database import rotating_key
+from .iam import assume_role_policy
 
 
 @dataclass
@@ -106,9 +107,7 @@ class BackupStore(pulumi.ComponentResource):
         self.replica_bucket = aws.s3.Bucket(f"{name}-copy", bucket_prefix=f"pgops-{c.stack}-copy-", tags=tags,
                                             opts=far_opts)
         _bucket_hardening(f"{name}-copy", self.replica_bucket, far_key.arn, far_opts)
-        role = aws.iam.Role(f"{name}-replication", assume_role_policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
-                                                    "Action": "sts:AssumeRole"}]}), tags=tags,
+        role = aws.iam.Role(f"{name}-replication", assume_role_policy=assume_role_policy("s3.amazonaws.com"), tags=tags,
             opts=pulumi.ResourceOptions(parent=self))
         aws.iam.RolePolicy(f"{name}-replication-policy", role=role.id, policy=pulumi.Output.all(
             self.bucket.arn, self.replica_bucket.arn, args.key_arn, far_key.arn).apply(lambda a: json.dumps({

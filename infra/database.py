@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .config import StackConfig
+from .iam import assume_role_policy
 
 
 def rotating_key(name: str, description: str, tags: dict, opts: pulumi.ResourceOptions) -> aws.kms.Key:
@@ -65,10 +66,8 @@ class PostgresCluster(pulumi.ComponentResource):
         self.parameter_group = aws.rds.ParameterGroup(f"{name}-params", family=c.parameter_group_family,
                                                       parameters=params, tags=tags, opts=child)
 
-        self.monitoring_role = aws.iam.Role(f"{name}-monitoring", assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}]}), tags=tags, opts=child)
+        self.monitoring_role = aws.iam.Role(f"{name}-monitoring", assume_role_policy=assume_role_policy(
+            "monitoring.rds.amazonaws.com"), tags=tags, opts=child)
         aws.iam.RolePolicyAttachment(f"{name}-monitoring-policy", role=self.monitoring_role.name,
                                      policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
                                      opts=child)

@@ -11,6 +11,7 @@ from .config import StackConfig
 from .dashboard import Dashboard
 from .database import PostgresCluster, PostgresClusterArgs
 from .scheduler import Scheduler, SchedulerArgs
+from .iam import assume_role_policy
 
 
 def build(c: StackConfig, master_password: pulumi.Input[str]) -> dict:
@@ -49,7 +50,6 @@ def build(c: StackConfig, master_password: pulumi.Input[str]) -> dict:
 
 def _aws_backup_plan(c: StackConfig, db: PostgresCluster) -> None:
     """AWS Backup rules mirroring seed 002's retention: daily 30 d, weekly 12 w, monthly 12 m, yearly 5 y."""
-    import json
     vault = aws.backup.Vault("aws-backup-vault", name=f"pgops-{c.stack}", kms_key_arn=db.key.arn)
     copy = []
     if c.cross_region:
@@ -64,9 +64,7 @@ def _aws_backup_plan(c: StackConfig, db: PostgresCluster) -> None:
         aws.backup.PlanRuleArgs(rule_name=n, target_vault_name=vault.name, schedule=s,
                                 lifecycle=aws.backup.PlanRuleLifecycleArgs(delete_after=d), copy_actions=copy)
         for n, s, d in rules])
-    role = aws.iam.Role("aws-backup-role", assume_role_policy=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
+    role = aws.iam.Role("aws-backup-role", assume_role_policy=assume_role_policy("backup.amazonaws.com"))
     aws.iam.RolePolicyAttachment("aws-backup-role-policy", role=role.name,
                                  policy_arn="arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup")
     aws.backup.Selection("aws-backup-selection", name=f"pgops-{c.stack}", plan_id=plan.id, iam_role_arn=role.arn,

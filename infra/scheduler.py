@@ -27,6 +27,7 @@ import pulumi_aws as aws
 from ops.schedules import ALARMS, JOB_METRIC, Job, jobs_for
 
 from .config import StackConfig
+from .iam import assume_role_policy
 
 CONTAINER = "pgops"
 
@@ -44,11 +45,6 @@ class SchedulerArgs:
 def stack_jobs(c: StackConfig) -> list[Job]:
     """The jobs this stack schedules: ``ops.schedules.jobs_for`` over the stack's databases."""
     return jobs_for(c.stack, c.databases, business_tz=c.schedule_time_zone, copy_to=c.copy_repository)
-
-
-def _assume(service: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
 
 
 class Scheduler(pulumi.ComponentResource):
@@ -74,7 +70,7 @@ class Scheduler(pulumi.ComponentResource):
         self.cluster = aws.ecs.Cluster(f"{name}-cluster", name=f"pgops-{c.stack}", settings=[
             aws.ecs.ClusterSettingArgs(name="containerInsights", value="enabled")], tags=tags, opts=child)
 
-        self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=_assume("ecs-tasks.amazonaws.com"),
+        self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
                                            tags=tags, opts=child)
         aws.iam.RolePolicyAttachment(f"{name}-execution-policy", role=self.execution_role.name,
                                      policy_arn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
@@ -82,7 +78,7 @@ class Scheduler(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-execution-kms", role=self.execution_role.id, policy=pulumi.Output.from_input(
             args.key_arn).apply(lambda k: json.dumps({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": k}]})), opts=child)
-        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=_assume("ecs-tasks.amazonaws.com"),
+        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
                                       tags=tags, opts=child)
         aws.iam.RolePolicyAttachment(f"{name}-task-ops-policy", role=self.task_role.name,
                                      policy_arn=args.ops_policy_arn, opts=child)
@@ -127,7 +123,7 @@ class Scheduler(pulumi.ComponentResource):
         self.dead_letter_queue = aws.sqs.Queue(f"{name}-dlq", name=f"pgops-{c.stack}-schedule-dlq",
                                                message_retention_seconds=14 * 86400, sqs_managed_sse_enabled=True,
                                                tags=tags, opts=child)
-        self.scheduler_role = aws.iam.Role(f"{name}-invoker", assume_role_policy=_assume("scheduler.amazonaws.com"),
+        self.scheduler_role = aws.iam.Role(f"{name}-invoker", assume_role_policy=assume_role_policy("scheduler.amazonaws.com"),
                                            tags=tags, opts=child)
         aws.iam.RolePolicy(f"{name}-invoker-policy", role=self.scheduler_role.id, policy=pulumi.Output.all(
             self.task_definition.arn_without_revision, self.cluster.arn, self.task_role.arn, self.execution_role.arn,

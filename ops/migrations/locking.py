@@ -10,6 +10,7 @@ site down) and waits for them, refuses, or skips.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from contextlib import contextmanager
 from typing import Iterator, Mapping
@@ -18,6 +19,13 @@ import psycopg
 
 from ..dsn import connect, tool_application_name
 from ..errors import ConfigError, LockHeld, PreflightRefused
+
+
+def backoff(attempt: int, base: float, cap: float = 10.0) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based) after a lock timeout: exponential with
+    jitter, ``base * 2^attempt * U(0.5, 1.5)``, at most ``cap`` (AWS Architecture Blog, "Exponential
+    Backoff And Jitter"). Shared by the migration runner, partition maintenance and the transfer."""
+    return min(cap, base * (2 ** attempt) * random.uniform(0.5, 1.5))
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from . import ledger
 from .discovery import discover
 from .models import Migration
 from .lint import Finding, grade, lint_migration, lock_level
-from .locking import migration_lock, preflight
+from .locking import backoff, migration_lock, preflight
 from .plan import ChainStatus, RollbackStep, compare, rollback_plan, select_pending
 from .script import Script, Statement
 
@@ -99,11 +98,6 @@ def _error_text(exc: psycopg.Error) -> str:
     if diag.message_detail:
         text += f"; {diag.message_detail}"
     return redact(text)
-
-
-def _backoff(attempt: int, base: float) -> float:
-    """Exponential backoff with jitter: base * 2^attempt * U(0.5, 1.5), at most 10 s."""
-    return min(10.0, base * (2 ** attempt) * random.uniform(0.5, 1.5))
 
 
 def _session(conn: psycopg.Connection, opts: RunOptions) -> None:
@@ -394,7 +388,7 @@ def _apply_tx(conn: psycopg.Connection, target: Target, m: Migration, script: Sc
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
             if isinstance(exc, pgerr.LockNotAvailable) and attempt <= opts.retries:
-                delay = _backoff(attempt - 1, opts.retry_base_s)
+                delay = backoff(attempt - 1, opts.retry_base_s)
                 log.warning("%s %s: lock timeout, retry %d/%d in %.1fs", target.database, m.folder,
                             attempt, opts.retries, delay)
                 time.sleep(delay)
@@ -477,7 +471,7 @@ def _apply_nontx(conn: psycopg.Connection, target: Target, m: Migration, script:
                 if outside and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")  # our own BEGIN … COMMIT batch: nothing of it remains
                 if attempt <= opts.retries and outside:
-                    time.sleep(_backoff(attempt - 1, opts.retry_base_s))
+                    time.sleep(backoff(attempt - 1, opts.retry_base_s))
                     continue
                 _fail_nontx(conn, target, m, script, direction, st, _error_text(exc) + f" after {attempt} attempt(s)")
             except psycopg.Error as exc:

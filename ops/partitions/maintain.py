@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from psycopg import errors as pgerrors, sql
 
 from ..dsn import connect, tool_application_name
 from ..errors import PartitionError, PartitionLockTimeout
+from ..migrations.locking import backoff
 from .plan import Action, Partition, TableState, parse_bound, parse_policy
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,7 @@ def _with_retries(what: str, knobs: Knobs, fn: Callable[[int], object], on_timeo
                 on_timeout()
             if attempt == knobs.retries:
                 raise PartitionLockTimeout(what, knobs.lock_timeout_s, attempt + 1) from None
-            delay = 0.2 * 2 ** attempt
-            time.sleep(delay / 2 + random.uniform(0, delay / 2))
+            time.sleep(backoff(attempt, 0.15))
             log.info("%s: lock_timeout, retry %d", what, attempt + 1)
 
 

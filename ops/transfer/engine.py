@@ -33,6 +33,7 @@ from psycopg import sql
 from ..dsn import connect, redact, tool_application_name
 from ..errors import TransferFailed
 from ..migrations import transferledger
+from ..migrations.locking import backoff
 from .batches import Limits, Load, batch_range, keep_waiting, throttle_reason
 from .spec import Mapping, TransferSpec
 
@@ -252,7 +253,7 @@ def _with_lock_retry(fn: Callable[[], float], what: str, attempts: int = 20) -> 
             return fn()
         except pgerr.LockNotAvailable:
             log.info("%s: lock not available (attempt %d); retrying", what, i + 1)
-            time.sleep(min(2.0, 0.1 * 2 ** i))
+            time.sleep(backoff(i, 0.1, cap=2.0))
     return fn()
 
 

@@ -77,13 +77,15 @@ def ensure_ledger(conn: psycopg.Connection) -> None:
     if ledger_exists(conn):
         return
     with conn.transaction():
-        for stmt in _ddl_statements():
-            conn.execute(stmt)
+        run_ddl(conn, LEDGER_DDL)
 
 
-def _ddl_statements() -> list[str]:
+def run_ddl(conn: psycopg.Connection, ddl: str) -> None:
+    """Execute a DDL script statement by statement, split on its parse tree (pglast, never on
+    ``;``), in the caller's transaction. Used for pgops's own schemas (the ledger, the transfer ledger)."""
     from .script import parse_script
-    return [s.text for s in parse_script(LEDGER_DDL).statements]
+    for st in parse_script(ddl).statements:
+        conn.execute(st.text)
 
 
 def read_applied(conn: psycopg.Connection) -> dict[int, AppliedRow]:

@@ -101,11 +101,10 @@ def ensure(conn: psycopg.Connection) -> None:
     """Create the transfer ledger if it is missing (idempotent; ``conn`` in autocommit)."""
     if exists(conn):
         return
-    from .script import parse_script
+    from .ledger import run_ddl
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('pgops.transfer_ledger'))")
-        for st in parse_script(DDL).statements:
-            conn.execute(st.text)
+        run_ddl(conn, DDL)
 
 
 def last_transfer(conn: psycopg.Connection) -> TransferRun | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.health.checks import NAGIOS_CODE
 from ops.runbooks import fill, parse
 from tests.integration.conftest import destroy, invoke, make_stack, query
 
@@ -48,7 +49,7 @@ class GameStack:
         sets = [a for k, v in (overrides or {}).items() for a in ("--set", f"{k}={v}")]
         res = self.run("health", "--format", "json", *sets, ok=False)
         doc = json.loads(res.stdout)
-        assert res.returncode == {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[doc["status"]]
+        assert res.returncode == NAGIOS_CODE[doc["status"]]
         return doc
 
     def query(self, db: str, text: str, args=None):

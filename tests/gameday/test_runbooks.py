@@ -234,7 +234,7 @@ def test_a_migration_refused_by_a_leaked_transaction(gs):
 
 
 def test_the_primary_lost(gs):
-    """kill -9 of the primary's postmaster while a writer goes through the pooler; the runbook's
+    """Writes acknowledged through the pooler, then kill -9 of the primary's postmaster; the runbook's
     promote, rejoin and check steps as written. Every write acknowledged before the kill that the
     replica had replayed — all of them, after the sync below — is on the new primary, writes go on
     through the pooler, and the old primary comes back as a streaming replica."""

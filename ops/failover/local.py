@@ -134,7 +134,6 @@ def switch_point(stack: LocalStack, node: NodeSpec) -> int | None:
     return parse_lsn(rows[-1][1]) if rows else None
 
 
-# ---- the pooler's admin console --------------------------------------------------------------------
 # ---- changing a node -------------------------------------------------------------------------------
 def write_standby_config(layout: StackLayout, node: NodeSpec) -> None:
     """Make the (stopped) ``node`` start as a replica of ``layout.primary``: ``standby.signal``, and
@@ -323,7 +322,7 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
     """Plan a switchover of the local stack to ``to`` (default: the most advanced streaming replica).
 
     The guards run now and again just before the first step; a refusal raises
-    :class:`FailoverRefused` (exit 10) having changed nothing. ``force`` lifts only the lag guard.
+    :class:`FailoverRefused` (exit 11) having changed nothing. ``force`` lifts only the lag guard.
     """
     what = "switchover"
     lay = stack.layout

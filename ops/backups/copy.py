@@ -72,9 +72,7 @@ def copy_backup(src: Repository, dst: Repository, m: Manifest,
                               time.monotonic() - t0, dst.location(m.object_key))
     if isinstance(src, S3Repository) and isinstance(dst, S3Repository):
         method = "server-side"
-        extra = dst._sse()
-        dst._call(f"copy {m.object_key}", dst.s3.copy, {"Bucket": src.bucket, "Key": src._key(m.object_key)},
-                  dst.bucket, dst._key(m.object_key), ExtraArgs=extra, SourceClient=src.s3)
+        dst.copy_from(src, m.object_key)
     else:
         method = "streamed"
         dst.put_stream(m.object_key, _ChunkReader(src.open_read(m.object_key), on_bytes))

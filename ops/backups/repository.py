@@ -200,6 +200,13 @@ class S3Repository:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def copy_from(self, src: "S3Repository", key: str) -> None:
+        """Copy object ``key`` of ``src`` to the same key here, server-side (S3 CopyObject, multipart
+        for large objects through boto3's managed copy), encrypted with this repository's key.
+        Raises :class:`RepositoryError`."""
+        self._call(f"copy {key}", self.s3.copy, {"Bucket": src.bucket, "Key": src._key(key)},
+                   self.bucket, self._key(key), ExtraArgs=self._sse(), SourceClient=src.s3)
+
     def _sse(self) -> dict:
         if self.kms_key_id:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}

@@ -78,8 +78,11 @@ def server_ids() -> tuple[int, int]:
 
 
 def run_server_cmd(args: list[str], *, what: str, env: dict | None = None, check: bool = True,
-         timeout: float | None = 300) -> subprocess.CompletedProcess:
-    """Run a server command (as ``postgres`` when we are root); no shell, arguments as a list."""
+         timeout: float | None = 300, hint: str | None = None) -> subprocess.CompletedProcess:
+    """Run a server command (as ``postgres`` when we are root); no shell, arguments as a list.
+
+    Raises :class:`LocalStackError` (exit 3) carrying the command's own error output and ``hint``
+    (default: fix what the output names, then `invoke local.up`) when it exits non-zero and ``check``."""
     kwargs: dict = {}
     if as_server_user():
         uid, gid = server_ids()
@@ -91,7 +94,7 @@ def run_server_cmd(args: list[str], *, what: str, env: dict | None = None, check
     if check and proc.returncode != 0:
         tail = redact((proc.stderr or proc.stdout or "").strip()[-1500:])
         raise LocalStackError(f"{what} failed (exit {proc.returncode}): {tail}",
-                              "see the node's server.log under the state directory, then run `invoke local.up` again.")
+                              hint or "fix the cause the error names, then run `invoke local.up` again.")
     return proc
 
 

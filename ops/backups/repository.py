@@ -77,20 +77,24 @@ PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
-def make_private_dirs(path: Path, stop: Path | None = None) -> None:
-    """Create ``path`` and every missing parent (below ``stop``) with mode 0700 from the start:
-    ``mkdir(mode)`` for each level, not ``mkdir -p`` (whose parents get the umask's default) and
-    not a chmod afterwards. Existing directories are left as they are."""
+def make_private_dirs(path: Path, stop: Path | None = None, parents_mode: int = PRIVATE_DIR) -> None:
+    """Create ``path`` with mode 0700 from the start and every missing parent (below ``stop``) with
+    ``parents_mode``: ``mkdir(mode)`` for each level, not ``mkdir -p`` (whose parents get the umask's
+    default). A repository root's parents are made 0711 (search, no listing): a local stack's state
+    directory above it must stay reachable by the server user (issue 19 §1). Existing directories are
+    left as they are."""
     missing = []
     p = path
     while not p.exists() and p != p.parent and p != stop:
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
+        mode = PRIVATE_DIR if d == path else parents_mode
         try:
-            os.mkdir(d, PRIVATE_DIR)
+            os.mkdir(d, mode)
         except FileExistsError:
-            pass
+            continue
+        os.chmod(d, mode)  # the umask cut mkdir's mode (077 would make a 0711 parent 0700)
 
 
 class FileRepository:
@@ -340,7 +344,7 @@ def open_repository(url: str, kms_key_id: str | None = None) -> Repository:
         if not u.path.startswith("/"):
             raise ConfigError([f"repository URL '{url}' needs an absolute path (file:///path)"])
         root = Path(u.path)
-        make_private_dirs(root)
+        make_private_dirs(root, parents_mode=0o711)
         return FileRepository(root)
     if u.scheme == "s3" and u.netloc:
         return S3Repository(u.netloc, u.path, kms_key_id)

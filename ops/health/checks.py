@@ -91,6 +91,7 @@ class Measurement:
     value2: float | None = None
     failed: bool | None = None
     forced: str | None = None
+    role: str | None = None  # node_down: the node's recorded role ("primary" | "replica"), for the probes
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ def judge(m: Measurement, limits: dict[str, Limit] = LIMITS) -> CheckResult:
     a two-dimensional check (replica lag) is over a level only when both dimensions are."""
     lim = limits[m.id]
     extra = {} if lim.unit2 == "" else {"value2": m.value2, "unit2": lim.unit2, "warn2": lim.warn2, "crit2": lim.crit2}
+    if m.role is not None:
+        extra["role"] = m.role
     if m.forced:
         status = m.forced
     elif m.failed is not None:
@@ -221,17 +224,24 @@ def _label(s: str) -> str:
 
 def probe_answer(path: str, results: list) -> tuple[int, dict]:
     """HTTP status and JSON body for a load balancer's probe, Patroni's REST API semantics over the
-    stack's checks: ``/health`` 200 unless a check is critical; ``/primary`` 200 when the primary
-    answers; ``/replica?lag=16MB[&name=N]`` 200 when that replica (any replica without ``name``)
-    answers and is at most ``lag`` bytes behind. Unknown paths: 404."""
+    stack's checks. The probes judge the nodes, not the backups or a database's contents (issue 19
+    §1): ``/health`` 200 unless a check of a server (a node or the pooler) is critical — a missed
+    backup or drill is ``invoke health``'s business, not a reason to pull a working primary;
+    ``/primary`` 200 when the node whose recorded *role* is primary answers (node names are
+    identities, roles move); ``/replica?lag=16MB[&name=N]`` 200 when that replica (any replica without
+    ``name``) answers and is at most ``lag`` bytes behind. Unknown paths: 404."""
     url = urlsplit(path)
     q = {k: v[-1] for k, v in parse_qs(url.query).items()}
     body = {"status": overall(results), "checks": [r.as_dict() for r in results]}
-    up = {r.node for r in results if r.id == "node_down" and r.status == "ok"}
+    downs = [r for r in results if r.id == "node_down"]
+    servers = {r.node for r in downs} | {r.node for r in results if r.id == "pooler"}
+    up = {r.node for r in downs if r.status == "ok"}
+    primaries = {r.node for r in downs if r.extra.get("role") == "primary"}
     if url.path == "/health":
-        return (503 if any(r.status == CRITICAL for r in results) else 200), body
+        return (503 if any(r.status == CRITICAL for r in results if r.node in servers) else 200), body
     if url.path == "/primary":
-        return (200 if "primary" in up else 503), {"primary": "primary" in up}
+        ok = bool(primaries & up)
+        return (200 if ok else 503), {"primary": ok}
     if url.path == "/replica":
         try:
             limit = parse_quantity(q.get("lag", "16MB"))

@@ -8,8 +8,10 @@ probe never waits on the locks it reports. Sources: PostgreSQL's monitoring view
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable
+
+import psycopg
 
 from ..dsn import connect, tool_application_name
 from ..errors import OpsError
@@ -30,8 +32,8 @@ def server_checks(node: str, role: str, params: dict) -> list[Measurement]:
     try:
         conn = _conn(params)
     except OpsError as exc:
-        return [Measurement("node_down", node, None, exc.message, failed=True)]
-    out = [Measurement("node_down", node, 0, "answers", failed=False)]
+        return [Measurement("node_down", node, None, exc.message, failed=True, role=role)]
+    out = [Measurement("node_down", node, 0, "answers", failed=False, role=role)]
     with conn:
         used, limit = conn.execute(
             "SELECT count(*) FILTER (WHERE backend_type = 'client backend'), "
@@ -130,22 +132,61 @@ def disk_usage(paths: dict[str, str]) -> list[Measurement]:
     return out
 
 
+def database_created(primary: dict, databases: list[str]) -> dict[str, datetime]:
+    """When each of ``databases`` came under management (UTC): the modification time of its
+    ``base/<oid>/PG_VERSION`` (written once, by CREATE DATABASE) where the role may call
+    ``pg_stat_file``, else the first entry of its migration ledger. Databases with neither, or that
+    do not answer, are left out (their freshness is then judged from backups alone)."""
+    out: dict[str, datetime] = {}
+    for db in databases:
+        try:
+            with _conn(primary, db) as conn:
+                try:
+                    row = conn.execute("SELECT (pg_stat_file('base/' || oid || '/PG_VERSION')).modification "
+                                       "FROM pg_database WHERE datname = current_database()").fetchone()
+                except psycopg.Error:  # not allowed (RDS): the ledger's first entry instead
+                    row = None
+                if (row is None or row[0] is None) and \
+                        conn.execute("SELECT to_regclass('pgops.migrations')").fetchone()[0] is not None:
+                    row = conn.execute("SELECT min(applied_at) FROM pgops.migrations").fetchone()
+        except (OpsError, psycopg.Error):
+            continue
+        if row is not None and row[0] is not None:
+            out[db] = row[0].astimezone(timezone.utc)
+    return out
+
+
 def repository_ages(repo, databases: list[str], now: datetime,
-                    drill_reports: Callable, list_backups: Callable) -> list[Measurement]:
-    """``backup_age`` and ``drill_age`` per database from the repository (none: critical)."""
+                    drill_reports: Callable, list_backups: Callable,
+                    created: dict[str, datetime] | None = None) -> list[Measurement]:
+    """``backup_age`` and ``drill_age`` per database from the repository.
+
+    Freshness is measured from the later of the database's creation (``created``: name → UTC
+    datetime, see :func:`database_created`) and its newest backup / passed drill: a database younger
+    than the threshold has not missed one (issue 19 §1). A database with neither a known creation
+    time nor a backup is critical."""
+    created = created or {}
     out = []
     for db in databases:
+        born = created.get(db)
+        young = f"; {db} was created {born:%Y-%m-%d %H:%M}Z" if born else ""
         backups = list_backups(repo, db)
-        if backups:
+        if backups and (born is None or backups[0].created >= born):
             age = (now - backups[0].created).total_seconds()
             out.append(Measurement("backup_age", db, age, f"newest backup {backups[0].id}"))
+        elif born is not None:
+            out.append(Measurement("backup_age", db, max((now - born).total_seconds(), 0.0),
+                                   f"no backup of {db} since it was created {born:%Y-%m-%d %H:%M}Z"))
         else:
             out.append(Measurement("backup_age", db, None, f"no backup of {db} in {repo.url}", forced="critical"))
         passed = [d for d in drill_reports(repo, db) if d.get("passed") is True]
-        if passed:
-            started = datetime.fromisoformat(passed[0]["started_at"])
+        started = datetime.fromisoformat(passed[0]["started_at"]) if passed else None
+        if started is not None and (born is None or started >= born):
             out.append(Measurement("drill_age", db, (now - started).total_seconds(),
                                    f"newest passed drill of {passed[0].get('backup_id')}"))
+        elif born is not None:
+            out.append(Measurement("drill_age", db, max((now - born).total_seconds(), 0.0),
+                                   f"no passed restore drill of {db} yet{young}"))
         else:
             out.append(Measurement("drill_age", db, None, f"no passed restore drill of {db}", forced="critical"))
     return out
@@ -186,7 +227,8 @@ def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], dat
         out.append(pooler("pooler", pooler_params) if primary_up else
                    Measurement("pooler", "pooler", None, "not probed: the primary does not answer"))
     if repo is not None:
-        out += repository_ages(repo, databases, now, drill_reports, list_backups)
+        created = database_created(primary, databases) if primary_up else {}
+        out += repository_ages(repo, databases, now, drill_reports, list_backups, created)
     return out
 
 

@@ -22,11 +22,12 @@ from pathlib import Path
 
 from .. import settings
 from ..dsn import connect, redact, tool_application_name
-from ..pgtools import chown_server, pg_bindir, pgbouncer_bin, run_server_cmd, server_ids
+from ..pgtools import SERVER_USER, as_server_user, chown_server, pg_bindir, pgbouncer_bin, run_server_cmd, server_ids
 from ..errors import ConfigError, LocalStackError, PortBusy
 from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, PoolerSpec, StackLayout,
                      layout_from_state, plan_layout, primary_conninfo, render_conf, render_pgbouncer_ini,
                      server_settings)
+from .reach import ensure_reachable
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,21 @@ def _orphans(node: NodeSpec) -> list[int]:
     return found
 
 
+def replica_state(node: NodeSpec) -> str:
+    """What a replica-role node's directory holds: ``"complete"`` (a postmaster runs in it, or
+    ``pg_basebackup`` finished — pgops' ready mark — or it has ``global/pg_control``, which a base
+    backup sends last, and ``standby.signal``, written after its configuration, as every path that makes a node
+    a replica leaves it: a build, a switchover's or promote's fence, a rejoin), ``"not a replica"``
+    (a complete cluster with no ``standby.signal``: a primary's, never removed by ``local.up``) or
+    ``"absent"`` (nothing, or an interrupted build: rebuilt from a fresh base backup)."""
+    if node_pid(node) is not None or _orphans(node):
+        return "complete"
+    complete = (node.data_dir / "global" / "pg_control").exists()
+    if (node.node_dir / READY_MARK).exists() or (complete and (node.data_dir / "standby.signal").exists()):
+        return "complete"
+    return "not a replica" if complete and (node.data_dir / "PG_VERSION").exists() else "absent"
+
+
 def pooler_pid(pooler: PoolerSpec) -> int | None:
     """The pid in the pooler's pidfile when that process is alive, else None."""
     try:
@@ -151,8 +167,7 @@ class LocalStack:
         the setting that changes it, :class:`LocalStackError` for any other failure."""
         bindir = pg_bindir()
         lay = self.layout
-        lay.state_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(lay.state_dir, 0o755)
+        self.prepare_state_dir()
         for node in lay.nodes:  # check every port first: fail before touching anything
             if node_pid(node) is None and not _port_free(node.port):
                 raise PortBusy(node.port, node.name, PORT_SETTING)
@@ -162,13 +177,35 @@ class LocalStack:
             self._init_primary(bindir)
         self._start(bindir, lay.primary)
         for node in lay.replica_nodes:
-            if not (node.node_dir / READY_MARK).exists():
+            if replica_state(node) == "absent":
                 self._build_replica(bindir, node)
+            elif replica_state(node) == "not a replica":
+                raise LocalStackError(
+                    f"Local node '{node.name}' is recorded as a replica, but its data directory {node.data_dir} is a "
+                    f"complete cluster without standby.signal (a primary's): local.up does not overwrite it.",
+                    f"run `invoke failover.rejoin --node {node.name} --yes` to make it follow the primary, "
+                    f"or `invoke local.status` to see the roles.")
             self._start(bindir, node)
         if lay.pooler is not None:
             self._start_pooler(lay.pooler)
         self._write_state(bindir)
         return self.status()
+
+    def prepare_state_dir(self) -> None:
+        """Create the state directory (0711, parents 0711) and, when the servers run as another OS user,
+        make every directory on its path searchable by that user — pgops' own directories get ``o+x``,
+        anything else in the way is refused up front (:func:`ops.local.reach.ensure_reachable`)."""
+        state = self.layout.state_dir
+        if not as_server_user():
+            state.mkdir(parents=True, exist_ok=True)
+            return
+        uid, gid = server_ids()
+        gids = set(os.getgrouplist(SERVER_USER, gid))
+        # the checkout and what is under it are pgops' own; above it (a 0700 home) is the user's
+        own = settings.PROJECT_DIR.parent if settings.PROJECT_DIR in state.parents else None
+        for p in ensure_reachable(state, own, uid, gids):
+            log.info("granted the server user search (o+x) on %s", p)
+        os.chmod(state, 0o711)
 
     def pooler_conninfo(self) -> dict:
         """libpq parameters for the pooler (what applications use): the passfile's password works
@@ -285,6 +322,10 @@ class LocalStack:
 
     def _build_replica(self, bindir: Path, node: NodeSpec) -> None:
         lay = self.layout
+        if node_pid(node) is not None or _orphans(node):
+            raise LocalStackError(f"Local node '{node.name}' still has server processes in {node.data_dir}; "
+                                  f"its data directory is not removed under them.",
+                                  f"run `invoke local.status`, stop the node, then run `invoke local.up` again.")
         if node.node_dir.exists():
             shutil.rmtree(node.node_dir)  # an interrupted basebackup: rebuild from scratch
         node.node_dir.mkdir(parents=True)
@@ -296,7 +337,6 @@ class LocalStack:
               "-p", str(lay.primary.port), "-U", "postgres", "--no-password", "-X", "stream",
               "-S", node.slot, "-c", "fast"], what=f"pg_basebackup for replica '{node.name}'",
              env={"PGPASSFILE": str(lay.passfile)})
-        (node.data_dir / "standby.signal").touch()
         auto = node.data_dir / "postgresql.auto.conf"
         with open(auto, "a") as f:
             f.write(render_conf({
@@ -304,8 +344,9 @@ class LocalStack:
                 "primary_conninfo": "'" + primary_conninfo(lay, node).replace("'", "''") + "'",
                 "primary_slot_name": f"'{node.slot}'",
             }))
-        for p in (node.data_dir / "standby.signal", auto):
-            chown_server(p, 0o600)
+        chown_server(auto, 0o600)
+        (node.data_dir / "standby.signal").touch()  # last: its presence means the replica is complete
+        chown_server(node.data_dir / "standby.signal", 0o600)
         (node.node_dir / READY_MARK).touch()
 
     def _write_state(self, bindir: Path) -> None:

@@ -102,7 +102,8 @@ def test_prometheus_output_parses_with_the_reference_parser():
 
 def test_probe_answers_follow_patroni_semantics():
     from ops.health.checks import probe_answer
-    up = [judge(Measurement("node_down", n, 0, failed=False)) for n in ("primary", "replica1", "replica2")]
+    roles = {"primary": "primary", "replica1": "replica", "replica2": "replica"}
+    up = [judge(Measurement("node_down", n, 0, failed=False, role=r)) for n, r in roles.items()]
     lag = [judge(Measurement("replica_lag", "replica1", 1.0, value2=1024.0)),
            judge(Measurement("replica_lag", "replica2", 90.0, value2=100 * 2**20))]
     assert probe_answer("/primary", up + lag)[0] == 200
@@ -110,6 +111,63 @@ def test_probe_answers_follow_patroni_semantics():
                                                                   "lag_limit_bytes": 16 * 2**20})
     assert probe_answer("/replica?lag=16MB&name=replica2", up + lag)[0] == 503
     assert probe_answer("/health", up + lag)[0] == 503  # replica2 is critically behind
-    down = [judge(Measurement("node_down", "primary", None, failed=True))] + up[1:]
+    down = [judge(Measurement("node_down", "primary", None, failed=True, role="primary"))] + up[1:]
     assert probe_answer("/primary", down)[0] == 503 and probe_answer("/health", down)[0] == 503
     assert probe_answer("/health", up)[0] == 200 and probe_answer("/x", up)[0] == 404
+
+
+def test_probes_follow_roles_not_names_after_a_role_change():
+    """After a switchover the node named 'primary' is a replica: /primary asks for the role."""
+    from ops.health.checks import probe_answer
+    swapped = [judge(Measurement("node_down", "primary", 0, failed=False, role="replica")),
+               judge(Measurement("node_down", "replica1", 0, failed=False, role="primary"))]
+    assert probe_answer("/primary", swapped)[0] == 200
+    dead_new_primary = [swapped[0], judge(Measurement("node_down", "replica1", None, failed=True, role="primary"))]
+    assert probe_answer("/primary", dead_new_primary)[0] == 503  # the node named 'primary' does not count
+
+
+def test_missed_backups_and_database_checks_do_not_fail_node_probes():
+    from ops.health.checks import probe_answer
+    up = [judge(Measurement("node_down", "pg1", 0, failed=False, role="primary")),
+          judge(Measurement("pooler", "pooler", 0, failed=False))]
+    stale = [judge(Measurement("backup_age", "syncscript", None, "no backup", forced="critical")),
+             judge(Measurement("invalid_indexes", "primary/app", 3.0))]
+    assert {r.status for r in stale} == {"critical"}
+    assert probe_answer("/health", up + stale)[0] == 200 and probe_answer("/primary", up + stale)[0] == 200
+    pooler_down = [up[0], judge(Measurement("pooler", "pooler", None, failed=True))]
+    assert probe_answer("/health", pooler_down + stale)[0] == 503
+
+
+def _backup(db, created):
+    from types import SimpleNamespace
+    return SimpleNamespace(id=f"{db}-{created:%Y%m%dT%H%M%SZ}", created=created)
+
+
+@given(born_ago=st.floats(0, 90 * 86400), backup_ago=st.one_of(st.none(), st.floats(0, 90 * 86400)),
+       drill_ago=st.one_of(st.none(), st.floats(0, 90 * 86400)), known=st.booleans())
+def test_freshness_runs_from_the_later_of_creation_and_the_last_backup(born_ago, backup_ago, drill_ago, known):
+    """backup_age / drill_age = now − max(created, newest backup or drill); unknown creation and no
+    backup stays critical. A database younger than the threshold has not missed one."""
+    from datetime import datetime, timedelta, timezone
+    from ops.health.probe import repository_ages
+    now = datetime(2026, 12, 3, 12, tzinfo=timezone.utc)
+    born = now - timedelta(seconds=born_ago)
+    backups = [_backup("db", now - timedelta(seconds=backup_ago))] if backup_ago is not None else []
+    drills = [{"passed": True, "started_at": (now - timedelta(seconds=drill_ago)).isoformat(), "backup_id": "x"}] \
+        if drill_ago is not None else []
+    out = repository_ages(SimpleRepo(), ["db"], now, lambda r, d: drills, lambda r, d: backups,
+                          {"db": born} if known else {})
+    by = {m.id: m for m in out}
+    for check, ago in (("backup_age", backup_ago), ("drill_age", drill_ago)):
+        m = by[check]
+        if not known:
+            assert (m.forced == "critical" and m.value is None) if ago is None else abs(m.value - ago) < 1e-3
+            continue
+        expected = born_ago if ago is None else min(ago, born_ago)
+        assert m.forced is None and abs(m.value - expected) < 1e-3
+        if expected < judge(m).warn:
+            assert judge(m).status == "ok"  # younger than the threshold: nothing missed
+
+
+class SimpleRepo:
+    url = "file:///nowhere"

@@ -25,14 +25,14 @@ def _age(created, now) -> str:
     return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
 
 
-@task(name="create", iterable=["db"], help={**REPO_HELP, "db": HELP["db"], "json_": HELP["json_"],
+@task(name="create", iterable=["db"], help={**REPO_HELP, "db": HELP["db"], "json_": HELP["json_"], "sql_root": HELP["sql_root"],
                                             "kind": "logical (pg_dump, default) or snapshot (local: pg_basebackup; AWS: RDS snapshot)"})
 @cli.edge
-def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, json_=False):
+def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, json_=False, sql_root=None):
     """Take a backup; its manifest.json is written last (no manifest, no backup)."""
     from ..backups import engine
     cli.choice(kind, "--kind", KINDS)
-    target = target_for(stack, dsn, repository=repository)
+    target = target_for(stack, dsn, sql_root, repository=repository)
     repo = open_repo(target)
     names = target.backup_names(list(db or []) or None)
     target.ensure_up(cli.progress if not json_ else (lambda _m: None))

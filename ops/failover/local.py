@@ -571,22 +571,31 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
     return Operation(plan, report, unwind)
 
 
-def rejoin_plan(stack: LocalStack, *, node: str, rerun: str) -> Operation:
+def rejoin_plan(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
     """Plan ``failover.rejoin``: make replica ``node`` (a lost or old primary, or a replica that
-    diverged) stream from the current primary again with pg_rewind (or pg_basebackup)."""
+    diverged) stream from the current primary again with pg_rewind (or pg_basebackup). Without
+    ``node``: every replica that is not streaming from the primary — what a responder means after a
+    promote, without having to know which node the lost primary was (its name is not a role)."""
     lay = stack.layout
-    target = _pick(stack, node, "rejoin", "failover.rejoin --node")
+    if node is None:
+        targets = [n for n in lay.replica_nodes if not measure(stack, n).streaming]
+    else:
+        targets = [_pick(stack, node, "rejoin", "failover.rejoin --node")]
+    names = ", ".join(f"'{n.name}'" for n in targets) or "no replica"
     prim = measure(stack, lay.primary)
     if not prim.answers or prim.in_recovery:
-        raise FailoverRefused(f"rejoin of '{node}'", [f"the primary '{lay.primary.name}' does not answer as a primary"],
+        raise FailoverRefused(f"rejoin of {names}", [f"the primary '{lay.primary.name}' does not answer as a primary"],
                               "run `invoke local.status`; after losing the primary run `invoke failover.promote`.")
     report = FailoverReport("rejoin", "local", lay.primary.name, lay.primary.name, _now().isoformat(timespec="seconds"))
-    why_not = rewindable(stack, lay, target)
-    plan = Plan(f"rejoin '{node}' to the local stack as a replica of '{lay.primary.name}'", rerun)
-    plan.steps.append(Step(f"stop '{node}', " + ("rewind it with pg_rewind" if why_not is None else
-                                                 f"rebuild it with pg_basebackup ({why_not})")
-                           + f", start it as a replica of '{lay.primary.name}'",
-                           _Timed(report)("rejoin", lambda: rejoin(stack, lay, target)),
-                           f"'{lay.primary.name}' answers as the primary"))
-    plan.notes.append(f"WAL that only '{node}' holds (beyond the point the primary forked) is discarded")
+    plan = Plan(f"rejoin {names} to the local stack as replica(s) of '{lay.primary.name}'", rerun)
+    for target in targets:
+        why_not = rewindable(stack, lay, target)
+        plan.steps.append(Step(f"stop '{target.name}', " + ("rewind it with pg_rewind" if why_not is None else
+                                                           f"rebuild it with pg_basebackup ({why_not})")
+                               + f", start it as a replica of '{lay.primary.name}'",
+                               _Timed(report)(f"rejoin {target.name}", lambda t=target: rejoin(stack, lay, t)),
+                               f"'{lay.primary.name}' answers as the primary"))
+        plan.notes.append(f"WAL that only '{target.name}' holds (beyond the point the primary forked) is discarded")
+    if not targets:
+        plan.notes.append("every replica streams from the primary: nothing to rejoin")
     return Operation(plan, report)

@@ -108,10 +108,12 @@ class CheckResult:
     detail: str
     runbook: str
     extra: dict = field(default_factory=dict)
+    role: str | None = None  # node_down: the node's recorded role, read by the HTTP probes
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("extra")
+        d.pop("role")
         d.update(self.extra)
         return d
 
@@ -157,8 +159,6 @@ def judge(m: Measurement, limits: dict[str, Limit] = LIMITS) -> CheckResult:
     a two-dimensional check (replica lag) is over a level only when both dimensions are."""
     lim = limits[m.id]
     extra = {} if lim.unit2 == "" else {"value2": m.value2, "unit2": lim.unit2, "warn2": lim.warn2, "crit2": lim.crit2}
-    if m.role is not None:
-        extra["role"] = m.role
     if m.forced:
         status = m.forced
     elif m.failed is not None:
@@ -171,7 +171,7 @@ def judge(m: Measurement, limits: dict[str, Limit] = LIMITS) -> CheckResult:
                 return False
             return level2 is None or (m.value2 is not None and m.value2 >= level2)
         status = CRITICAL if over(lim.crit, lim.crit2) else WARNING if over(lim.warn, lim.warn2) else OK
-    return CheckResult(m.id, m.node, status, m.value, lim.unit, lim.warn, lim.crit, m.detail, lim.runbook, extra)
+    return CheckResult(m.id, m.node, status, m.value, lim.unit, lim.warn, lim.crit, m.detail, lim.runbook, extra, m.role)
 
 
 def overall(results: list[CheckResult]) -> str:
@@ -236,7 +236,7 @@ def probe_answer(path: str, results: list) -> tuple[int, dict]:
     downs = [r for r in results if r.id == "node_down"]
     servers = {r.node for r in downs} | {r.node for r in results if r.id == "pooler"}
     up = {r.node for r in downs if r.status == "ok"}
-    primaries = {r.node for r in downs if r.extra.get("role") == "primary"}
+    primaries = {r.node for r in downs if r.role == "primary"}
     if url.path == "/health":
         return (503 if any(r.status == CRITICAL for r in results if r.node in servers) else 200), body
     if url.path == "/primary":

@@ -325,7 +325,7 @@ class LocalStack:
         if node_pid(node) is not None or _orphans(node):
             raise LocalStackError(f"Local node '{node.name}' still has server processes in {node.data_dir}; "
                                   f"its data directory is not removed under them.",
-                                  f"run `invoke local.status`, stop the node, then run `invoke local.up` again.")
+                                  "run `invoke local.status`, stop the node, then run `invoke local.up` again.")
         if node.node_dir.exists():
             shutil.rmtree(node.node_dir)  # an interrupted basebackup: rebuild from scratch
         node.node_dir.mkdir(parents=True)

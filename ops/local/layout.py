@@ -1,8 +1,9 @@
 """Desired layout of the local stack: pure data, no I/O.
 
-A new stack is a primary on ``base_port`` and replicas ``replica1..N`` on the following ports, each
-with its own physical replication slot named after it (PostgreSQL docs, "Replication Slots"). Node
-names are identities and roles move: after a switchover or a blue/green cutover the stack's
+A new stack is a primary ``pg1`` on ``base_port`` and replicas ``pg2..pgN+1`` on the following ports,
+each with its own physical replication slot named after it (PostgreSQL docs, "Replication Slots").
+Node names are identities and never carry a role, because roles move (Patroni's member names do
+the same): after a switchover or a blue/green cutover the stack's
 ``stack.json`` records which node is the primary (:func:`layout_from_state`), and every task follows it.
 """
 from __future__ import annotations
@@ -121,6 +122,11 @@ class StackLayout:
         return self.state_dir / "repository"
 
 
+def node_name(offset: int) -> str:
+    """The name of the node on ``base_port + offset``: ``pg1``, ``pg2``, … — an identity, not a role."""
+    return f"pg{offset + 1}"
+
+
 def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,
                 replicas: int = DEFAULT_REPLICAS, pooler: bool = True) -> StackLayout:
     """Compute the stack layout.
@@ -140,10 +146,10 @@ def plan_layout(state_dir: Path, base_port: int = DEFAULT_BASE_PORT,
         problems.append(f"replicas={replicas} is outside 0..{MAX_REPLICAS}")
     if problems:
         raise ConfigError(problems, "fix the values and run `invoke local.up` again.")
-    nodes = [NodeSpec("primary", "primary", base_port, state_dir / "primary")]
+    nodes = [NodeSpec(node_name(0), "primary", base_port, state_dir / node_name(0))]
     for i in range(1, replicas + 1):
-        nodes.append(NodeSpec(f"replica{i}", "replica", base_port + i, state_dir / f"replica{i}",
-                              slot=f"pgops_replica{i}"))
+        nodes.append(NodeSpec(node_name(i), "replica", base_port + i, state_dir / node_name(i),
+                              slot=f"pgops_{node_name(i)}"))
     spec = PoolerSpec(base_port + POOLER_OFFSET, state_dir / "pooler") if pooler else None
     return StackLayout(state_dir, base_port, replicas, tuple(nodes), spec)
 
@@ -162,7 +168,7 @@ def layout_from_state(state_dir: Path, recorded: dict, replicas: int | None = No
     used = {n.port for n in nodes} | {n.name for n in nodes}
     i = 1
     while sum(n.role == "replica" for n in nodes) < want:
-        name, port = f"replica{i}", base + i
+        name, port = node_name(i), base + i
         if name not in used and port not in used and i <= MAX_REPLICAS:
             nodes.append(NodeSpec(name, "replica", port, state_dir / name, slot=f"pgops_{name}"))
         i += 1

@@ -230,7 +230,7 @@ class AbstractTarget(ABC):
         raise ConfigError([f"failover.promote needs the local stack or an AWS stack, not {self.name}"],
                           "run it with --stack (a bare --dsn names one server, with no replica to promote).")
 
-    def rejoin(self, *, node: str, rerun: str):
+    def rejoin(self, *, node: str | None, rerun: str):
         """``failover.rejoin``: an Operation making ``node`` a streaming replica of the primary again."""
         raise ConfigError([f"failover.rejoin needs the local stack, not {self.name}"],
                           "on AWS, replace a lost instance with `invoke deploy --stack NAME`.")

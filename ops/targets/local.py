@@ -98,6 +98,6 @@ class LocalTarget(AbstractTarget):
         from ..failover.local import promote
         return promote(self.stack, node=node, rerun=rerun)
 
-    def rejoin(self, *, node: str, rerun: str):
+    def rejoin(self, *, node: str | None, rerun: str):
         from ..failover.local import rejoin_plan
         return rejoin_plan(self.stack, node=node, rerun=rerun)

@@ -31,14 +31,12 @@ def promote(c, node=None, yes=False, json_=False, stack=None, dsn=None):
     _present(op.run(yes=yes, show=cli.progress if json_ else cli.say), json_)
 
 
-@task(help={**TARGET, "node": "the node to bring back as a streaming replica (e.g. the old primary)",
+@task(help={**TARGET, "node": "the node to bring back as a streaming replica (default: every replica not "
+                             "streaming from the primary, e.g. the old primary after a promote)",
             "yes": HELP["yes"], "json_": HELP["json_"]})
 @cli.edge
 def rejoin(c, node=None, yes=False, json_=False, stack=None, dsn=None):
-    """Make NODE a streaming replica of the primary again: pg_rewind (or pg_basebackup), start, wait."""
-    from ..errors import ConfigError
-    if not node:
-        raise ConfigError(["--node is required"], "run `invoke failover.rejoin --node NODE` (see `invoke local.status`).")
+    """Make NODE (default: every replica not streaming) follow the primary again: pg_rewind (or pg_basebackup), start, wait."""
     target = target_for(stack, dsn)
     op = target.rejoin(node=node, rerun=_rerun("failover.rejoin", stack, dsn, ["--node", node]))
     _present(op.run(yes=yes, show=cli.progress if json_ else cli.say), json_)

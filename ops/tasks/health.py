@@ -19,7 +19,7 @@ FORMATS = ("table", "json", "nagios", "prometheus")
     "repository": "where backup_age and drill_age look (default: the stack's; with --dsn: only when given)",
     "format_": "table (default) | json | nagios | prometheus",
     "set_": "override a threshold for this run: ID.warn=V or ID.crit=V (units: B kB MB GB ms s min h d %); repeatable",
-    "serve": "answer HTTP probes on 127.0.0.1:PORT until stopped: /health, /primary, /replica?lag=16MB[&name=replica1]"})
+    "serve": "answer HTTP probes on 127.0.0.1:PORT until stopped: /health, /primary, /replica?lag=16MB[&name=pg2]"})
 @cli.edge
 def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, format_="table", set_=None, serve=None):
     """One check per row (id, node, status, value, warn, crit, detail, runbook); Nagios exit status."""

@@ -58,20 +58,20 @@ def test_long_transaction_and_the_queries_blocked_behind_it(gs):
                                 "'SELECT pg_sleep%%'", (holder_pid,))[0][0] == 1, what="the holder to sleep")
     threads[1].start()
     limits = quick("long_transaction", "blocked_queries")
-    wait_until(lambda: check(gs.health(limits), "blocked_queries", "primary")["status"] == "critical",
+    wait_until(lambda: check(gs.health(limits), "blocked_queries", "pg1")["status"] == "critical",
                what="the writer to wait past the threshold")
     doc = gs.health(limits)
-    assert check(doc, "long_transaction", "primary")["status"] == "critical"
-    assert f"pid {holder_pid}" in check(doc, "long_transaction", "primary")["detail"]
-    assert f"waits on pid(s) {holder_pid}" in check(doc, "blocked_queries", "primary")["detail"]
+    assert check(doc, "long_transaction", "pg1")["status"] == "critical"
+    assert f"pid {holder_pid}" in check(doc, "long_transaction", "pg1")["detail"]
+    assert f"waits on pid(s) {holder_pid}" in check(doc, "blocked_queries", "pg1")["detail"]
 
     out = follow(gs, "long-transaction.md", (1, 2, 3, 4), thresholds=limits)
     assert any(f"end pid {holder_pid} on primary" in r.stdout and "billing-worker" in r.stdout for r in out)
     for t in threads:
         t.join(30)
     after = gs.health(limits)
-    assert check(after, "long_transaction", "primary")["status"] == "ok"
-    assert check(after, "blocked_queries", "primary")["status"] == "ok"
+    assert check(after, "long_transaction", "pg1")["status"] == "ok"
+    assert check(after, "blocked_queries", "pg1")["status"] == "ok"
     assert writer_done and gs.row_counts("syncscript") == before  # the queued write went through; nothing lost
     assert gs.query("syncscript", "SELECT name FROM users WHERE id = %s", (user_id,)) == [("renamed by the app",)]
     holder.close()
@@ -83,13 +83,13 @@ def test_idle_in_transaction(gs):
     leaked.execute("SELECT count(*) FROM users")  # BEGIN, a read, then silence: idle in transaction
     pid = leaked.info.backend_pid
     limits = quick("idle_in_transaction")
-    wait_until(lambda: check(gs.health(limits), "idle_in_transaction", "primary")["status"] == "critical",
+    wait_until(lambda: check(gs.health(limits), "idle_in_transaction", "pg1")["status"] == "critical",
                what="the session to sit idle past the threshold")
-    assert f"pid {pid} (postgres on syncscript)" in check(gs.health(limits), "idle_in_transaction", "primary")["detail"]
+    assert f"pid {pid} (postgres on syncscript)" in check(gs.health(limits), "idle_in_transaction", "pg1")["detail"]
 
     out = follow(gs, "idle-in-transaction.md", (1, 2, 3, 4), thresholds=limits)
     assert any(f"pid {pid} on primary: ended" in r.stdout for r in out)
-    assert check(gs.health(limits), "idle_in_transaction", "primary")["status"] == "ok"
+    assert check(gs.health(limits), "idle_in_transaction", "pg1")["status"] == "ok"
     with pytest.raises(psycopg.OperationalError):
         leaked.execute("SELECT 1")
     assert gs.row_counts("syncscript") == before
@@ -102,15 +102,15 @@ def test_a_replica_stopped(gs):
     gs.query("syncscript", "CREATE TABLE written_while_down AS SELECT g FROM generate_series(1, 500) g")
     before = gs.row_counts("syncscript")
     doc = gs.health()
-    assert check(doc, "node_down", "replica1")["status"] == "critical"
-    lag = check(doc, "replica_lag", "replica1")
+    assert check(doc, "node_down", "pg2")["status"] == "critical"
+    lag = check(doc, "replica_lag", "pg2")
     assert lag["status"] == "unknown" and "does not answer" in lag["detail"]  # a stopped replica cannot be measured
 
     follow(gs, "local-stack-down.md", (1, 2, 3))
     follow(gs, "replica-lag.md", (1, 2, 3, 5))
-    wait_until(lambda: check(gs.health(), "replica_lag", "replica1")["value2"] == 0, what="the replica to catch up")
+    wait_until(lambda: check(gs.health(), "replica_lag", "pg2")["value2"] == 0, what="the replica to catch up")
     after = gs.health()
-    assert check(after, "node_down", "replica1")["status"] == "ok" and check(after, "replica_lag", "replica1")["status"] == "ok"
+    assert check(after, "node_down", "pg2")["status"] == "ok" and check(after, "replica_lag", "pg2")["status"] == "ok"
     replica_params = {**gs.params, "port": replica.port}
     from tests.integration.conftest import query
     assert query(replica_params, "syncscript", "SELECT count(*) FROM written_while_down") == [(500,)]
@@ -123,14 +123,14 @@ def test_an_inactive_slot_keeping_wal(gs):
     gs.query("postgres", "SELECT pg_switch_wal()")
     before = gs.row_counts("syncscript")
     limits = {"replication_slot_retained_wal.warn": "64kB", "replication_slot_retained_wal.crit": "1MB"}
-    slot = check(gs.health(limits), "replication_slot_retained_wal", "primary")
+    slot = check(gs.health(limits), "replication_slot_retained_wal", "pg1")
     assert slot["status"] == "critical" and slot["value"] >= 2**20
     name = re.search(r"inactive slot (\S+)", slot["detail"]).group(1)  # what the responder reads off the alert
     assert name == "reporting_replica"
 
     follow(gs, "replication-slot-retained-wal.md", (1, 3, 4), values={"<slot>": name})
-    assert check(gs.health(limits), "replication_slot_retained_wal", "primary")["status"] == "ok"
-    assert gs.query("postgres", "SELECT slot_name, active FROM pg_replication_slots") == [("pgops_replica1", True)]  # the stack's own replica's slot stays
+    assert check(gs.health(limits), "replication_slot_retained_wal", "pg1")["status"] == "ok"
+    assert gs.query("postgres", "SELECT slot_name, active FROM pg_replication_slots") == [("pgops_pg2", True)]  # the stack's own replica's slot stays
     assert gs.row_counts("syncscript") == before
 
 

@@ -129,7 +129,7 @@ def test_unknown_node_is_refused(guarded):
     before = guarded.layout.state_file.read_bytes()
     res = run(guarded, "failover.switchover", "--to", "replica9", "--yes")
     assert res.returncode == 11, res.stderr
-    assert "no node 'replica9'" in res.stderr and "invoke failover.switchover --to replica1" in res.stderr
+    assert "no node 'replica9'" in res.stderr and "invoke failover.switchover --to pg2" in res.stderr
     res = run(guarded, "failover.promote", "--node", "replica9", "--yes")
     assert res.returncode == 11 and "replica9" in res.stderr
     unchanged(guarded, before)
@@ -137,7 +137,7 @@ def test_unknown_node_is_refused(guarded):
 
 def test_without_yes_off_a_terminal_nothing_changes(guarded):
     before = guarded.layout.state_file.read_bytes()
-    res = run(guarded, "failover.switchover", "--to", "replica1")
+    res = run(guarded, "failover.switchover", "--to", "pg2")
     assert res.returncode == 2 and "plan: switchover" in res.stdout and "--yes" in res.stderr
     unchanged(guarded, before)
 
@@ -151,15 +151,15 @@ def test_promote_is_refused_while_the_primary_runs(guarded):
 
 def test_lag_over_1_mib_is_refused_unless_forced(guarded):
     before = guarded.layout.state_file.read_bytes()
-    r1 = params(guarded, guarded.layout.node("replica1"))
+    r1 = params(guarded, guarded.layout.node("pg2"))
     query(r1, "postgres", "SELECT pg_wal_replay_pause()")
     try:
         query(params(guarded, guarded.layout.primary), "app",
               "CREATE TABLE filler AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 3000) g")
-        res = run(guarded, "failover.switchover", "--to", "replica1", "--yes")
+        res = run(guarded, "failover.switchover", "--to", "pg2", "--yes")
         assert res.returncode == 11, res.stdout + res.stderr
         assert "over the limit of 1,048,576 bytes" in res.stderr and "replay is paused" in res.stderr
-        assert "invoke failover.switchover --to replica1 --force" in res.stderr
+        assert "invoke failover.switchover --to pg2 --force" in res.stderr
         unchanged(guarded, before)
     finally:
         query(r1, "postgres", "SELECT pg_wal_replay_resume()")
@@ -167,14 +167,14 @@ def test_lag_over_1_mib_is_refused_unless_forced(guarded):
 
 def test_a_replica_that_is_not_streaming_is_refused(guarded):
     before = guarded.layout.state_file.read_bytes()
-    r2 = params(guarded, guarded.layout.node("replica2"))
+    r2 = params(guarded, guarded.layout.node("pg3"))
     conninfo = query(r2, "postgres", "SHOW primary_conninfo")[0][0]
     query(r2, "postgres", "ALTER SYSTEM SET primary_conninfo = ''")
     query(r2, "postgres", "SELECT pg_reload_conf()")
     try:
         assert wait_until(lambda: query(r2, "postgres", "SELECT count(*) FROM pg_stat_wal_receiver") == [(0,)])
-        res = run(guarded, "failover.switchover", "--to", "replica2", "--yes")
-        assert res.returncode == 11 and "'replica2' is not streaming" in res.stderr, res.stderr
+        res = run(guarded, "failover.switchover", "--to", "pg3", "--yes")
+        assert res.returncode == 11 and "'pg3' is not streaming" in res.stderr, res.stderr
         assert "invoke local.status" in res.stderr
         unchanged(guarded, before)
     finally:
@@ -189,10 +189,10 @@ def test_switchover_loses_no_acknowledged_write_and_the_old_primary_follows():
         writer = Writer(st)
         writer.start()
         writer.wait_for(50)
-        res = run(st, "failover.switchover", "--to", "replica1", "--yes", "--json")
+        res = run(st, "failover.switchover", "--to", "pg2", "--yes", "--json")
         assert res.returncode == 0, res.stdout + res.stderr
         report = json.loads(res.stdout)
-        assert report["old_primary"] == "primary" and report["new_primary"] == "replica1"
+        assert report["old_primary"] == "pg1" and report["new_primary"] == "pg2"
         assert [s["name"] for s in report["steps"]][:4] == ["pause pooler", "stop old primary",
                                                            "replay shutdown checkpoint", "promote"]
         assert report["write_pause_s"] is not None and report["write_pause_s"] >= 0
@@ -203,16 +203,16 @@ def test_switchover_loses_no_acknowledged_write_and_the_old_primary_follows():
         assert not [e for e in writer.errors if "duplicate key" in e]
 
         now = open_stack(st.layout.state_dir)
-        assert now.layout.primary.name == "replica1"
+        assert now.layout.primary.name == "pg2"
         rows = rows_on(now, now.layout.primary)
         missing = [(rid, p) for rid, p, _ in writer.acked if rows.get(rid) != p]
         assert missing == [] and len({rid for rid, _, _ in writer.acked}) == len(writer.acked)
-        assert streaming(now, now.layout.primary) == {"primary": "streaming", "replica2": "streaming"}
-        assert query(params(now, now.layout.node("primary")), "postgres", "SELECT pg_is_in_recovery()") == [(True,)]
+        assert streaming(now, now.layout.primary) == {"pg1": "streaming", "pg3": "streaming"}
+        assert query(params(now, now.layout.node("pg1")), "postgres", "SELECT pg_is_in_recovery()") == [(True,)]
         status = run(st, "local.status", "--json")
         assert status.returncode == 0, status.stdout + status.stderr
         roles = {n["name"]: n["role"] for n in json.loads(status.stdout)["nodes"]}
-        assert roles == {"primary": "replica", "replica1": "primary", "replica2": "replica", "pooler": "pooler"}
+        assert roles == {"pg1": "replica", "pg2": "primary", "pg3": "replica", "pooler": "pooler"}
     finally:
         destroy(st)
 
@@ -229,7 +229,7 @@ def test_promote_after_the_primary_is_killed_keeps_what_was_replicated_and_names
         res = run(st, "failover.promote", "--yes", "--json")
         assert res.returncode == 0, res.stdout + res.stderr
         report = json.loads(res.stdout)
-        assert report["kind"] == "promote" and report["new_primary"] in ("replica1", "replica2")
+        assert report["kind"] == "promote" and report["new_primary"] in ("pg2", "pg3")
         assert report["promoted_at_lsn"] and report["lost_primary_lsn"], report
         assert "pg_waldump" in report["lost_primary_source"]
         before = len(writer.acked)
@@ -249,12 +249,12 @@ def test_promote_after_the_primary_is_killed_keeps_what_was_replicated_and_names
         lost = [(rid, p) for rid, p, _ in writer.acked if rows.get(rid) != p]
         if lost:  # acknowledged but never replicated: the report must say WAL was lost
             assert report["wal_gap_bytes"] and report["wal_gap_bytes"] > 0, (lost, report)
-        other = "replica2" if new.name == "replica1" else "replica1"
+        other = "pg3" if new.name == "pg2" else "pg2"
         assert streaming(now, new).get(other) == "streaming"
 
-        res = run(st, "failover.rejoin", "--node", "primary", "--yes", "--json")
+        res = run(st, "failover.rejoin", "--node", "pg1", "--yes", "--json")
         assert res.returncode == 0, res.stdout + res.stderr
-        assert streaming(now, new) == {other: "streaming", "primary": "streaming"}
+        assert streaming(now, new) == {other: "streaming", "pg1": "streaming"}
     finally:
         destroy(st)
 

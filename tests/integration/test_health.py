@@ -59,11 +59,18 @@ def test_a_healthy_database_is_ok_and_exit_0(stack):
 
 
 def test_the_whole_stack_is_checked_and_missing_backups_are_critical(stack):
+    """A database younger than the threshold has not missed a backup (ok, measured from its creation);
+    one older than the threshold with no backup is critical."""
     res = health(stack, "--format", "json")
-    assert res.returncode == 2
+    assert res.returncode == 0, res.stdout
     nodes = {(c["id"], c["node"]) for c in json.loads(res.stdout)["checks"]}
-    assert {("node_down", "primary"), ("node_down", "replica1"), ("replica_lag", "replica1"), ("pooler", "pooler"),
-            ("disk_usage", "primary"), ("backup_age", "app"), ("drill_age", "app")} <= nodes
+    assert {("node_down", "pg1"), ("node_down", "pg2"), ("replica_lag", "pg2"), ("pooler", "pooler"),
+            ("disk_usage", "pg1"), ("backup_age", "app"), ("drill_age", "app")} <= nodes
+    age = checks(res, "backup_age")[0]
+    assert age["status"] == "ok" and "no backup of app since it was created" in age["detail"], age
+    time.sleep(1.1)
+    res = health(stack, "--format", "json", "--set", "backup_age.warn=0.5s", "--set", "backup_age.crit=1s")
+    assert res.returncode == 2
     assert checks(res, "backup_age")[0]["status"] == "critical" and "no backup" in checks(res, "backup_age")[0]["detail"]
     assert checks(res, "replica_lag")[0]["status"] == "ok" and checks(res, "pooler")[0]["status"] == "ok"
 
@@ -77,10 +84,10 @@ def test_idle_in_transaction_and_a_blocked_query_are_named(stack):
         res = health(stack, "--format", "json", "--set", "idle_in_transaction.warn=0.5s",
                      "--set", "idle_in_transaction.crit=1s", "--set", "blocked_queries.warn=0.2s",
                      "--set", "blocked_queries.crit=1s")
-        idle = [c for c in checks(res, "idle_in_transaction") if c["node"] == "primary"][0]
+        idle = [c for c in checks(res, "idle_in_transaction") if c["node"] == "pg1"][0]
         assert idle["status"] == "critical" and f"pid {holder.info.backend_pid}" in idle["detail"]
         assert idle["runbook"] == "runbooks/idle-in-transaction.md"
-        block = [c for c in checks(res, "blocked_queries") if c["node"] == "primary"][0]
+        block = [c for c in checks(res, "blocked_queries") if c["node"] == "pg1"][0]
         assert block["status"] == "critical" and str(holder.info.backend_pid) in block["detail"]
         holder.rollback()
     blocked.join(10)
@@ -111,17 +118,17 @@ def test_a_stopped_replica_is_node_down_and_nagios_and_prometheus_say_so(stack):
                    what="stopping the replica")
     try:
         res = health(stack, "--format", "json")
-        down = [c for c in checks(res, "node_down") if c["node"] == "replica1"][0]
+        down = [c for c in checks(res, "node_down") if c["node"] == "pg2"][0]
         assert down["status"] == "critical" and res.returncode == 2
         nagios = health(stack, "--format", "nagios")
         assert nagios.returncode == 2 and len(nagios.stdout.strip().splitlines()) == 1
-        assert nagios.stdout.startswith("PGOPS HEALTH CRITICAL - ") and "node_down on replica1 critical" in nagios.stdout
+        assert nagios.stdout.startswith("PGOPS HEALTH CRITICAL - ") and "node_down on pg2 critical" in nagios.stdout
         prom = health(stack, "--format", "prometheus")
         assert prom.returncode == 2
         samples = {(s.labels["check"], s.labels["node"]): s.value
                    for f in text_string_to_metric_families(prom.stdout) if f.name == "pgops_health_status"
                    for s in f.samples}
-        assert samples[("node_down", "replica1")] == 2 and samples[("node_down", "primary")] == 0
+        assert samples[("node_down", "pg2")] == 2 and samples[("node_down", "pg1")] == 0
     finally:
         stack.up()
 
@@ -165,10 +172,10 @@ def test_serve_answers_load_balancer_probes(stack):
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
                 time.sleep(0.2)
         assert code == 200 and body == {"primary": True}
-        code, body = get("/replica?lag=16MB&name=replica1")
-        assert code == 200 and body["replicas_within_lag"] == ["replica1"]
+        code, body = get("/replica?lag=16MB&name=pg2")
+        assert code == 200 and body["replicas_within_lag"] == ["pg2"]
         code, body = get("/health")
-        assert code == 503 and body["status"] == "critical"  # no backup of app yet
+        assert code == 200  # a new database without a backup yet does not pull a working node (issue 19 §1)
         assert get("/nowhere")[0] == 404 and get("/replica?lag=lots")[0] == 400
     finally:
         proc.terminate()

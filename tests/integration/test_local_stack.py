@@ -28,15 +28,15 @@ def stack():
 
 def test_lifecycle(stack):
     nodes = stack.up()
-    assert [(n["name"], n["role"], n["state"]) for n in nodes] == [("primary", "primary", "running"),
-                                                                   ("replica1", "replica", "running"),
+    assert [(n["name"], n["role"], n["state"]) for n in nodes] == [("pg1", "primary", "running"),
+                                                                   ("pg2", "replica", "running"),
                                                                    ("pooler", "pooler", "running")]
     assert nodes[2]["port"] == stack.layout.base_port + POOLER_OFFSET
     # the replica streams from its slot
     with connect(stack.conninfo(), autocommit=True) as conn:
         conn.execute("CREATE TABLE ping (id int)")
         conn.execute("INSERT INTO ping VALUES (42)")
-        assert conn.execute("SELECT slot_name, active FROM pg_replication_slots").fetchall() == [("pgops_replica1", True)]
+        assert conn.execute("SELECT slot_name, active FROM pg_replication_slots").fetchall() == [("pgops_pg2", True)]
     assert stack.wait_replicas_caught_up(30) == []
     with connect(stack.conninfo(stack.layout.replica_nodes[0]), autocommit=True) as conn:
         assert conn.execute("SELECT id FROM ping").fetchall() == [(42,)]
@@ -76,7 +76,7 @@ def test_busy_port_names_the_port_and_the_setting():
         with pytest.raises(PortBusy) as info:
             st.up()
     msg = str(info.value)
-    assert str(base + 1) in msg and "replica1" in msg and "PGOPS_LOCAL_PORT" in msg and "--port" in msg
+    assert str(base + 1) in msg and "pg2" in msg and "PGOPS_LOCAL_PORT" in msg and "--port" in msg
     assert not st.exists  # it checked before touching anything
     destroy(st)
 

@@ -112,9 +112,8 @@ class TopologyJourney(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.down))
     @rule()
     def rejoin(self):
-        name = sorted(self.down)[0]
-        self.run("failover.rejoin", "--node", name, "--yes")
-        self.down.discard(name)
+        self.run("failover.rejoin", "--yes")  # no --node: every replica not streaming (the lost primary)
+        self.down.clear()
 
     @rule()
     def down_and_up(self):

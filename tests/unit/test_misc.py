@@ -40,9 +40,9 @@ def test_errors_from_real_failures_never_carry_the_password(dsn):
 
 def test_layout_ports_and_slots():
     lay = plan_layout(Path("/srv/pgops"), 55000, 2)
-    assert [(n.name, n.port, n.slot) for n in lay.nodes] == [("primary", 55000, None),
-                                                             ("replica1", 55001, "pgops_replica1"),
-                                                             ("replica2", 55002, "pgops_replica2")]
+    assert [(n.name, n.port, n.slot) for n in lay.nodes] == [("pg1", 55000, None),
+                                                             ("pg2", 55001, "pgops_pg2"),
+                                                             ("pg3", 55002, "pgops_pg3")]
     assert "port=55000" in primary_conninfo(lay, lay.nodes[1]) and "password" not in primary_conninfo(lay, lay.nodes[1])
 
 

@@ -179,11 +179,15 @@ def repository_ages(repo, databases: list[str], now: datetime,
                                    f"no backup of {db} since it was created {born:%Y-%m-%d %H:%M}Z"))
         else:
             out.append(Measurement("backup_age", db, None, f"no backup of {db} in {repo.url}", forced="critical"))
-        passed = [d for d in drill_reports(repo, db) if d.get("passed") is True]
+        reports = drill_reports(repo, db)
+        passed = [d for d in reports if d.get("passed") is True]
         started = datetime.fromisoformat(passed[0]["started_at"]) if passed else None
         if started is not None and (born is None or started >= born):
             out.append(Measurement("drill_age", db, (now - started).total_seconds(),
                                    f"newest passed drill of {passed[0].get('backup_id')}"))
+        elif any(d.get("passed") is False for d in reports):  # drills ran, none passed
+            out.append(Measurement("drill_age", db, None, f"no passed restore drill of {db}: its drills failed",
+                                   forced="critical"))
         elif born is not None:
             out.append(Measurement("drill_age", db, max((now - born).total_seconds(), 0.0),
                                    f"no passed restore drill of {db} yet{young}"))

@@ -38,7 +38,7 @@ def promote(c, node=None, yes=False, json_=False, stack=None, dsn=None):
 def rejoin(c, node=None, yes=False, json_=False, stack=None, dsn=None):
     """Make NODE (default: every replica not streaming) follow the primary again: pg_rewind (or pg_basebackup), start, wait."""
     target = target_for(stack, dsn)
-    op = target.rejoin(node=node, rerun=_rerun("failover.rejoin", stack, dsn, ["--node", node]))
+    op = target.rejoin(node=node, rerun=_rerun("failover.rejoin", stack, dsn, ["--node", node] if node else []))
     _present(op.run(yes=yes, show=cli.progress if json_ else cli.say), json_)
 
 

@@ -66,7 +66,7 @@ def test_long_transaction_and_the_queries_blocked_behind_it(gs):
     assert f"waits on pid(s) {holder_pid}" in check(doc, "blocked_queries", "pg1")["detail"]
 
     out = follow(gs, "long-transaction.md", (1, 2, 3, 4), thresholds=limits)
-    assert any(f"end pid {holder_pid} on primary" in r.stdout and "billing-worker" in r.stdout for r in out)
+    assert any(f"end pid {holder_pid} on pg1" in r.stdout and "billing-worker" in r.stdout for r in out)
     for t in threads:
         t.join(30)
     after = gs.health(limits)
@@ -88,7 +88,7 @@ def test_idle_in_transaction(gs):
     assert f"pid {pid} (postgres on syncscript)" in check(gs.health(limits), "idle_in_transaction", "pg1")["detail"]
 
     out = follow(gs, "idle-in-transaction.md", (1, 2, 3, 4), thresholds=limits)
-    assert any(f"pid {pid} on primary: ended" in r.stdout for r in out)
+    assert any(f"pid {pid} on pg1: ended" in r.stdout for r in out)
     assert check(gs.health(limits), "idle_in_transaction", "pg1")["status"] == "ok"
     with pytest.raises(psycopg.OperationalError):
         leaked.execute("SELECT 1")

@@ -171,3 +171,14 @@ def test_freshness_runs_from_the_later_of_creation_and_the_last_backup(born_ago,
 
 class SimpleRepo:
     url = "file:///nowhere"
+
+
+def test_a_young_database_whose_drills_all_failed_is_critical():
+    from datetime import datetime, timedelta, timezone
+    from ops.health.probe import repository_ages
+    now = datetime(2026, 12, 3, 12, tzinfo=timezone.utc)
+    failed = [{"passed": False, "started_at": (now - timedelta(minutes=5)).isoformat()}]
+    out = repository_ages(SimpleRepo(), ["db"], now, lambda r, d: failed, lambda r, d: [],
+                          {"db": now - timedelta(hours=1)})
+    drill = next(m for m in out if m.id == "drill_age")
+    assert judge(drill).status == "critical" and "failed" in drill.detail

@@ -309,6 +309,18 @@ class ConfirmationRequired(ConfigError):
                           "nothing was changed"], f"review the plan above, then run `{rerun}`.")
 
 
+class DestructiveHeld(ConfigError):
+    """Migrations that destroy data were held back under the advisory lock because the confirmed plan did
+    not show them (they appeared after it was read). ``held``: (database, {"version", "name", "reasons"})."""
+
+    def __init__(self, held: list[tuple[str, dict]], rerun: str):
+        self.held = held
+        what = "; ".join(f"database '{d}': {h['version']}_{h['name']} ({', '.join(h['reasons'])})" for d, h in held)
+        super().__init__([f"{what}: held back, not applied: it destroys data and was not in the plan that was "
+                          "confirmed; the migrations before it were applied"],
+                         f"review the plan, then run `{rerun}`.")
+
+
 class PlanAborted(OpsError):
     """The user answered no at the confirmation prompt. Nothing changed."""
 

@@ -1,16 +1,13 @@
 """``db.transfer`` and ``db.validate``: the online data transfer of an expand/contract migration and
-its proof, plus the backup ``db.migrate`` takes before a gated contract migration."""
+its proof. (The contract migration itself is applied by ``db.migrate``/``deploy`` as a destructive plan.)"""
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ValidationFailed
-from ..planapply import Plan, Step, execute
-from .common import HELP, cli, open_repo, rerun, target_for, task
+from .common import HELP, cli, target_for, task
 
 if TYPE_CHECKING:
-    from ..migrations.runner import MigrateResult, RunOptions, Target as MigrationTarget
     from ..transfer.spec import TransferSpec
 
 TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root")}
@@ -110,48 +107,6 @@ def validate(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
         failed = [(r.mapping, list(r.failed_columns), r.detail) for r in rs if not r.passed]
         if failed:
             raise ValidationFailed(d, failed)
-
-
-def gated_ready(mt: MigrationTarget, to: int | None) -> str | None:
-    """The folder of a pending gated (contract) migration this migrate run would apply — its gate
-    open and within ``to`` — or None."""
-    from ..migrations import runner
-    from ..migrations.gate import is_gated
-    st = runner.status(mt)
-    held = {w["version"] for w in st.waiting}
-    for m in st.pending:
-        if is_gated(m) and m.version not in held and (to is None or m.version <= to):
-            return m.folder
-    return None
-
-
-def migrate_through_contract(target, mt: MigrationTarget, folder: str, *, to: int | None, opts: RunOptions,
-                             yes: bool, no_backup: bool, repository: str | None, frags, progress) -> MigrateResult | None:
-    """Apply pending migrations through the contract migration ``folder`` as a destructive plan: a
-    backup of the database first (named in the plan's output and in the ledger's event), then the
-    migrations. Returns the migrate result, or None when the plan was not applied."""
-    from ..backups.engine import create_logical
-    from ..migrations import runner
-    repo = open_repo(target, skipped=no_backup)
-    args = [f"--db {mt.migrations_dir.parent.name}", *([f"--to {to}"] if to is not None else []),
-            *(["--repository", shlex.quote(repository)] if repository else []), *(["--no-backup"] if no_backup else [])]
-    p = Plan(f"contract database '{mt.database}': apply {folder} (drops the legacy tables)", rerun("db.migrate", frags, *args))
-    taken: list[str] = []
-    if repo is not None:
-        p.steps.append(Step(f"back up {mt.database} to {repo.url} (pre-contract)",
-                            lambda: taken.append(create_logical(repo, mt.params, mt.database, stack=target.name,
-                                                                note="pre-contract").id) or taken[-1],
-                            guard="manifest written last: no manifest, no backup"))
-    else:
-        p.notes.append("--no-backup: no backup is taken; the legacy rows can then only come back from another backup")
-    p.steps.append(Step(f"apply pending migrations through {folder}",
-                        lambda: runner.migrate(mt, to=to, opts=opts, progress=progress,
-                                               note=f"pre-contract backup {taken[-1]}" if taken else "no pre-contract backup"),
-                        guard="its validation gate is still open (re-read under the advisory lock)"))
-    done = execute(p, yes=yes, show=cli.say)
-    if taken:
-        cli.say(f"{mt.database}: pre-contract backup {taken[-1]} (restore with `invoke backup.restore {taken[-1]}`)")
-    return done[-1] if done else None
 
 
 TASKS = (transfer, validate)

@@ -546,6 +546,17 @@ class TransferFailed(TransferError):
                          f"fix the cause, then run `invoke db.transfer --db {database} --resume`.")
 
 
+class TransferSourceMissing(TransferError):
+    """Legacy tables a transfer reads are missing although the contract migration is not applied."""
+
+    def __init__(self, database: str, tables: list[str], task: str):
+        self.database, self.tables = database, tables
+        super().__init__(f"Database '{database}': {task} needs the legacy table(s) {', '.join(tables)}, which do not "
+                         "exist, and the contract migration that drops them is not in the ledger; nothing was changed.",
+                         f"check the database with `invoke db.status --db {database}`; restore the tables from the "
+                         f"newest backup (`invoke backup.list --db {database}`) if they were dropped by hand.")
+
+
 class ValidationFailed(TransferError):
     """``db.validate`` found a mapping whose counts or column checksums differ between legacy and v2;
     ``failures`` holds ``(mapping, columns, detail)`` for each. The result is recorded in the ledger."""

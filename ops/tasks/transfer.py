@@ -27,12 +27,16 @@ def load_spec(sql_root, folder: str) -> TransferSpec:
 
 
 def _selected(target, db):
+    """(database ref, its transfer spec, its migration chain) for each database the selection means."""
+    from ..migrations.discovery import discover
+    from ..targets import migrations_dir
     from ..transfer.spec import FILE
     root = target.settings.sql_root
     names = list(db or []) or sorted(p.parent.name for p in root.glob(f"*/{FILE}"))
     if not names:
         raise ConfigError([f"no database under {root} declares a transfer ({FILE})"], "")
-    return [(ref, load_spec(root, ref.folder)) for ref in target.databases(names)]
+    return [(ref, load_spec(root, ref.folder), discover(migrations_dir(root, ref.folder)))
+            for ref in target.databases(names)]
 
 
 @task(name="transfer", iterable=["db"], help={
@@ -56,13 +60,16 @@ def transfer(c, stack=None, dsn=None, sql_root=None, db=None, batch_size=None, r
     lock_ms = int(cli.as_float(lock_timeout, "--lock-timeout", 2.0, minimum=0.001) * 1000)
     target = target_for(stack, dsn, sql_root)
     reports = []
-    for ref, spec in _selected(target, db):
+    for ref, spec, chain in _selected(target, db):
         with cli.rows_eta(f"transfer {ref.name}", enabled=not (json_ or dry_run)) as (set_total, advance):
             rep = run(target.primary, ref.name, spec, batch_size=size, resume=resume, dry_run=dry_run, limits=limits,
                       lock_timeout_ms=lock_ms, progress=advance, totals=set_total,
-                      say=None if json_ else cli.progress)
+                      say=None if json_ else cli.progress, chain=chain)
         reports.append(rep)
         if json_:
+            continue
+        if rep.finished is not None:
+            cli.say(rep.finished.message())
             continue
         if dry_run:
             cli.table(f"{ref.name}: transfer plan (dry run, batch size {size}; nothing changed)",
@@ -89,20 +96,33 @@ def transfer(c, stack=None, dsn=None, sql_root=None, db=None, batch_size=None, r
 @cli.edge
 def validate(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
     """Prove each mapping: legacy rows − quarantined = v2 rows, and a checksum per mapped column agrees;
-    recorded in the ledger (the contract migration's gate reads it); exit 14 on any failure."""
+    recorded in the ledger (the contract migration's gate reads it); exit 14 on any failure. After the
+    contract migration the transfer is finished: said, exit 0."""
+    from ..dsn import connect, tool_application_name
+    from ..transfer import state
     from ..transfer.validate import validate as run
     target = target_for(stack, dsn, sql_root)
-    out = {}
-    for ref, spec in _selected(target, db):
-        vid, results = run(target.primary, ref.name, spec)
+    out, finished = {}, {}
+    for ref, spec, chain in _selected(target, db):
+        with connect(target.primary, dbname=ref.name, autocommit=True,
+                     application_name=tool_application_name("validate")) as conn:
+            done = state.contract_applied(conn, ref.name, chain)
+        if done is not None:
+            finished[ref.name] = done
+            if not json_:
+                cli.say(done.message())
+            continue
+        vid, results = run(target.primary, ref.name, spec, chain)
         out[ref.name] = (vid, results)
         if not json_:
             cli.table(f"{ref.name}: validation {vid}", ["mapping", "result", "legacy rows", "quarantined", "v2 rows", "detail"],
                       [[r.mapping, "PASS" if r.passed else "FAIL", f"{r.source_rows:,}", f"{r.quarantined:,}",
                         f"{r.target_rows:,}", r.detail] for r in results])
     if json_:
-        cli.emit_json({d: {"validation_id": v, "passed": all(r.passed for r in rs), "mappings": [r.as_dict() for r in rs]}
-                       for d, (v, rs) in out.items()})
+        cli.emit_json({**{d: {"state": "validated", "validation_id": v, "passed": all(r.passed for r in rs),
+                              "mappings": [r.as_dict() for r in rs]} for d, (v, rs) in out.items()},
+                       **{d: {**f.as_dict(), "validation_id": None, "passed": True, "mappings": []}
+                          for d, f in finished.items()}})
     for d, (_v, rs) in out.items():
         failed = [(r.mapping, list(r.failed_columns), r.detail) for r in rs if not r.passed]
         if failed:

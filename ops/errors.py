@@ -309,6 +309,18 @@ class ConfirmationRequired(ConfigError):
                           "nothing was changed"], f"review the plan above, then run `{rerun}`.")
 
 
+class DestructiveHeld(ConfigError):
+    """Migrations that destroy data were held back under the advisory lock because the confirmed plan did
+    not show them (they appeared after it was read). ``held``: (database, {"version", "name", "reasons"})."""
+
+    def __init__(self, held: list[tuple[str, dict]], rerun: str):
+        self.held = held
+        what = "; ".join(f"database '{d}': {h['version']}_{h['name']} ({', '.join(h['reasons'])})" for d, h in held)
+        super().__init__([f"{what}: held back, not applied: it destroys data and was not in the plan that was "
+                          "confirmed; the migrations before it were applied"],
+                         f"review the plan, then run `{rerun}`.")
+
+
 class PlanAborted(OpsError):
     """The user answered no at the confirmation prompt. Nothing changed."""
 
@@ -532,6 +544,17 @@ class TransferFailed(TransferError):
         super().__init__(f"Database '{database}': transfer of mapping '{mapping}' failed: {error}. Batches that "
                          "committed before it stay, with their high-water mark.",
                          f"fix the cause, then run `invoke db.transfer --db {database} --resume`.")
+
+
+class TransferSourceMissing(TransferError):
+    """Legacy tables a transfer reads are missing although the contract migration is not applied."""
+
+    def __init__(self, database: str, tables: list[str], task: str):
+        self.database, self.tables = database, tables
+        super().__init__(f"Database '{database}': {task} needs the legacy table(s) {', '.join(tables)}, which do not "
+                         "exist, and the contract migration that drops them is not in the ledger; nothing was changed.",
+                         f"check the database with `invoke db.status --db {database}`; restore the tables from the "
+                         f"newest backup (`invoke backup.list --db {database}`) if they were dropped by hand.")
 
 
 class ValidationFailed(TransferError):

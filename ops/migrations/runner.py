@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 import psycopg
 from pglast import ast
@@ -27,6 +27,7 @@ from ..dsn import connect, redact, tool_application_name
 from ..errors import (ChecksumDrift, ConnectionLost, DirtyDatabase, LintFailed, MigrationFailed, MigrationFailedUnlocated, OutOfOrder,
                       PreflightRefused, RollbackRefused)
 from . import ledger
+from .destructive import hold_unconfirmed
 from .discovery import discover
 from .models import Migration
 from .lint import Finding, grade, lint_migration, lock_level
@@ -76,6 +77,7 @@ class MigrateResult:
     missing: list[int] = field(default_factory=list)
     preflight_blockers: list[dict] = field(default_factory=list)
     waiting: list[dict] = field(default_factory=list)  # gated migrations held back: version, name, reason
+    held: list[dict] = field(default_factory=list)  # destructive, not confirmed: version, name, reasons
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,14 @@ def _table_size(conn: psycopg.Connection, table: str) -> tuple[int | None, int |
 @server_faults("db.migrate")
 def migrate(target: Target, *, to: int | None = None, resume: bool = False, accept_changed: tuple[int, ...] = (),
             allow_out_of_order: bool = False, strict: bool = False, opts: RunOptions | None = None,
-            progress: Progress | None = None, note: str = "") -> MigrateResult:
+            progress: Progress | None = None, note: str = "", confirmed: Collection[int] = ()) -> MigrateResult:
     """Apply pending migrations (up to ``to``) under the advisory lock.
+
+    ``confirmed``: versions of destructive migrations (:mod:`.destructive`) the caller showed in a
+    plan and had confirmed (a terminal answer or ``--yes``). A destructive pending migration not in
+    it is held back with everything after it (``result.held``; read under the lock, so a migration
+    that appeared after the plan was shown is never applied unconfirmed). A dirty migration resumed
+    with ``resume`` was confirmed when it started and is not held.
 
     Refuses, before changing anything: a dirty database without ``resume`` (:class:`DirtyDatabase`),
     checksum drift not listed in ``accept_changed`` (:class:`ChecksumDrift`), pending versions older
@@ -269,6 +277,7 @@ def migrate(target: Target, *, to: int | None = None, resume: bool = False, acce
         if drift:
             raise ChecksumDrift(target.database, drift)
         pending = hold_at_gate(conn, target.database, select_pending(st, to), to, result)
+        pending, result.held = hold_unconfirmed(pending, confirmed)
         ooo = [m.version for m in pending if st.current is not None and m.version < st.current]
         if ooo and not allow_out_of_order:
             raise OutOfOrder(target.database, ooo, st.current)

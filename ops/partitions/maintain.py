@@ -113,7 +113,19 @@ def create(params: Mapping, database: str, state: TableState, a: Action, knobs: 
     """Create ``a.partition`` as a plain table (the parent's columns, defaults and CHECK constraints),
     add the CHECK constraint that proves its bounds, move the default partition's rows of that month
     into it, ATTACH it, drop the now-redundant CHECK (as the PostgreSQL docs advise) — one transaction.
-    Returns the rows moved."""
+    Returns the rows moved.
+
+    A table with a default partition is first locked ``IN SHARE ROW EXCLUSIVE MODE`` (the whole
+    tree: writers wait, readers go on) for that short transaction. Without it an application
+    INSERT that routed its row to the default partition before the ATTACH committed (ATTACH takes
+    only SHARE UPDATE EXCLUSIVE on the parent, so the INSERT planned against the old partition set)
+    waits for the default partition's ACCESS EXCLUSIVE lock and then fails with "new row for
+    relation ... violates partition constraint" — maintenance must never fail an application write.
+    With it, writers queue on the parent for at most the step (bounded by ``lock_timeout`` while it
+    waits, then the move and the ATTACH's scan of the default partition), and their INSERT then sees
+    the new partition. pg_partman's ``partition_data_proc`` moves default rows under a lock for the
+    same reason. A table without a default partition needs no lock: a row for a month with no
+    partition fails with or without maintenance, which is why ``premake`` creates months ahead."""
     part = sql.Identifier(a.schema, a.partition)
     parent = sql.Identifier(a.schema, a.table)
     key = sql.Identifier(state.key)
@@ -123,6 +135,8 @@ def create(params: Mapping, database: str, state: TableState, a: Action, knobs: 
     def attempt(_):
         with session(params, database) as conn, conn.transaction():
             _lock_timeout(conn, knobs, local=True)
+            if state.default_name:  # first, so no lock is upgraded later (the order writers take too)
+                conn.execute(sql.SQL("LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE").format(t=parent))
             conn.execute(sql.SQL("CREATE TABLE {p} (LIKE {t} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE "
                                  "INCLUDING COMPRESSION)").format(p=part, t=parent))
             conn.execute(sql.SQL("ALTER TABLE {p} ADD CONSTRAINT {c} CHECK ({k} IS NOT NULL AND {k} >= {lo}::timestamptz "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from invoke import Collection
 
 from ..dsn import connect, tool_application_name
-from ..errors import ChecksumDrift, ConfigError, DirtyDatabase, RollbackRefused
+from ..errors import ChecksumDrift, ConfigError, DestructiveHeld, DirtyDatabase, RollbackRefused
 from ..planapply import Plan, Step, execute
 from ..seeds import load_seeder
 from ..settings import DEFAULT_SQL_ROOT
@@ -118,29 +118,47 @@ def print_findings(name, findings):
     "accept_changed": "accept that applied VERSION's up.sql changed (updates its checksum); repeatable",
     "allow_out_of_order": "apply pending versions older than the newest applied one",
     "strict": "refuse when lint finds problems in pending migrations",
-    "yes": "apply a contract migration (-- pgops:gate=validation, gate open) without asking",
-    "repository": "where the backup before a contract migration goes (default: the stack's)",
-    "no_backup": "skip the backup before a contract migration"})
+    "yes": "apply migrations that destroy data (DROP TABLE/COLUMN, TRUNCATE, -- pgops:destructive, a contract "
+           "migration whose gate is open) without asking",
+    "repository": "where the backup before a migration that destroys data goes (default: the stack's)",
+    "no_backup": "skip the backup before a migration that destroys data"})
 @cli.edge
 def migrate(c, stack=None, dsn=None, sql_root=None, db=None, to=None, dry_run=False, resume=False,
             accept_changed=None, allow_out_of_order=False, strict=False, json_=False, lock_wait=None,
             lock_timeout=None, statement_timeout=None, retries=None, preflight="wait", max_xact_age=None,
             yes=False, repository=None, no_backup=False):
-    """Apply pending migrations under the advisory lock, one transaction each where PostgreSQL allows."""
+    """Apply pending migrations under the advisory lock, one transaction each where PostgreSQL allows.
+    Migrations that destroy data are shown in a plan (after a backup step) and need a "y" on a
+    terminal or --yes; piped without --yes: exit 2, nothing changed."""
+    from ..deploy import pending_for
     from ..migrations import runner
+    from ..migrations.destructive import describe
     opts = run_options(lock_wait, lock_timeout, statement_timeout, retries, preflight, max_xact_age, dry_run)
     to_v = cli.as_int(to, "--to", minimum=0)
     accepted = tuple(cli.as_int(v, "--accept-changed") for v in (accept_changed or []))
     report = []
     target = target_for(stack, dsn, sql_root, repository)
-    for mt in migration_targets(target, db):
-        contract = None if dry_run or resume or accepted else transfer.gated_ready(mt, to_v)
-        res = transfer.migrate_through_contract(
-            target, mt, contract, to=to_v, opts=opts, yes=yes, no_backup=no_backup, repository=repository,
-            frags=cli.target_args(stack, dsn, sql_root), progress=None if json_ else cli.progress) if contract else \
-            runner.migrate(mt, to=to_v, resume=resume, accept_changed=accepted,
-                           allow_out_of_order=allow_out_of_order, strict=strict, opts=opts,
-                           progress=None if json_ else cli.progress)
+    frags = cli.target_args(stack, dsn, sql_root)
+    say = None if json_ else cli.progress
+    knobs = dict(resume=resume, accept_changed=accepted, allow_out_of_order=allow_out_of_order, strict=strict)
+    for ref, mt in selected(target, db):
+        again = [f"--db {ref.folder}", *([f"--to {to_v}"] if to_v is not None else []),
+                 *(["--resume"] if resume else []), *(f"--accept-changed {v}" for v in accepted),
+                 *(["--allow-out-of-order"] if allow_out_of_order else []), *(["--strict"] if strict else []),
+                 *(["--repository", shlex.quote(repository)] if repository else []),
+                 *(["--no-backup"] if no_backup else [])]
+        p = pending_for(mt, to=to_v)
+        if dry_run or not p.needs_confirmation:  # a dry run shows what the confirmed run would do
+            res = runner.migrate(mt, to=to_v, opts=opts, progress=say, confirmed=p.confirmed if dry_run else (), **knobs)
+        else:
+            res = migrate_destructive(target, p, to=to_v, opts=opts, yes=yes, repo=open_repo(target, skipped=no_backup),
+                                      rerun=rerun("db.migrate", frags, *again), progress=say, knobs=knobs)
+        if res.held:  # destructive and not in a confirmed plan (it appeared after the plan was read)
+            raise DestructiveHeld([(mt.database, res.held[0])], rerun("db.migrate", frags, *again))
+        if dry_run:
+            for m in p.destructive:
+                if m.version in res.planned:
+                    cli.warn(f"{mt.database}: {describe(m)} needs a confirmation or --yes")
         blockers = dry_run_preflight(mt, opts) if dry_run else []
         report.append((mt, res, blockers))
     if json_:
@@ -166,6 +184,38 @@ def migrate(c, stack=None, dsn=None, sql_root=None, db=None, to=None, dry_run=Fa
             cli.warn(f"warning: {r.database}: version {v} is in the ledger but missing on disk")
         for w in r.waiting:
             cli.say(f"{r.database}: {w['version']}_{w['name']} is waiting for validation: {w['reason']}")
+
+
+def migrate_destructive(target, p, *, to: int | None, opts: RunOptions, yes: bool, repo, rerun: str, progress,
+                        knobs: dict):
+    """Apply ``p`` (:class:`ops.deploy.Pending` with migrations that destroy data) as a destructive
+    plan: a backup of the database first (pre-contract for a contract migration; skipped when
+    ``repo`` is None, said in a note), then the migrations, each destructive one named with what it
+    destroys. Shown, then applied after a terminal "y" or ``yes``; raises
+    :class:`~ops.errors.ConfirmationRequired` (exit 2, nothing changed) otherwise. Returns the
+    migrate result (None when the user answered no raises :class:`~ops.errors.PlanAborted`)."""
+    from ..backups.engine import create_logical
+    from ..deploy import migrate_step
+    from ..migrations.gate import is_gated
+    mt = p.target
+    kind = "pre-contract" if any(is_gated(m) for m in p.destructive) else "pre-migrate"
+    plan = Plan(f"migrate database '{mt.database}': {len(p.destructive)} migration(s) that destroy data", rerun)
+    taken: list[str] = []
+    if repo is not None:
+        plan.steps.append(Step(f"back up {mt.database} to {repo.url} ({kind})",
+                               lambda: taken.append(create_logical(repo, mt.params, mt.database, stack=target.name,
+                                                                   note=kind).id) or taken[-1],
+                               guard="manifest written last: no manifest, no backup"))
+    else:
+        plan.notes.append("--no-backup: no backup is taken; what these migrations drop can then only come back "
+                          "from another backup")
+    step = migrate_step(p, opts=opts, progress=progress, to=to, knobs=knobs,
+                        note=lambda: f"{kind} backup {taken[-1]}" if taken else f"no {kind} backup")
+    plan.steps.append(step)
+    done = execute(plan, yes=yes, show=cli.say)
+    if taken:
+        cli.say(f"{mt.database}: {kind} backup {taken[-1]} (restore with `invoke backup.restore {taken[-1]}`)")
+    return done[-1]
 
 
 def planned_sql(mt: MigrationTarget, versions: list[int]) -> dict[str, str]:

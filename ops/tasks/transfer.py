@@ -1,16 +1,13 @@
 """``db.transfer`` and ``db.validate``: the online data transfer of an expand/contract migration and
-its proof, plus the backup ``db.migrate`` takes before a gated contract migration."""
+its proof. (The contract migration itself is applied by ``db.migrate``/``deploy`` as a destructive plan.)"""
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ValidationFailed
-from ..planapply import Plan, Step, execute
-from .common import HELP, cli, open_repo, rerun, target_for, task
+from .common import HELP, cli, target_for, task
 
 if TYPE_CHECKING:
-    from ..migrations.runner import MigrateResult, RunOptions, Target as MigrationTarget
     from ..transfer.spec import TransferSpec
 
 TARGET = {k: HELP[k] for k in ("stack", "dsn", "sql_root")}
@@ -30,12 +27,16 @@ def load_spec(sql_root, folder: str) -> TransferSpec:
 
 
 def _selected(target, db):
+    """(database ref, its transfer spec, its migration chain) for each database the selection means."""
+    from ..migrations.discovery import discover
+    from ..targets import migrations_dir
     from ..transfer.spec import FILE
     root = target.settings.sql_root
     names = list(db or []) or sorted(p.parent.name for p in root.glob(f"*/{FILE}"))
     if not names:
         raise ConfigError([f"no database under {root} declares a transfer ({FILE})"], "")
-    return [(ref, load_spec(root, ref.folder)) for ref in target.databases(names)]
+    return [(ref, load_spec(root, ref.folder), discover(migrations_dir(root, ref.folder)))
+            for ref in target.databases(names)]
 
 
 @task(name="transfer", iterable=["db"], help={
@@ -59,13 +60,16 @@ def transfer(c, stack=None, dsn=None, sql_root=None, db=None, batch_size=None, r
     lock_ms = int(cli.as_float(lock_timeout, "--lock-timeout", 2.0, minimum=0.001) * 1000)
     target = target_for(stack, dsn, sql_root)
     reports = []
-    for ref, spec in _selected(target, db):
+    for ref, spec, chain in _selected(target, db):
         with cli.rows_eta(f"transfer {ref.name}", enabled=not (json_ or dry_run)) as (set_total, advance):
             rep = run(target.primary, ref.name, spec, batch_size=size, resume=resume, dry_run=dry_run, limits=limits,
                       lock_timeout_ms=lock_ms, progress=advance, totals=set_total,
-                      say=None if json_ else cli.progress)
+                      say=None if json_ else cli.progress, chain=chain)
         reports.append(rep)
         if json_:
+            continue
+        if rep.finished is not None:
+            cli.say(rep.finished.message())
             continue
         if dry_run:
             cli.table(f"{ref.name}: transfer plan (dry run, batch size {size}; nothing changed)",
@@ -92,66 +96,37 @@ def transfer(c, stack=None, dsn=None, sql_root=None, db=None, batch_size=None, r
 @cli.edge
 def validate(c, stack=None, dsn=None, sql_root=None, db=None, json_=False):
     """Prove each mapping: legacy rows − quarantined = v2 rows, and a checksum per mapped column agrees;
-    recorded in the ledger (the contract migration's gate reads it); exit 14 on any failure."""
+    recorded in the ledger (the contract migration's gate reads it); exit 14 on any failure. After the
+    contract migration the transfer is finished: said, exit 0."""
+    from ..dsn import connect, tool_application_name
+    from ..transfer import state
     from ..transfer.validate import validate as run
     target = target_for(stack, dsn, sql_root)
-    out = {}
-    for ref, spec in _selected(target, db):
-        vid, results = run(target.primary, ref.name, spec)
+    out, finished = {}, {}
+    for ref, spec, chain in _selected(target, db):
+        with connect(target.primary, dbname=ref.name, autocommit=True,
+                     application_name=tool_application_name("validate")) as conn:
+            done = state.contract_applied(conn, ref.name, chain)
+        if done is not None:
+            finished[ref.name] = done
+            if not json_:
+                cli.say(done.message())
+            continue
+        vid, results = run(target.primary, ref.name, spec, chain)
         out[ref.name] = (vid, results)
         if not json_:
             cli.table(f"{ref.name}: validation {vid}", ["mapping", "result", "legacy rows", "quarantined", "v2 rows", "detail"],
                       [[r.mapping, "PASS" if r.passed else "FAIL", f"{r.source_rows:,}", f"{r.quarantined:,}",
                         f"{r.target_rows:,}", r.detail] for r in results])
     if json_:
-        cli.emit_json({d: {"validation_id": v, "passed": all(r.passed for r in rs), "mappings": [r.as_dict() for r in rs]}
-                       for d, (v, rs) in out.items()})
+        cli.emit_json({**{d: {"state": "validated", "validation_id": v, "passed": all(r.passed for r in rs),
+                              "mappings": [r.as_dict() for r in rs]} for d, (v, rs) in out.items()},
+                       **{d: {**f.as_dict(), "validation_id": None, "passed": True, "mappings": []}
+                          for d, f in finished.items()}})
     for d, (_v, rs) in out.items():
         failed = [(r.mapping, list(r.failed_columns), r.detail) for r in rs if not r.passed]
         if failed:
             raise ValidationFailed(d, failed)
-
-
-def gated_ready(mt: MigrationTarget, to: int | None) -> str | None:
-    """The folder of a pending gated (contract) migration this migrate run would apply — its gate
-    open and within ``to`` — or None."""
-    from ..migrations import runner
-    from ..migrations.gate import is_gated
-    st = runner.status(mt)
-    held = {w["version"] for w in st.waiting}
-    for m in st.pending:
-        if is_gated(m) and m.version not in held and (to is None or m.version <= to):
-            return m.folder
-    return None
-
-
-def migrate_through_contract(target, mt: MigrationTarget, folder: str, *, to: int | None, opts: RunOptions,
-                             yes: bool, no_backup: bool, repository: str | None, frags, progress) -> MigrateResult | None:
-    """Apply pending migrations through the contract migration ``folder`` as a destructive plan: a
-    backup of the database first (named in the plan's output and in the ledger's event), then the
-    migrations. Returns the migrate result, or None when the plan was not applied."""
-    from ..backups.engine import create_logical
-    from ..migrations import runner
-    repo = open_repo(target, skipped=no_backup)
-    args = [f"--db {mt.migrations_dir.parent.name}", *([f"--to {to}"] if to is not None else []),
-            *(["--repository", shlex.quote(repository)] if repository else []), *(["--no-backup"] if no_backup else [])]
-    p = Plan(f"contract database '{mt.database}': apply {folder} (drops the legacy tables)", rerun("db.migrate", frags, *args))
-    taken: list[str] = []
-    if repo is not None:
-        p.steps.append(Step(f"back up {mt.database} to {repo.url} (pre-contract)",
-                            lambda: taken.append(create_logical(repo, mt.params, mt.database, stack=target.name,
-                                                                note="pre-contract").id) or taken[-1],
-                            guard="manifest written last: no manifest, no backup"))
-    else:
-        p.notes.append("--no-backup: no backup is taken; the legacy rows can then only come back from another backup")
-    p.steps.append(Step(f"apply pending migrations through {folder}",
-                        lambda: runner.migrate(mt, to=to, opts=opts, progress=progress,
-                                               note=f"pre-contract backup {taken[-1]}" if taken else "no pre-contract backup"),
-                        guard="its validation gate is still open (re-read under the advisory lock)"))
-    done = execute(p, yes=yes, show=cli.say)
-    if taken:
-        cli.say(f"{mt.database}: pre-contract backup {taken[-1]} (restore with `invoke backup.restore {taken[-1]}`)")
-    return done[-1] if done else None
 
 
 TASKS = (transfer, validate)

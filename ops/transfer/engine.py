@@ -35,7 +35,10 @@ from ..errors import TransferFailed
 from ..migrations import transferledger
 from ..migrations.locking import backoff
 from .batches import Limits, Load, batch_range, keep_waiting, throttle_reason
+from ..migrations.models import Migration
+from . import state
 from .spec import Mapping, TransferSpec
+from .state import ContractApplied
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class TransferReport:
     trigger_lock_ms: float = 0.0
     throttled_s: float = 0.0
     plan: list[dict] = field(default_factory=list)
+    finished: ContractApplied | None = None  # the contract is applied: nothing was (or will be) transferred
 
     @property
     def rows(self) -> int:
@@ -79,7 +83,11 @@ class TransferReport:
         return max(self.final_lock_ms, self.trigger_lock_ms)
 
     def as_dict(self) -> dict:
-        return {"database": self.database, "run_id": self.run_id, "dry_run": self.dry_run,
+        if self.finished is not None:
+            return {**self.finished.as_dict(), "run_id": None, "dry_run": self.dry_run, "rows_copied": 0,
+                    "quarantined": 0, "caught_up": 0, "mappings": [], "plan": []}
+        return {"database": self.database, "state": "planned" if self.dry_run else "transferred",
+                "run_id": self.run_id, "dry_run": self.dry_run,
                 "rows_copied": self.rows, "quarantined": sum(m.quarantined for m in self.mappings),
                 "caught_up": self.caught_up, "seconds": round(self.seconds, 3),
                 "rate_rows_per_s": round(self.rows / self.seconds, 1) if self.seconds else None,
@@ -287,14 +295,18 @@ FINAL_BACKLOG = 50  # captured changes left for the locked pass: the lock is hel
 def transfer(params: TMapping, database: str, spec: TransferSpec, *, batch_size: int = 5000, resume: bool = False,
              dry_run: bool = False, limits: Limits | None = None, lock_timeout_ms: int = 2000,
              progress: Progress | None = None, totals: Callable[[int], None] | None = None,
-             say: Callable[[str], None] | None = None, only: tuple[str, ...] = ()) -> TransferReport:
+             say: Callable[[str], None] | None = None, only: tuple[str, ...] = (),
+             chain: list[Migration] | None = None) -> TransferReport:
     """Run (or with ``dry_run`` plan) the transfer of ``spec`` in ``database``.
 
     ``batch_size``: rows per batch (≥ 1). ``resume``: continue each mapping from its recorded
     high-water mark instead of from the first key. ``progress(mapping, rows)`` after each batch;
-    ``totals(rows)`` once with the rows to copy. Raises :class:`~ops.errors.TransferFailed` when a
-    batch fails for a reason that is not a rejected row (the run is recorded as failed; committed
-    batches stay).
+    ``totals(rows)`` once with the rows to copy. ``chain``: the database's migrations; when its
+    contract migration is in the ledger the transfer is finished and the report says so
+    (``report.finished``), having read nothing else and written nothing (:mod:`.state`). Raises
+    :class:`~ops.errors.TransferSourceMissing` when a legacy table is missing otherwise (nothing
+    written), :class:`~ops.errors.TransferFailed` when a batch fails for a reason that is not a
+    rejected row (the run is recorded as failed; committed batches stay).
     """
     limits = limits or Limits()
     say = say or (lambda _m: None)
@@ -303,6 +315,10 @@ def transfer(params: TMapping, database: str, spec: TransferSpec, *, batch_size:
     report = TransferReport(database, None, dry_run)
     mappings = [m for m in spec.mappings if not only or m.name in only]
     with connect(params, dbname=database, autocommit=True, application_name=tool_application_name("transfer")) as conn:
+        report.finished = state.check(conn, database, spec, chain or [], "db.transfer")
+        if report.finished is not None:
+            report.seconds = time.monotonic() - t0
+            return report
         ledger_there = transferledger.exists(conn)
         marks = dict(conn.execute("SELECT mapping, high_water FROM pgops.transfer_progress").fetchall()) \
             if ledger_there and resume else {}

@@ -16,6 +16,8 @@ from psycopg import sql
 
 from ..dsn import connect, tool_application_name
 from ..migrations import transferledger
+from ..migrations.models import Migration
+from . import state
 from .compare import MappingResult, Side, judge
 from .spec import Mapping, TransferSpec
 
@@ -56,10 +58,16 @@ def measure(conn: psycopg.Connection, m: Mapping) -> MappingResult:
     return judge(m.name, tuple(cols), total, source, target)
 
 
-def validate(params: TMapping, database: str, spec: TransferSpec) -> tuple[int, list[MappingResult]]:
+def validate(params: TMapping, database: str, spec: TransferSpec,
+             chain: list[Migration] | None = None) -> tuple[int | None, list[MappingResult]]:
     """Measure every mapping in one REPEATABLE READ snapshot (both sides see the same moment) and
-    record the results. Returns (validation id, results)."""
+    record the results. Returns (validation id, results); (None, []) when ``chain``'s contract
+    migration is applied (the transfer is finished: nothing to validate, nothing recorded; the task
+    reads :func:`.state.check` to say so). Raises :class:`~ops.errors.TransferSourceMissing` when a
+    legacy table is missing otherwise."""
     with connect(params, dbname=database, autocommit=True, application_name=tool_application_name("validate")) as conn:
+        if state.check(conn, database, spec, chain or [], "db.validate") is not None:
+            return None, []
         transferledger.ensure(conn)
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -253,3 +253,62 @@ def test_batches_wait_while_sessions_wait_on_locks(params, dbname, advent):
     assert rep.throttled_s >= 1.0 and rep.mappings[0].rows_copied == 294
     calm = transfer(params, dbname, SPEC, only=("account",), limits=Limits(max_pause_s=1.0, sleep_s=0.1))
     assert calm.throttled_s == 0.0
+
+
+FINISHED = "transfer finished; contract applied at version 7"
+
+
+def test_deploy_shows_the_contract_and_needs_yes_then_every_transfer_task_reports_it_finished(pg, params, dbname,
+                                                                                            advent, tmp_path):
+    """Issue 19 §6: a piped deploy never applies an open-gated contract (8 × DROP TABLE) unasked: it
+    shows the plan, changes nothing (no backup, no migration) and exits 2 naming the command with --yes.
+    Once applied, db.transfer (also --dry-run, --resume, --json) and db.validate report the finished
+    transfer and exit 0 — never an UndefinedTable traceback."""
+    transfer(params, dbname, SPEC, batch_size=1000)
+    assert all(r.passed for r in validate(params, dbname, SPEC)[1])
+    repo = (tmp_path / "repo").as_uri()
+    common = ["--dsn", dsn(pg, dbname), "--db", "advent", "--repository", repo]
+    for args in (["deploy", *common], ["deploy", *common, "--json"]):
+        refused = invoke(args)
+        assert refused.returncode == 2, refused.stderr
+        assert "Traceback" not in refused.stderr and "nothing was changed" in refused.stderr
+        shown = refused.stdout + refused.stderr
+        assert "007_contract_drop_legacy (destroys data" in shown and "DROP TABLE account" in shown
+        assert query(params, dbname, "SELECT to_regclass('account') IS NOT NULL, max(version) FROM pgops.migrations") == \
+            [(True, 6)]
+        assert not (tmp_path / "repo").exists() or not list((tmp_path / "repo").rglob("manifest.json"))  # no backup
+    again = hinted_command(refused.stderr)
+    assert again[0] == "deploy" and again[-1] == "--yes" and repo in again
+    done = invoke(again)
+    assert done.returncode == 0, done.stderr
+    assert query(params, dbname, "SELECT to_regclass('account'), max(version) FROM pgops.migrations") == [(None, 7)]
+    backups = json.loads(invoke(["backup.list", "--dsn", dsn(pg, dbname), "--repository", repo, "--json"]).stdout)
+    assert len(backups) == 1 and backups[0]["ledger_version"] == 6  # taken before the contract
+    target = ["--dsn", dsn(pg, dbname), "--db", "advent"]
+    for args in (["db.validate"], ["db.transfer"], ["db.transfer", "--dry-run"], ["db.transfer", "--resume"]):
+        res = invoke([*args, *target])
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (args, res.stderr)
+        assert FINISHED in res.stdout, (args, res.stdout)
+    for args in (["db.validate", "--json"], ["db.transfer", "--json"], ["db.transfer", "--dry-run", "--json"]):
+        res = invoke([*args, *target])
+        assert res.returncode == 0, (args, res.stderr)
+        doc = json.loads(res.stdout)
+        row = doc[0] if isinstance(doc, list) else doc[dbname]
+        assert row["state"] == "finished" and row["contract_version"] == 7
+    assert invoke(["db.status", *target]).returncode == 0
+    assert invoke(["deploy", *common]).returncode == 0  # nothing left to confirm
+
+
+def test_a_legacy_table_missing_before_the_contract_is_refused_naming_it(pg, params, dbname, advent):
+    query(params, dbname, "DROP TABLE analytics_event")
+    for args in (["db.transfer"], ["db.transfer", "--dry-run"], ["db.validate"]):
+        res = invoke([*args, "--dsn", dsn(pg, dbname), "--db", "advent"])
+        assert res.returncode == 14 and "Traceback" not in res.stderr, res.stderr
+        assert "analytics_event" in res.stderr and "not in the ledger" in res.stderr
+    assert query(params, dbname, "SELECT to_regclass('pgops.transfer_runs')") == [(None,)]  # nothing written
+
+
+def hinted_command(stderr: str) -> list[str]:
+    import re
+    import shlex
+    return shlex.split(re.search(r"run `(invoke [^`]+)`", stderr).group(1))[1:]

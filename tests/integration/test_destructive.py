@@ -211,3 +211,72 @@ def test_a_rollback_step_never_reverts_a_migration_committed_after_the_plan(para
     with pytest.raises(RollbackRefused, match="now 2, not 1"):
         runner.rollback(mt, steps=1, expect_newest=planned_newest)
     assert query(params, dbname, "SELECT to_regclass('a') IS NOT NULL, to_regclass('b') IS NOT NULL") == [(True, True)]
+
+
+KINDS = {  # each kind of statement that destroys data, after a migration that created the data
+    "drop table": "DROP TABLE notes;\n",
+    "drop column": "ALTER TABLE notes DROP COLUMN body;\n",
+    "truncate": "TRUNCATE notes;\n",
+    "drop schema": "DROP SCHEMA archive CASCADE;\n",
+    "acknowledged": "-- pgops:destructive\nUPDATE notes SET body = NULL;\n",
+}
+FIRST = {"001_notes": {"up.sql": "CREATE TABLE notes (id int PRIMARY KEY, body text);\nCREATE SCHEMA archive;\n"
+                                 "CREATE TABLE archive.old (id int);\nINSERT INTO notes VALUES (1, 'keep me');\n"}}
+
+
+def _intact(params, dbname):
+    return query(params, dbname, "SELECT (SELECT body FROM notes WHERE id = 1), to_regclass('archive.old') IS NOT NULL, "
+                                 "(SELECT max(version) FROM pgops.migrations)")
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_runner_never_applies_an_unconfirmed_destructive_migration(params, dbname, chain_dir, kind):
+    """The rule sits under the advisory lock, for every caller: held (with what it destroys), the
+    migrations before it applied; applied only when its version is confirmed."""
+    from ops.migrations import runner
+    from ops.migrations.runner import Target
+    mdir = chain_dir({**FIRST, "002_bad": {"up.sql": KINDS[kind]}, "003_after": {"up.sql": "CREATE TABLE z (id int);\n"}})
+    mt = Target(dbname, params, mdir)
+    res = runner.migrate(mt)
+    assert [a.version for a in res.applied] == [1] and [h["version"] for h in res.held] == [2, 3]
+    assert res.held[0]["reasons"] and _intact(params, dbname) == [("keep me", True, 1)]
+    res = runner.migrate(mt, confirmed={2})
+    assert [a.version for a in res.applied] == [2, 3] and res.held == []
+
+
+@pytest.mark.parametrize("task", ["deploy", "db.migrate", "db.migrate --allow-out-of-order", "db.migrate --to 2"])
+def test_every_task_that_migrates_shows_the_plan_and_needs_yes(pg, params, dbname, chain_dir, tmp_path, task):
+    """deploy and db.migrate (with any of its knobs) share the rule: piped without --yes, the plan
+    names what the migration destroys, exit 2, nothing changed — not even the backup; the command the
+    refusal names applies it (after a backup)."""
+    chain_dir(FIRST)
+    repo = (tmp_path / "repo").as_uri()
+    common = ["--dsn", dsn(pg, dbname), "--db", "app", "--sql-root", str(chain_dir.root), "--repository", repo]
+    assert invoke(["db.migrate", *common]).returncode == 0
+    chain_dir({"002_bad": {"up.sql": KINDS["drop column"]}})
+    refused = invoke([*task.split(), *common])
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "002_bad (destroys data: DROP COLUMN notes.body)" in refused.stdout and "nothing was changed" in refused.stderr
+    assert _intact(params, dbname) == [("keep me", True, 1)] and not list(tmp_path.rglob("manifest.json"))
+    dry = invoke(["db.migrate", *common, "--dry-run"])
+    assert dry.returncode == 0 and "would apply [2]" in dry.stdout and "needs a confirmation or --yes" in dry.stderr
+    done = invoke(hinted_command(refused.stderr))
+    assert done.returncode == 0, done.stderr
+    assert query(params, dbname, "SELECT max(version) FROM pgops.migrations") == [(2,)]
+    assert len(list(tmp_path.rglob("manifest.json"))) == 1  # the backup before it
+
+
+def test_a_terminal_answer_no_applies_nothing(pg, params, dbname, chain_dir):
+    from ops.deploy import deploy
+    from ops.errors import PlanAborted
+    from ops.settings import from_options
+    chain_dir(FIRST)
+    target = DsnTarget(from_options({}, dsn=dsn(pg, dbname), sql_root=str(chain_dir.root)))
+    deploy(target, ["app"])
+    chain_dir({"002_bad": {"up.sql": KINDS["truncate"]}})
+    asked = []
+    with pytest.raises(PlanAborted):
+        deploy(target, ["app"], is_interactive=lambda: True, ask=lambda q: asked.append(q) or False)
+    assert asked and _intact(params, dbname) == [("keep me", True, 1)]
+    deploy(target, ["app"], is_interactive=lambda: True, ask=lambda q: True)
+    assert query(params, dbname, "SELECT count(*) FROM notes") == [(0,)]

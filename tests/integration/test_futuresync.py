@@ -4,12 +4,15 @@ lock waits beside pgbench), GDPR export and erasure, and the performance seed.""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,7 +25,7 @@ from ops.seeds import load_seeder
 from ops.settings import DEFAULT_SQL_ROOT
 from ops.targets import migrations_dir
 
-from .conftest import invoke, query
+from .conftest import REPO, invoke, query
 
 pytestmark = pytest.mark.integration
 SEED = load_seeder(DEFAULT_SQL_ROOT, "futuresync")
@@ -337,3 +340,73 @@ def test_health_reports_partitions_ahead_and_rows_in_default(pg, params, fs):
     assert bad[("partitions_ahead", f"primary/{fs}/analytics_events")]["status"] == "critical"
     assert bad[("partition_default_rows", f"primary/{fs}/audit_log")]["status"] == "warning"
     assert bad[("partitions_ahead", f"primary/{fs}/analytics_events")]["runbook"] == "runbooks/partitions.md"
+
+
+def _waiting(params, db, app_like: str) -> int:
+    return query(params, db, "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+                             "AND application_name LIKE %s", (db, app_like))[0][0]
+
+
+def _until(cond, what: str, limit: float = 60.0):
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, f"never reached: {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("writes_to", ["the month being attached", "the current month"])
+def test_partition_maintenance_never_fails_an_application_write(pg, params, fs, writes_to):
+    """Issue 19 §6: rows for a month without a partition sit in audit_log's default partition; while
+    db.partitions creates that month (moving them out, then ATTACH, which takes ACCESS EXCLUSIVE on the
+    default partition) the application keeps inserting through ordinary psycopg connections. An insert
+    routed to the default partition before the ATTACH committed used to fail ("violates partition
+    constraint"); now writers wait for the short locked step and every write succeeds.
+
+    The interleaving is forced, not timed: a reader holds the default partition so the maintenance
+    step must wait inside its transaction; the writers start while it waits, and the reader lets go
+    once every writer is blocked too."""
+    cur = month_start(datetime.now(timezone.utc))
+    target = add_months(cur, 4)  # beyond premake: only rows in the default make the plan create it
+    month = target if writes_to == "the month being attached" else cur
+    query(params, fs, "INSERT INTO audit_log (table_name, operation, row_id, logged_at) "
+                      "SELECT 'before', 'INSERT', g::text, %s::timestamptz + g * interval '1 minute' "
+                      "FROM generate_series(1, 50) g", (f"{target} 00:00+00",))
+    reader = connect(params, dbname=fs)
+    reader.execute("SELECT count(*) FROM audit_log_default")  # ACCESS SHARE until rollback
+    maint = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "db.partitions", "--dsn", dsn_of(pg, fs),
+                              "--db", "futuresync", "--apply", "--yes", "--lock-timeout", "120", "--json"],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("PGOPS_")})
+    failures, done = [], []
+    writers = 4
+
+    def writer(n: int):
+        with connect(params, dbname=fs, autocommit=True, application_name=f"app-writer-{n}") as conn:
+            for i in range(40):  # psycopg defaults: prepared server-side from the 5th execution
+                try:
+                    conn.execute("INSERT INTO audit_log (table_name, operation, row_id, logged_at) "
+                                 "VALUES ('app', 'INSERT', %s, %s::timestamptz + %s * interval '1 second')",
+                                 (f"{n}-{i}", f"{month} 00:00+00", n * 100 + i))
+                    done.append(1)
+                except psycopg.Error as exc:
+                    failures.append(str(exc).splitlines()[0])
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    try:
+        _until(lambda: _waiting(params, fs, "pgops/% partitions") == 1, "db.partitions waiting on the default partition")
+        for t in threads:
+            t.start()
+        _until(lambda: len(done) + len(failures) == writers * 40 or _waiting(params, fs, "app-writer-%") == writers,
+               "every writer blocked or finished")
+    finally:
+        reader.rollback()
+        reader.close()
+        for t in threads:
+            t.join()
+        out, err = maint.communicate(timeout=120)
+    assert maint.returncode == 0, err
+    applied = json.loads(out)[fs]["applied"]
+    assert {"kind": "create", "partition": partition_name("audit_log", target), "result": {"rows_moved": 50}} in applied
+    assert failures == [] and len(done) == writers * 40
+    part = partition_name("audit_log", month)
+    assert query(params, fs, f"SELECT count(*) FROM {part} WHERE table_name = 'app'") == [(writers * 40,)]
+    assert query(params, fs, "SELECT count(*) FROM audit_log_default") == [(0,)]

@@ -63,6 +63,8 @@ class ForeignKey:
     definition: str
     references: str
     validated: bool = True
+    columns: tuple[str, ...] = ()
+    ref_columns: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -72,13 +74,15 @@ class ForeignKey:
 @dataclass
 class NotValid:
     """A foreign key left NOT VALID: ``orphans`` rows of ``table`` have no row in ``references``;
-    ``query`` lists them."""
+    ``query`` lists them. ``add`` is set when the key could not be added at all (PostgreSQL keeps no
+    NOT VALID key on a partitioned table): the statement that adds it once the rows are fixed."""
 
     key: str
     table: str
     references: str
     orphans: int
     query: str
+    add: str = ""
 
 
 @dataclass
@@ -96,6 +100,8 @@ class TableRestore:
     foreign_keys: list[str] = field(default_factory=list)
     not_valid: list[NotValid] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -125,6 +131,9 @@ class StagedTable:
     ledger_live: int | None
     definition_diff: list[str] | None = None
     definition_accepted: bool = False
+    attach_to: tuple[str, str] | None = None
+    views: list[tuple[str, str]] = field(default_factory=list)
+    policies: list[tuple[str, str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -355,6 +364,8 @@ def stage_table(repo: Repository, m: Manifest, params: Mapping, database: str, t
                 st.definition_accepted = bool(st.definition_diff)
             with _conn(params, scratch) as conn:
                 st.own_keys, st.incoming = _take_foreign_keys(conn, [oid for oid, *_ in relations])
+                st.attach_to = _detach(conn, relations[0][0])
+                st.views, st.policies = _dependents(conn, [oid for oid, *_ in relations])
                 sequences = _owned_sequences(conn, [oid for oid, *_ in relations])
                 with _quiesced(conn, [oid for oid, *_ in relations]):
                     toc = subprocess.run([str(bindir / "pg_restore"), "--list", dump], capture_output=True,
@@ -371,6 +382,47 @@ def stage_table(repo: Repository, m: Manifest, params: Mapping, database: str, t
         finally:
             with _conn(params, "postgres") as c:
                 c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+
+def _dependents(conn, oids: list[int]) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """What ``DROP TABLE … CASCADE`` removed beyond the table and the foreign keys: the views (and
+    views on them) that read it, as (schema, name), and the policies of other tables whose
+    expressions read it, as (table, policy, CREATE POLICY statement)."""
+    views: list[tuple[int, str, str]] = []
+    frontier = list(oids)
+    while frontier:
+        found = conn.execute(
+            "SELECT DISTINCT r.ev_class, n.nspname, c.relname FROM pg_depend d JOIN pg_rewrite r ON d.objid = r.oid "
+            "JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass "
+            "AND d.refobjid = ANY(%s) AND r.ev_class <> ALL(%s)", (frontier, oids + [v[0] for v in views])).fetchall()
+        views += [tuple(f) for f in found]
+        frontier = [f[0] for f in found]
+    policies = [(t, name, stmt) for t, name, stmt in conn.execute(
+        "SELECT DISTINCT p.polrelid::regclass::text, p.polname, format('CREATE POLICY %%I ON %%s AS %%s FOR %%s TO %%s%%s%%s', "
+        "  p.polname, p.polrelid::regclass, CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, "
+        "  CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' "
+        "  ELSE 'ALL' END, CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(quote_ident(rolname), ', ') "
+        "  FROM pg_roles WHERE oid = ANY(p.polroles)) END, ' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', "
+        "  ' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')') "
+        "FROM pg_depend d JOIN pg_policy p ON d.objid = p.oid WHERE d.classid = 'pg_policy'::regclass "
+        "AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY(%s) AND p.polrelid <> ALL(%s) ORDER BY 1, 2",
+        (oids, oids))]
+    return [(s_, n) for _, s_, n in views], policies
+
+
+def _detach(conn, oid: int) -> tuple[str, str] | None:
+    """A partition restored without its parent: detached in the scratch database, so that it travels
+    as a plain table with its own indexes (a partial dump of a partition re-creates its primary key
+    after the ATTACH already made one), and attached again in the live database. Returns (parent,
+    partition bound) or None for a table that is no partition."""
+    found = conn.execute("SELECT i.inhparent::regclass::text, pg_get_expr(c.relpartbound, c.oid) FROM pg_class c "
+                         "JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.oid = %s AND c.relispartition",
+                         (oid,)).fetchone()
+    if found:
+        conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.SQL(found[0]), sql.SQL(
+            conn.execute("SELECT %s::regclass::text", (oid,)).fetchone()[0])))
+    return tuple(found) if found else None
 
 
 def _relations(conn, oid: int) -> list[tuple[int, str, str, str]]:
@@ -395,24 +447,29 @@ def _owned_sequences(conn, oids: list[int]) -> list[tuple[str, str]]:
 def _take_foreign_keys(conn, oids: list[int]) -> tuple[list[ForeignKey], list[ForeignKey]]:
     """Read and drop (in the scratch database) every foreign key that touches the relations: its
     root constraint (a partition's key is a clone of its parent's). Returns (the table's own keys —
-    outgoing and self-referencing —, the keys other tables hold on it). Keys inherited from a parent
-    outside the relations (one partition restored alone) are dropped here and come back with the
-    partition's ATTACH in the live database."""
+    outgoing and self-referencing —, the others: keys other tables hold on it, and keys of a parent
+    outside the relations that reach it — one partition restored alone — which the live database
+    still has unless the ``DROP … CASCADE`` took them: :func:`apply_staged` adds only missing keys)."""
     rows = conn.execute(
         "WITH RECURSIVE touching AS (SELECT oid, conparentid FROM pg_constraint WHERE contype = 'f' "
         "AND (conrelid = ANY(%(o)s) OR confrelid = ANY(%(o)s)) UNION "
         "SELECT p.oid, p.conparentid FROM pg_constraint p JOIN touching t ON p.oid = t.conparentid) "
         "SELECT k.conrelid::regclass::text, k.conname, pg_get_constraintdef(k.oid), k.confrelid::regclass::text, "
-        "k.convalidated, k.conrelid = ANY(%(o)s), k.confrelid = ANY(%(o)s) "
+        "k.convalidated, k.conrelid = ANY(%(o)s), k.confrelid = ANY(%(o)s), "
+        "ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a "
+        "      ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i), "
+        "ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a "
+        "      ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i) "
         "FROM pg_constraint k JOIN touching t ON t.oid = k.oid WHERE t.conparentid = 0 ORDER BY 1, 2",
         {"o": oids}).fetchall()
     own, incoming = [], []
-    for child, cname, definition, parent, validated, is_child, is_parent in rows:
+    for child, cname, definition, parent, validated, is_child, is_parent, cols, ref_cols in rows:
         conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.SQL(child), sql.Identifier(cname)))
-        fk = ForeignKey(child, cname, definition.replace(" NOT VALID", ""), parent, validated)
+        fk = ForeignKey(child, cname, definition.replace(" NOT VALID", ""), parent, validated, tuple(cols),
+                        tuple(ref_cols))
         if is_child:
             own.append(fk)
-        elif is_parent:
+        else:  # held on the table, or on its parent and reaching it (a CASCADE may drop both kinds)
             incoming.append(fk)
     return own, incoming
 
@@ -475,7 +532,12 @@ def apply_staged(st: StagedTable) -> TableRestore:
     bindir = pg_bindir()
     with tempfile.TemporaryDirectory(prefix="pgops-table-") as work:
         piece = os.path.join(work, "table.pgdump")
-        tables = [a for s, n in st.relations for a in ("--table", f"{_quote(s)}.{_quote(n)}")]
+        views = []
+        if not st.as_name:  # the views CASCADE dropped, unless they are there (a rerun)
+            with _conn(st.params, st.database) as conn:
+                views = [(s, n) for s, n in st.views if conn.execute(
+                    "SELECT to_regclass(%s) IS NULL", (sql.Identifier(s, n).as_string(conn),)).fetchone()[0]]
+        tables = [a for s, n in [*st.relations, *views] for a in ("--table", f"{_quote(s)}.{_quote(n)}")]
         _run([str(bindir / "pg_dump"), "--no-password", "-Fc", "--no-owner", *tables, "-f", piece],
              st.params, st.scratch, f"extracting {st.restored_as} from the scratch database")
         _run([str(bindir / "pg_restore"), "--no-password", "--no-owner", "--exit-on-error", "--single-transaction",
@@ -484,6 +546,16 @@ def apply_staged(st: StagedTable) -> TableRestore:
                           partitions=[f"{s}.{n}" for s, n in st.relations[1:]])
     with _conn(st.params, st.database) as conn:
         rel = sql.Identifier(*st.relations[0])
+        if st.attach_to and not st.as_name:
+            parent, bound = st.attach_to
+            try:
+                conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(sql.SQL(parent), rel, sql.SQL(bound)))
+            except Exception as exc:  # noqa: BLE001 - the parent is gone or refuses it: undo, refuse
+                conn.execute(sql.SQL("DROP TABLE {}").format(rel))
+                raise RestoreRefused(f"Partition {st.table} was restored but cannot be attached to {parent} "
+                                     f"({bound}): {redact(str(exc)).strip()}; it was removed again, '{st.database}' "
+                                     "is unchanged.", f"restore {parent} itself, or restore the partition beside it "
+                                     "with --as NEW_NAME and attach it by hand.") from None
         result.rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0]
         result.indexes = [r[0] for r in conn.execute(
             "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -494,8 +566,18 @@ def apply_staged(st: StagedTable) -> TableRestore:
             if conn.execute("SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = %s::regclass",
                             (fk.name, fk.table)).fetchone():
                 continue  # already there (a rerun, or the other side restored it)
-            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
-                sql.SQL(fk.table), sql.Identifier(fk.name), sql.SQL(fk.definition)))
+            add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                sql.SQL(fk.table), sql.Identifier(fk.name), sql.SQL(fk.definition))
+            if conn.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass", (fk.table,)).fetchone()[0]:
+                try:  # no NOT VALID key on a partitioned table (PostgreSQL 15): added validated, or not at all
+                    conn.execute(add)
+                    result.foreign_keys.append(fk.label)
+                except Exception as exc:  # noqa: BLE001
+                    if getattr(exc, "sqlstate", None) != "23503":
+                        raise
+                    result.not_valid.append(_orphans(conn, fk, add.as_string(conn)))
+                continue
+            conn.execute(sql.SQL("{} NOT VALID").format(add))
             if not fk.validated:
                 result.not_valid.append(_orphans(conn, fk))  # NOT VALID in the backup already
                 continue
@@ -507,26 +589,28 @@ def apply_staged(st: StagedTable) -> TableRestore:
                 if getattr(exc, "sqlstate", None) != "23503":
                     raise
                 result.not_valid.append(_orphans(conn, fk))
+        for table, name, statement in ([] if st.as_name else st.policies):
+            if conn.execute("SELECT to_regclass(%s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_policy WHERE "
+                            "polrelid = to_regclass(%s) AND polname = %s)", (table, table, name)).fetchone()[0]:
+                conn.execute(statement)
+                result.policies.append(f"{table}.{name}")
+        result.views = [f"{s}.{n}" for s, n in views]
     result.seconds = time.monotonic() - st.started
     return result
 
 
-def _orphans(conn, fk: ForeignKey) -> NotValid:
+def _orphans(conn, fk: ForeignKey, add: str = "") -> NotValid:
     """The rows of ``fk.table`` that ``fk`` (MATCH SIMPLE: a NULL in the key exempts the row) finds no
-    row of ``fk.references`` for: their count and the query that lists them."""
-    cols = conn.execute(
-        "SELECT array_agg(a.attname ORDER BY k.ord), array_agg(b.attname ORDER BY k.ord) "
-        "FROM pg_constraint c, unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(ck, fk, ord), pg_attribute a, "
-        "pg_attribute b WHERE c.conname = %s AND c.conrelid = %s::regclass AND a.attrelid = c.conrelid "
-        "AND a.attnum = k.ck AND b.attrelid = c.confrelid AND b.attnum = k.fk", (fk.name, fk.table)).fetchone()
-    mine, theirs = cols
+    row of ``fk.references`` for: their count and the query that lists them; ``add`` the statement
+    that adds the key when it could not be added."""
+    mine, theirs = fk.columns, fk.ref_columns
     query = sql.SQL("SELECT c.* FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
         sql.SQL(fk.table), sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(x)) for x in mine),
         sql.SQL(fk.references), sql.SQL(" AND ").join(
             sql.SQL("p.{} = c.{}").format(sql.Identifier(t), sql.Identifier(c)) for c, t in zip(mine, theirs)))
     text = query.as_string(conn)
     count = conn.execute(sql.SQL("SELECT count(*) FROM ({}) o").format(query)).fetchone()[0]
-    return NotValid(fk.label, fk.table, fk.references, count, text)
+    return NotValid(fk.label, fk.table, fk.references, count, text, add)
 
 
 def restore_table(repo: Repository, m: Manifest, params: Mapping, database: str, table: str, *,

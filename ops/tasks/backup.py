@@ -293,7 +293,7 @@ def _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_, accep
             raise ConfigError(["--table needs the database: --db NAME (or --dsn of the live database)"])
         ref = stack_target.databases([db])[0]
         params, database, folder = stack_target.primary, ref.name, ref.folder
-    m = engine.resolve_backup(repo, backup_id, db or database, kind="logical")
+    m = engine.resolve_backup(repo, backup_id, database, kind="logical")
     where = f"{schema}.{as_}" if as_ else f"{schema}.{name}"
     again = ["--backup-id", backup_id, "--table", table, *_opt("--as", as_), *_opt("--db", db),
              *_opt("--stack", stack), *_opt("--repository", repository), *_opt("--sql-root", sql_root),

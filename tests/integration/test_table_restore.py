@@ -253,3 +253,41 @@ def test_an_outgoing_key_whose_parent_went_after_the_backup_is_left_not_valid_an
     assert "VALIDATE CONSTRAINT projects_user_id_fkey" in said
     listed = said.split("List them with: ", 1)[1].split("; fix", 1)[0]
     assert len(query(params, dbname, listed)) == 4  # the query it gives lists exactly the orphans
+
+
+def test_a_backup_from_before_a_rollback_is_named_and_a_changed_table_refused_unless_accepted(params, dbname,
+                                                                                              tmp_path, chain_dir):
+    """Ledger 2 in the backup, 1 live (002 rolled back): a table 002 changed is refused, naming the
+    column and index it would bring back; --accept-backup-definition restores it as the backup has it;
+    a table 002 did not touch is restored with the ledgers named."""
+    chain_dir({"001_init": {"up.sql": "CREATE TABLE users (id int PRIMARY KEY);\nCREATE TABLE projects (id int "
+                                      "PRIMARY KEY, user_id int REFERENCES users (id));\n",
+                            "down.sql": "DROP TABLE projects;\nDROP TABLE users;\n"},
+               "002_archive": {"up.sql": "ALTER TABLE projects ADD COLUMN archived_at timestamptz;\n"
+                                         "CREATE INDEX projects_archived_idx ON projects (archived_at);\n",
+                               "down.sql": "DROP INDEX projects_archived_idx;\n"
+                                           "ALTER TABLE projects DROP COLUMN archived_at;\n"}})
+    common = ["--dsn", dsn(params, dbname), "--db", "app", "--sql-root", str(chain_dir.root)]
+    assert invoke(["db.migrate", *common]).returncode == 0
+    query(params, dbname, "INSERT INTO users SELECT generate_series(1, 3); INSERT INTO projects VALUES (1, 1), (2, 2)")
+    url = (tmp_path / "repo").as_uri()
+    assert invoke(["backup.create", "--dsn", dsn(params, dbname), "--repository", url]).returncode == 0
+    assert invoke(["db.rollback", *common, "--to", "1", "--yes", "--repository", url]).returncode == 0
+    query(params, dbname, "DROP TABLE projects CASCADE; DROP TABLE users CASCADE")
+    table = ["backup.restore", "latest", *common, "--repository", url, "--yes", "--table"]
+    refused = invoke([*table, "public.projects"])
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 7, refused.stdout + refused.stderr
+    assert "ledger version 2" in said and "is at 1 now" in said
+    assert "column archived_at only in the backup" in said and "index projects_archived_idx only in the backup" in said
+    assert "--accept-backup-definition" in said
+    assert query(params, dbname, "SELECT to_regclass('projects')") == [(None,)]  # nothing changed
+    same = invoke([*table, "public.users"])  # 002 did not touch users: restored, the ledgers named
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "ledger version 2; '" in same.stderr and "is the same in both" in " ".join(same.stderr.split())
+    accepted = invoke([*table, "public.projects", "--accept-backup-definition"])
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "archived_at" in accepted.stderr
+    assert query(params, dbname, "SELECT count(archived_at), count(*) FROM projects") == [(0, 2)]
+    assert query(params, dbname, "SELECT convalidated FROM pg_constraint WHERE conname = 'projects_user_id_fkey'") \
+        == [(True,)]

@@ -310,6 +310,28 @@ def find_backup(repo: Repository, backup_id: str) -> Manifest:
                    "run `invoke backup.list` to see the backups.")
 
 
+def resolve_backup(repo: Repository, backup_id: str, database: str | None = None, *,
+                   kind: str | None = None) -> Manifest:
+    """The manifest ``backup_id`` names: a backup id (:func:`find_backup`), or ``latest`` — the
+    newest backup (of ``kind`` when given: ``logical``/``snapshot``) of ``database``; without a
+    database, of the one database the repository holds backups of. Raises :class:`OpsError`
+    (exit 1) when there is none, :class:`~ops.errors.ConfigError` (exit 2) when ``latest`` is
+    ambiguous (several databases, no ``database``), and what :func:`find_backup` raises."""
+    from ..errors import ConfigError
+    if backup_id != "latest":
+        return find_backup(repo, backup_id)
+    found = [m for m in list_backups(repo, database) if kind is None or m.kind == kind]
+    if database is None and len({m.database for m in found}) > 1:
+        raise ConfigError([f"'latest' needs --db: {repo.url} holds backups of "
+                           f"{', '.join(sorted({m.database for m in found}))}"], "add --db NAME.")
+    if not found:
+        what = f"{kind} backup" if kind else "backup"
+        of = f" of '{database}'" if database else ""
+        raise OpsError(f"No {what}{of} in {repo.url} (a backup without a manifest does not exist).",
+                       f"take one with `invoke backup.create{f' --db {database}' if database else ''}`.")
+    return found[0]
+
+
 # ---- verify -------------------------------------------------------------------------------------
 
 def verify_backup(repo: Repository, m: Manifest) -> list[tuple[str, bool, str]]:

@@ -145,36 +145,73 @@ class AbstractTarget(ABC):
                 out.append((describe(p), None))
         return out
 
-    def guard_restore_target(self, dest: Mapping, dest_db: str, *, allow_overwrite: bool = False) -> None:
-        """Refuse to restore into one of this target's own servers — failing closed.
+    SYSTEM_DATABASES = ("postgres", "template0", "template1", "rdsadmin")
+    """Databases a restore onto one of the target's servers never goes into without the flag."""
 
-        A destination at a protected endpoint (same port on a loopback name, or the same host and
-        port) is refused without connecting; otherwise the destination's system identifier is
-        compared with every protected server's, and a protected server whose identity cannot be
-        read refuses the restore too (it might be the destination behind another name).
+    def managed_database_names(self) -> list[str]:
+        """Names of the databases this target manages (a restore must not overwrite them); empty
+        when there is no migration folder to name them."""
+        try:
+            return self.backup_names(None)
+        except ConfigError:
+            return []
+
+    def beside_managed(self, dest: Mapping, dest_db: str) -> str | None:
+        """Why ``dest_db`` on one of this target's servers is *not* a safe place for a restore
+        (None when it is: an empty database beside the managed ones — not managed, not a system
+        database, no relation outside the system schemas). Connects to ``dest``."""
+        from ..dsn import connect, tool_application_name
+        if dest_db in self.SYSTEM_DATABASES:
+            return f"'{dest_db}' is a system database"
+        if dest_db in self.managed_database_names():
+            return f"'{dest_db}' is one of the databases stack {self.name} manages"
+        with connect(dest, dbname=dest_db, autocommit=True, application_name=tool_application_name("guard")) as conn:
+            n = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN "
+                             "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'").fetchone()[0]
+        return f"'{dest_db}' is not empty ({n} relations)" if n else None
+
+    def guard_restore_target(self, dest: Mapping, dest_db: str, *, allow_overwrite: bool = False) -> None:
+        """Refuse to restore over one of this target's own databases — failing closed — but not
+        into an empty database beside them.
+
+        The destination is on one of the target's servers when it is at a protected endpoint (same
+        port on a loopback name, or the same host and port), when its system identifier is a
+        protected server's, or when a protected server's identity cannot be read (it might be the
+        destination behind another name). On such a server the restore is allowed only into an
+        empty database that is neither managed nor a system one (:meth:`beside_managed`): that is
+        restoring *beside* the managed databases, which overwrites nothing (issue 19 §5).
         ``allow_overwrite`` (``--yes-overwrite-primary``) lifts the guard. Raises
         :class:`~ops.errors.RestoreRefused` (exit 7).
         """
         if allow_overwrite:
             return
         where = describe({**dest, "dbname": dest_db})
+        hint = ("restore into a new, empty database (`CREATE DATABASE name`) beside the managed ones or on another "
+                "server, or add --yes-overwrite-primary if you mean it.")
+        why: list[str | None] = []
+
+        def refuse(message: str, next_: str = hint) -> None:
+            if not why:
+                why.append(self.beside_managed(dest, dest_db))
+            if why[0] is not None:
+                raise RestoreRefused(f"{message}: {why[0]}; nothing was restored.", next_)
         for p in self.protected_endpoints():
             if same_endpoint(p, dest):
-                raise RestoreRefused(f"The restore target {where} is one of stack {self.name}'s own servers "
-                                     f"({describe(p)}).", "restore elsewhere, or add --yes-overwrite-primary if you mean it.")
+                return refuse(f"The restore target {where} is on one of stack {self.name}'s own servers ({describe(p)})")
         identities = self.protected_identities()
         if not identities:
             return
         mine = system_identity(dest, dest_db)[0]
         for desc, ident in identities:
             if ident is None:
-                raise RestoreRefused(f"Cannot read the identity of stack {self.name}'s server {desc}, so pgops cannot rule "
-                                     f"out that the restore target {where} is that server; nothing was restored.",
-                                     "make that server reachable and retry, or add --yes-overwrite-primary if the target "
-                                     "is certainly not it.")
+                return refuse(f"Cannot read the identity of stack {self.name}'s server {desc}, so pgops cannot rule "
+                              f"out that the restore target {where} is that server",
+                              "make that server reachable and retry, restore into a new, empty database, or add "
+                              "--yes-overwrite-primary if the target is certainly not it.")
             if ident == mine:
-                raise RestoreRefused(f"The restore target {where} is stack {self.name}'s own server {desc} "
-                                     "(same system identifier).", "restore elsewhere, or add --yes-overwrite-primary if you mean it.")
+                return refuse(f"The restore target {where} is on stack {self.name}'s own server {desc} "
+                              "(same system identifier)")
 
     def physical_passfile(self) -> Path | None:
         """The passfile a physical (pg_basebackup) drill uses to reach the source cluster."""

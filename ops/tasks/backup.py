@@ -88,22 +88,33 @@ def list_(c, db=None, dsn=None, stack=None, repository=None, json_=False):
 
 
 
-@task(name="show", help={**REPO_HELP, "backup_id": "backup id"})
-@cli.edge
-def show(c, backup_id, dsn=None, stack=None, repository=None):
-    """Print a backup's manifest."""
+LATEST_HELP = "backup id, or latest (the newest backup of --db; with one database in the repository, --db may be left out)"
+
+
+def _named_backup(target, repo, backup_id, db):
+    """The manifest ``backup_id`` names: an id, or ``latest`` of the database ``--db`` (or the
+    ``--dsn`` database) names."""
     from ..backups import engine
-    repo = open_repo(target_for(stack, dsn, repository=repository))
-    cli.say(engine.find_backup(repo, backup_id).to_json().decode())
+    return engine.resolve_backup(repo, backup_id, db or target.listed_databases(None)[0])
 
 
-@task(name="verify", help={**REPO_HELP, "backup_id": "backup id", "json_": HELP["json_"]})
+@task(name="show", help={**REPO_HELP, "backup_id": LATEST_HELP, "db": "with latest: the database"})
 @cli.edge
-def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False):
+def show(c, backup_id, dsn=None, stack=None, repository=None, db=None):
+    """Print a backup's manifest."""
+    target = target_for(stack, dsn, repository=repository)
+    cli.say(_named_backup(target, open_repo(target), backup_id, db).to_json().decode())
+
+
+@task(name="verify", help={**REPO_HELP, "backup_id": LATEST_HELP, "json_": HELP["json_"],
+                           "db": "with latest: the database"})
+@cli.edge
+def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False, db=None):
     """Re-hash the object against its manifest and read it with pg_restore --list; exit 7 on mismatch."""
     from ..backups import engine
-    repo = open_repo(target_for(stack, dsn, repository=repository))
-    m = engine.find_backup(repo, backup_id)
+    target = target_for(stack, dsn, repository=repository)
+    repo = open_repo(target)
+    m = _named_backup(target, repo, backup_id, db)
     rows = engine.verify_backup(repo, m)
     if json_:
         cli.emit_json({"id": m.id, "passed": all(r[1] for r in rows),
@@ -118,25 +129,32 @@ def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False):
 
 @task(name="restore", help={"repository": HELP["repository"], "stack": "stack whose servers must not be overwritten "
                             "and whose repository holds the backup (default: local)",
-                            "backup_id": "backup id (or latest, with --table and --db)",
+                            "backup_id": "backup id, or latest (the newest logical backup of --db)",
                             "dsn": "target database DSN (required for a whole restore; with --table: the live database, "
                                    "default the stack's --db)",
                             "clean": "replace what the backup holds in a non-empty target (shows the plan; needs a "
                                      "confirmation or --yes)",
                             "yes": HELP["yes"],
                             "yes_overwrite_primary": "allow restoring over the stack's own primary",
-                            "db": "with --table: the database whose backup to use and to restore into",
+                            "db": "with latest: the database whose newest backup to use; with --table also the "
+                                  "database to restore into",
                             "table": "restore only SCHEMA.TABLE (rows, indexes, constraints, incoming foreign keys) "
                                      "into the live database; shows the plan, needs a confirmation or --yes",
-                            "as_": "with --table: restore beside the live table under this name"})
+                            "as_": "with --table: restore beside the live table under this name",
+                            "accept_backup_definition": "with --table: restore the table as the backup defines it even "
+                                                        "though the backup's migration ledger is not the live one and "
+                                                        "the definitions differ (refused otherwise)",
+                            "sql_root": HELP["sql_root"] + "; with --table: the chain that tells the live definition "
+                                                           "of a dropped table when the ledgers differ"})
 @cli.edge
 def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, yes=False, yes_overwrite_primary=False,
-            db=None, table=None, as_=None):
+            db=None, table=None, as_=None, accept_backup_definition=False, sql_root=None):
     """Restore a logical backup into --dsn in one transaction (all or nothing), after verifying it;
     with --table, one table into the live database."""
     from ..backups import engine
     if table or as_:
-        return _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_)
+        return _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_, accept_backup_definition,
+                              sql_root)
     if not dsn:
         raise ConfigError(["backup.restore needs --dsn TARGET (the database to restore into)"])
     dest = protect_params(parse(dsn))
@@ -147,7 +165,7 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
     # --dsn here is the destination; the stack whose servers are protected is never a bare DSN ($PGOPS_DSN too)
     stack_target = resolve(settings_for(stack, None, repository=repository, dsn_from_env=False))
     repo = open_repo(stack_target)
-    m = engine.find_backup(repo, backup_id)
+    m = engine.resolve_backup(repo, backup_id, db, kind="logical")
     stack_target.guard_restore_target(dest, dest_db, allow_overwrite=yes_overwrite_primary)
 
     def apply() -> float:
@@ -251,52 +269,70 @@ def _prune_all(repo, dbs, **kwargs):
         return exc.reports, exc
 
 
-def _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_) -> None:
-    """``backup.restore ID|latest --table SCHEMA.TABLE [--as NEW] [--db NAME]``: plan, confirm, restore,
-    re-check the row count against the manifest."""
+def _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_, accept_definition=False,
+                   sql_root=None) -> None:
+    """``backup.restore ID|latest --table SCHEMA.TABLE [--as NEW] [--db NAME]``: stage the table in a
+    scratch database (every refusal comes here, before the plan), plan, confirm, restore, re-check
+    the row count against the manifest."""
     from ..backups import engine
-    from ..backups.tablerestore import restore_table, split_table
-    from ..targets import resolve
+    from ..backups.tablerestore import apply_staged, stage_table, split_table
+    from ..targets import migrations_dir, resolve
     if not table:
         raise ConfigError(["--as needs --table SCHEMA.TABLE"])
     schema, name = split_table(table)
-    stack_target = resolve(settings_for(stack, None, repository=repository, dsn_from_env=False))
+    stack_target = resolve(settings_for(stack, None, sql_root=sql_root, repository=repository, dsn_from_env=False))
     repo = open_repo(stack_target)
     if dsn:
         params = protect_params(parse(dsn))
         database = params.pop("dbname", None)
         if not database:
             raise ConfigError(["the DSN names no database (dbname=...)"])
+        folder = db or database
     else:
         if not db:
             raise ConfigError(["--table needs the database: --db NAME (or --dsn of the live database)"])
-        params, database = stack_target.primary, stack_target.databases([db])[0].name
-    if backup_id == "latest":
-        source = db or database
-        found = [m for m in engine.list_backups(repo, source) if m.kind == "logical"]
-        if not found:
-            raise OpsError(f"No logical backup of '{source}' in {repo.url}.",
-                           f"take one with `invoke backup.create --db {source}`.")
-        m = found[0]
-    else:
-        m = engine.find_backup(repo, backup_id)
+        ref = stack_target.databases([db])[0]
+        params, database, folder = stack_target.primary, ref.name, ref.folder
+    m = engine.resolve_backup(repo, backup_id, database, kind="logical")
     where = f"{schema}.{as_}" if as_ else f"{schema}.{name}"
     again = ["--backup-id", backup_id, "--table", table, *_opt("--as", as_), *_opt("--db", db),
-             *_opt("--stack", stack), *_opt("--repository", repository)]
-    p = Plan(f"restore table {schema}.{name} from {m.id} into database '{database}' as {where}",
-             rerun("backup.restore", cli.target_args(None, dsn, None), *again),
-             [Step(f"restore {schema}.{name} ({m.row_counts.get(f'{schema}.{name}', '?')} rows in the manifest) with its "
-                   f"indexes and constraints" + ("" if as_ else ", then re-add the foreign keys other tables held on it"),
-                   lambda: restore_table(repo, m, params, database, table, as_name=as_),
-                   guard=f"{where} does not exist in '{database}'; one transaction (pg_restore --single-transaction)")])
-    done = execute(p, yes=yes, show=cli.say)
+             *_opt("--stack", stack), *_opt("--repository", repository), *_opt("--sql-root", sql_root),
+             *(["--accept-backup-definition"] if accept_definition else [])]
+    cli.progress(f"staging {schema}.{name} of {m.id} in a scratch database")
+    with stage_table(repo, m, params, database, table, as_name=as_,
+                     migrations_dir=migrations_dir(stack_target.settings.sql_root, folder),
+                     accept_definition=accept_definition) as st:
+        rows = "?" if st.expected_rows is None else f"{st.expected_rows:,}"
+        keys = ", ".join(k.label for k in st.foreign_keys) or "none"
+        steps = [Step(f"restore {st.table}{f' with {len(st.relations) - 1} partition(s)' if len(st.relations) > 1 else ''} "
+                      f"({rows} rows in the manifest) with its indexes, constraints, triggers and policies"
+                      + (f", then add back its foreign keys ({keys}) NOT VALID, then validate each"
+                         if not as_ else " (the copy gets no foreign key)"),
+                      lambda: apply_staged(st),
+                      guard=f"{where} does not exist in '{database}'; one transaction (pg_restore --single-transaction)")]
+        p = Plan(f"restore table {schema}.{name} from {m.id} into database '{database}' as {where}",
+                 rerun("backup.restore", cli.target_args(None, dsn, None), *again), steps)
+        if st.ledgers_differ:
+            cli.warn(f"backup {m.id} was taken at migration ledger version {st.ledger_backup}; '{database}' is at "
+                     f"{st.ledger_live} now. "
+                     + (f"The backup's definition of {st.table} differs and is restored as the backup has it "
+                        f"(--accept-backup-definition): {'; '.join(st.definition_diff)}" if st.definition_accepted
+                        else f"The definition of {st.table} is the same in both."))
+        done = execute(p, yes=yes, show=cli.say)
     r = done[0]
     ok = r.expected_rows is None or r.rows == r.expected_rows
     cli.say(f"re-check: {r.restored_as} holds {r.rows:,} rows" + (f" (the manifest counted {r.expected_rows:,})"
                                                                   if r.expected_rows is not None else "")
             + f"; indexes: {', '.join(r.indexes) or 'none'}; foreign keys re-added: {', '.join(r.foreign_keys) or 'none'}")
-    if r.not_valid:
-        cli.warn(f"left NOT VALID (child rows without a parent in the backup): {', '.join(r.not_valid)}")
+    for nv in r.not_valid:
+        if nv.add:
+            cli.warn(f"foreign key {nv.key} NOT added (PostgreSQL keeps no NOT VALID key on a partitioned table): "
+                     f"{nv.orphans:,} row(s) of {nv.table} have no row in {nv.references}. List them with: "
+                     f"{nv.query}; fix or delete them, then run {nv.add}")
+            continue
+        cli.warn(f"foreign key {nv.key} left NOT VALID: {nv.orphans:,} row(s) of {nv.table} have no row in "
+                 f"{nv.references} (written or deleted after the backup). List them with: {nv.query}; fix or delete "
+                 f"them, then run ALTER TABLE {nv.table} VALIDATE CONSTRAINT {nv.key.rsplit('.', 1)[1]}")
     if not ok:
         raise RestoreRefused(f"Table {r.restored_as} holds {r.rows} rows, but backup {m.id} counted {r.expected_rows}.",
                              "inspect it; drop it and rerun the table restore.")

@@ -557,3 +557,53 @@ def test_disk_full_at_the_manifest_write_leaves_no_backup(small_disk, params, db
     msg = str(info.value)
     assert info.value.exit_code == 7 and "manifest" in msg and "No space left" in msg and repo.url in msg
     assert objects(repo, dbname) == [] and engine.list_backups(repo, dbname) == []
+
+
+# ---- issue 19 §5: latest everywhere; an empty database beside the managed ones ---------------------
+
+def test_show_and_verify_accept_latest(params, dbname, tmp_path):
+    query(params, dbname, "CREATE TABLE t (id int)")
+    dsn = f"host=127.0.0.1 port={params['port']} user=postgres passfile={params['passfile']} dbname={dbname}"
+    repo = (tmp_path / "r").as_uri()
+    made = [json.loads(invoke(["backup.create", "--dsn", dsn, "--repository", repo, "--json"]).stdout)[0]["id"]
+            for _ in range(2)]
+    shown = invoke(["backup.show", "latest", "--dsn", dsn, "--repository", repo])
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == made[1]
+    checked = invoke(["backup.verify", "latest", "--dsn", dsn, "--repository", repo, "--json"])
+    assert checked.returncode == 0 and json.loads(checked.stdout)["id"] == made[1]
+    other = invoke(["backup.show", "latest", "--db", "nothing_here", "--repository", repo])
+    assert other.returncode == 1 and "No backup of 'nothing_here'" in other.stderr
+
+
+def test_the_guard_tells_an_empty_database_beside_the_managed_ones_from_them(pg, params, dbname, tmp_path):
+    """A stack server: a new, empty database beside the managed ones takes a restore without
+    --yes-overwrite-primary; a managed one, a system one and a non-empty one are refused."""
+    from ops.settings import from_options
+    from ops.targets import DsnTarget, LocalTarget
+    repo = FileRepository(tmp_path / "r")
+    query(params, dbname, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+    m = engine.create_logical(repo, params, dbname)
+    local = LocalTarget(from_options({}), stack=pg)  # the test server is this stack's primary
+    beside = new_db(params, dbname + "_beside")
+    try:
+        local.guard_restore_target(params, beside)
+        engine.restore(repo, m, params, beside)
+        assert query(params, beside, "SELECT count(*) FROM t") == [(1,)]
+        with pytest.raises(errors.RestoreRefused, match="not empty"):  # now it holds data
+            local.guard_restore_target(params, beside)
+    finally:
+        query(params, "postgres", f'DROP DATABASE "{beside}"')
+    with pytest.raises(errors.RestoreRefused, match="system database"):
+        local.guard_restore_target(params, "postgres")
+    managed = DsnTarget(from_options({}, dsn=f"host=127.0.0.1 port={params['port']} user=postgres "
+                                          f"passfile={params['passfile']} dbname={dbname}"))
+    empty = new_db(params, dbname + "_e")
+    try:
+        query(params, dbname, "DROP TABLE t")  # empty, but the target's own database
+        with pytest.raises(errors.RestoreRefused, match="databases stack dsn manages"):
+            managed.guard_restore_target(params, dbname)
+        managed.guard_restore_target(params, empty)
+        managed.guard_restore_target(params, dbname, allow_overwrite=True)
+    finally:
+        query(params, "postgres", f'DROP DATABASE "{empty}"')

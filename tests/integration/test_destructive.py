@@ -130,6 +130,7 @@ def test_restore_guard_compares_identities_from_pg_control(pg, params, dbname):
     """pg_controldata reads each local node's identity with no server connection; same identity → refused."""
     target = _NoEndpoints(from_options({}), stack=pg)
     assert [i for _, i in target.protected_identities()][0] is not None
+    query(params, dbname, "CREATE TABLE t (id int)")  # a database with data: an empty one beside is allowed
     with pytest.raises(RestoreRefused, match="same system identifier"):
         target.guard_restore_target(params, dbname)
     target.guard_restore_target(params, dbname, allow_overwrite=True)  # --yes-overwrite-primary lifts it

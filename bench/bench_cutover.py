@@ -10,17 +10,24 @@ cutover (blue → green) and a rollback (green → blue), each while
 
 * pgbench runs through the pooler at a fixed rate (``-M simple -R RATE``, 4 clients), and
 * two probe writers insert ``(writer, seq)`` rows through the pooler as fast as they are
-  acknowledged, logging the time of every acknowledgement.
+  acknowledged, logging the time of every acknowledgement, with pooler-safe settings
+  (``prepare_threshold=None``), and
+* two more with psycopg's defaults (the same INSERT prepared server-side from its 5th execution),
+  as an application that was not told about the pooler connects (README "Connecting applications":
+  PgBouncer < 1.21 cannot keep prepared statements in transaction pooling; from 1.21 ``local.up``
+  sets ``max_prepared_statements`` and these must fail nothing either).
 
 Per switch it measures: the write pause — the largest gap between consecutive acknowledged probe
 writes (merged over both writers) in the window around the switch; the engine's own phase times;
-pgbench's failed transactions and aborted clients; probe rows acknowledged but missing on the new
-primary (lost) or present twice (duplicated); duplicate-key errors after the switch. After the last
+pgbench's failed transactions and aborted clients; each kind of probe client's failed
+transactions; probe rows acknowledged but missing on the new primary (lost) or present twice
+(duplicated); duplicate-key errors after the switch. After the last
 round ``cutover.finish`` runs and the replication slots left on any server are counted.
 
 There is no raw tool to run beside it (nothing else cuts over a local cluster); the figures are the
 distribution itself, p50 / p99 / max over every switch. Goal: p50 ≤ 250 ms, max ≤ 1 s, 0 failed
-transactions, 0 lost or duplicated rows, 0 slots left, in every run each way.
+transactions (pgbench and the pooler-safe clients; the driver-defaults clients too on PgBouncer ≥ 1.21),
+0 lost or duplicated rows, 0 slots left, in every run each way.
 """
 from __future__ import annotations
 
@@ -34,6 +41,8 @@ import time
 from common import arguments, parse, psql, throwaway_cluster
 
 from ops.cutover.local import LocalCutover
+from ops.local.cluster import installed_pgbouncer_version
+from ops.local.layout import format_version, prepared_statements_note
 from ops.dsn import connect
 from ops.pgtools import pg_bindir
 
@@ -41,8 +50,8 @@ from ops.pgtools import pg_bindir
 class Probe:
     """Writers through the pooler; ``acks`` holds (monotonic time, writer, seq) of every acknowledged insert."""
 
-    def __init__(self, params: dict, first_writer: int, writers: int = 2):
-        self.params = {**params, "prepare_threshold": None}
+    def __init__(self, params: dict, first_writer: int, writers: int = 2, defaults: bool = False):
+        self.params = dict(params) if defaults else {**params, "prepare_threshold": None}
         self.acks: list[tuple[float, int, int]] = []
         self.errors: list[tuple[float, str]] = []
         self.stop = threading.Event()
@@ -120,7 +129,9 @@ def main() -> None:
         for r in range(rounds):
             for action in ("run", "rollback"):
                 bench = pgbench(st, pooler["port"], args.rate, 4)
-                with Probe(pooler, first_writer=10 * (2 * r + (action == "rollback"))) as probe:
+                first = 10 * (2 * r + (action == "rollback"))
+                with Probe(pooler, first_writer=first) as probe, \
+                        Probe(pooler, first_writer=first + 5, defaults=True) as dprobe:
                     time.sleep(1.0)
                     t_switch = time.monotonic()
                     rep = getattr(cut, action)(budget_ms=2000)
@@ -129,28 +140,33 @@ def main() -> None:
                 out, err = bench.communicate(timeout=60)
                 done, failed, aborted = pgbench_failures(out, err)
                 acks = sorted(probe.acks)
+                dacks = sorted(dprobe.acks)
                 window = [a[0] for a in acks if t_switch - 0.5 <= a[0] <= t_done + 0.5]
                 gap = max((b - a for a, b in zip(window, window[1:])), default=float("nan"))
                 new_side = cut._side("green" if action == "run" else "blue")
                 with new_side.connect("bench") as conn:
                     have = conn.execute("SELECT writer, seq, count(*) FROM probe GROUP BY 1, 2").fetchall()
                 counts = {(w, s): n for w, s, n in have}
-                lost = sum(1 for _, w, s in acks if (w, s) not in counts)
+                lost = sum(1 for _, w, s in acks + dacks if (w, s) not in counts)
                 dup = sum(1 for n in counts.values() if n > 1)
-                dupkey = sum(1 for t, e in probe.errors if t >= t_switch and "duplicate key" in e)
+                dupkey = sum(1 for t, e in probe.errors + dprobe.errors if t >= t_switch and "duplicate key" in e)
                 rows[action].append({"pause_ms": gap * 1000, "engine_pause_ms": rep["write_pause_ms"],
                                      "phases": rep["phases_ms"], "failed": failed, "aborted": aborted,
                                      "done": done, "lost": lost, "dup": dup, "dupkey": dupkey,
-                                     "probe_errors": len(probe.errors), "passed": rep["passed"]})
+                                     "probe_errors": len(probe.errors), "defaults_errors": len(dprobe.errors),
+                                     "passed": rep["passed"]})
                 print(f"round {r + 1}/{rounds} {action:8s}: pause {gap * 1000:7.1f} ms (engine "
                       f"{rep['write_pause_ms']} ms), pgbench {done} tx / {failed} failed / {aborted} aborted, "
-                      f"lost {lost}, dup {dup}, dup-key errors {dupkey}, probe errors {len(probe.errors)}", flush=True)
+                      f"lost {lost}, dup {dup}, dup-key errors {dupkey}, failed tx: pooler-safe {len(probe.errors)}, "
+                      f"driver defaults {len(dprobe.errors)}", flush=True)
         fin = cut.finish()
         left = 0
         for node in st.layout.nodes:
             with connect(st.conninfo(node), dbname="postgres", autocommit=True) as conn:
                 left += conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]
         print(f"finish: primary {fin['primary']}, replication slots left on any server: {left}")
+        print(f"\nPgBouncer {format_version(installed_pgbouncer_version())}: "
+              + (prepared_statements_note(installed_pgbouncer_version()) or "prepared statements pass through"))
         print(f"\ncutover under pgbench -R {args.rate} -c 4 through PgBouncer, {rounds} switches each way:")
         print(f"  {'':24s} {'cutover':>22s} {'rollback':>22s}")
 
@@ -163,6 +179,8 @@ def main() -> None:
                       "resume", "verify"):
             line(f"  {phase} p50 (ms)", lambda rs, p=phase: f"{statistics.median(x['phases'].get(p, 0) for x in rs):.1f}")
         line("pgbench tx / failed", lambda rs: f"{sum(x['done'] for x in rs)} / {sum(x['failed'] + x['aborted'] for x in rs)}")
+        line("failed tx pooler-safe", lambda rs: str(sum(x["probe_errors"] for x in rs)))
+        line("failed tx defaults", lambda rs: str(sum(x["defaults_errors"] for x in rs)))
         line("lost / duplicated rows", lambda rs: f"{sum(x['lost'] for x in rs)} / {sum(x['dup'] for x in rs)}")
         line("dup-key errors after", lambda rs: str(sum(x["dupkey"] for x in rs)))
         line("verified at the fence", lambda rs: f"{sum(x['passed'] for x in rs)}/{len(rs)}")

@@ -60,6 +60,19 @@ def pgbouncer_bin() -> Path:
     return Path(found)
 
 
+def pgbouncer_version_text() -> str:
+    """What ``pgbouncer --version`` prints (``PgBouncer 1.18.0`` and library lines); the I/O half of
+    :func:`ops.local.layout.parse_pgbouncer_version`. Raises :class:`LocalStackError` when PgBouncer is
+    not installed or does not answer."""
+    exe = pgbouncer_bin()
+    try:
+        proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=10, cwd="/")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LocalStackError(f"`{exe} --version` did not answer: {exc}",
+                              "check the PgBouncer install (`scripts/setup.sh`), then run `invoke local.up`.") from None
+    return proc.stdout + proc.stderr
+
+
 def as_server_user() -> bool:
     """True when pgops runs as root: server commands then run as :data:`SERVER_USER`."""
     return os.geteuid() == 0

@@ -40,6 +40,7 @@ from ..local.layout import (
 )
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..planapply import Plan, Step
+from ..probe import WriteProbe
 from .plan import (
     MAX_LAG_BYTES,
     FailoverReport,
@@ -58,6 +59,8 @@ PAUSE_TIMEOUT_S = 10.0     # PAUSE waits for transactions in flight; longer mean
 CATCHUP_TIMEOUT_S = 60.0   # the candidate replaying the old primary's shutdown checkpoint
 PROMOTE_TIMEOUT_S = 60     # pg_promote(wait => true, wait_seconds)
 STREAM_TIMEOUT_S = 60.0    # a re-pointed or rewound replica reaching state streaming
+CLIENT_WAIT_S = 30.0       # a client write on the new primary; beyond PgBouncer's default server_login_retry (15 s)
+PROBE_INTERVAL_S = 0.02    # the client probe's sampling interval (its figure's resolution)
 _STANDBY_KEYS = ("port", "primary_conninfo", "primary_slot_name")
 
 
@@ -278,6 +281,51 @@ def rejoin(stack: LocalStack, layout: StackLayout, node: NodeSpec) -> str:
     return f"{how}; streaming from '{layout.primary.name}'"
 
 
+# ---- what clients see -----------------------------------------------------------------------------------
+class ClientWatch:
+    """A client of the pooler (pooler-safe settings, :class:`~ops.probe.WriteProbe` in ``xact`` mode:
+    each probe a write transaction) from the first step of a switchover or promote until its first
+    write on the new primary, so the report gives the pause clients saw, not only the pooler's own
+    PAUSE-to-RESUME figure (issue 19: after a promote clients waited 13 s more, PgBouncer's
+    ``server_login_retry``). Does nothing on a stack without a running pooler."""
+
+    def __init__(self, stack: LocalStack, admin: PoolerAdmin):
+        self.stack = stack
+        self.enabled = stack.layout.pooler is not None and admin.running
+        self.probe: WriteProbe | None = None
+
+    def start(self) -> None:
+        if self.enabled and self.probe is None:
+            self.probe = WriteProbe({**self.stack.pooler_conninfo(), "dbname": "postgres"}, mode="xact",
+                                    what="failover probe", interval_s=PROBE_INTERVAL_S).start()
+
+    def finish(self, report: FailoverReport, since: float | None, new_name: str) -> str:
+        """Wait (≤ :data:`CLIENT_WAIT_S`) for a probe write acknowledged at or after ``since`` (monotonic
+        seconds: the pooler pointed at / resumed on the new primary), stop the probe and record the
+        figures in ``report``. Raises :class:`FailoverFailed` when no client write gets through."""
+        if self.probe is None:
+            return "no pooler runs: no client probe"
+        since = time.monotonic() if since is None else since
+        got = self.probe.wait_acknowledged_since(since, CLIENT_WAIT_S)
+        res = self.probe.stop()
+        first = self.probe.first_ack_since(since)
+        report.clients = {"first_write_s": None if first is None else round(first - since, 3),
+                          "acknowledged": res["acknowledged"], "errors": res["errors"],
+                          "first_error": res["first_error"], "resolution_s": round(PROBE_INTERVAL_S, 3)}
+        if not got:
+            raise FailoverFailed("client writes through the pooler",
+                                 f"no write through the pooler reached '{new_name}' within {CLIENT_WAIT_S:.0f} s "
+                                 f"(first error: {res['first_error'] or 'none'})",
+                                 "run `invoke local.status`; read the pooler's pgbouncer.log under the state directory.")
+        report.client_write_gap_s = round(res["write_pause_ms"] / 1000, 3)
+        return (f"a client write through the pooler reached '{new_name}' {report.clients['first_write_s']:.3f} s after "
+                f"it was pointed there; clients saw at most {report.client_write_gap_s:.3f} s between acknowledged writes")
+
+    def abandon(self) -> None:
+        if self.probe is not None and self.probe.stopped_at is None:
+            self.probe.stop()
+
+
 # ---- operations --------------------------------------------------------------------------------------
 class _Timed:
     """Runs a step's body, recording its UTC start and seconds in the report."""
@@ -358,10 +406,12 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
     state = {"paused_at": None, "resumed": False, "stopped": False, "promote_called": False, "promoted": False,
              "pointed": False, "checkpoint": None}
     rewind_note = rewindable(stack, new_layout, old)  # judged on the candidate as source once promoted
+    clients = ClientWatch(stack, admin)
 
     def pause() -> str:
         if not has_pooler:
             return "no pooler runs: clients of the primary see it stop"
+        clients.start()
         try:
             admin.pause(PAUSE_TIMEOUT_S)
         except TimeoutError:
@@ -406,8 +456,12 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
             return "no pooler"
         admin.resume()
         state["resumed"] = True
-        report.write_pause_s = round(time.monotonic() - state["paused_at"], 3)
+        state["resumed_at"] = time.monotonic()
+        report.write_pause_s = round(state["resumed_at"] - state["paused_at"], 3)
         return f"RESUME; client writes were held {report.write_pause_s:.3f} s"
+
+    def watch_clients() -> str:
+        return clients.finish(report, state.get("resumed_at"), cand_node.name)
 
     def repoint_others() -> str:
         for n in others:
@@ -436,6 +490,8 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
         Step(f"point the pooler at '{cand_node.name}' (port {new_primary.port}: pgbouncer.ini, RELOAD)",
              timed("point pooler", point_pooler)),
         Step("resume the pooler (RESUME)", timed("resume pooler", resume)),
+        Step(f"wait for a client write through the pooler on '{cand_node.name}' (≤ {CLIENT_WAIT_S:.0f} s) and "
+             "report the longest gap clients saw", timed("client writes", watch_clients)),
         Step("point " + (", ".join(f"'{n.name}'" for n in others) or "no other replica") +
              f" at '{cand_node.name}' (primary_conninfo, slot, reload)", timed("re-point replicas", repoint_others)),
         Step(f"rewind '{old.name}' with pg_rewind and start it as a replica of '{cand_node.name}'"
@@ -446,6 +502,7 @@ def switchover(stack: LocalStack, *, to: str | None, force: bool, rerun: str,
 
     def unwind() -> list[str]:
         done = []
+        clients.abandon()
         try:
             if state["stopped"] and not state["promoted"]:
                 safe = not state["promote_called"]
@@ -507,8 +564,10 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
     timed = _Timed(report)
     t0 = time.monotonic()
     state = {"promoted": False, "pointed": False}
+    clients = ClientWatch(stack, admin)
 
     def do_promote() -> str:
+        clients.start()
         promote_node(stack, cand_node)
         state["promoted"] = True
         fork = switch_point(stack, cand_node)
@@ -521,8 +580,12 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
 
     def point_pooler() -> str:
         done = point_pooler_at(admin, new_layout, state)
-        report.write_pause_s = round(time.monotonic() - t0, 3)
+        state["pointed_at"] = time.monotonic()
+        report.write_pause_s = round(state["pointed_at"] - t0, 3)
         return done
+
+    def watch_clients() -> str:
+        return clients.finish(report, state.get("pointed_at"), cand_node.name)
 
     def repoint_others() -> str:
         out = []
@@ -549,6 +612,8 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
              check=lambda: (f"'{old.name}' is running again" if node_pid(old) is not None else None)),
         Step(f"point the pooler at '{cand_node.name}' (port {new_primary.port}: pgbouncer.ini, RELOAD)",
              timed("point pooler", point_pooler)),
+        Step(f"wait for a client write through the pooler on '{cand_node.name}' (≤ {CLIENT_WAIT_S:.0f} s) and "
+             "report the longest gap clients saw", timed("client writes", watch_clients)),
         Step("point " + (", ".join(f"'{n.name}'" for n in others) or "no other replica") + f" at '{cand_node.name}'",
              timed("re-point replicas", repoint_others)),
     ]
@@ -561,6 +626,7 @@ def promote(stack: LocalStack, *, node: str | None, rerun: str) -> Operation:
 
     def unwind() -> list[str]:
         done = []
+        clients.abandon()
         if state["promoted"] and not state["pointed"] and lay.pooler is not None:
             try:
                 admin.point_at(new_layout)

@@ -129,7 +129,12 @@ class StepRecord:
 class FailoverReport:
     """What a switchover or promote did. ``write_pause_s``: seconds the pooler held client queries
     (switchover: PAUSE to RESUME; promote: from the start to the pooler pointing at the new primary;
-    None where pgops does not run the pooler). ``wal_gap_bytes``: promote only, None = unknown."""
+    None where pgops does not run the pooler). ``wal_gap_bytes``: promote only, None = unknown.
+    ``client_write_gap_s``: what clients saw — the longest gap, in seconds, between writes a probe
+    client acknowledged through the pooler from the start of the operation until its first write on
+    the new primary (None where no probe ran); ``clients``: that probe's figures (``first_write_s``:
+    seconds from the pooler being pointed/resumed to that write; ``errors``; ``first_error``;
+    ``resolution_s``: its sampling interval)."""
 
     kind: str
     stack: str
@@ -142,6 +147,8 @@ class FailoverReport:
     lost_primary_source: str | None = None
     promoted_at_lsn: str | None = None
     wal_gap_bytes: int | None = None
+    client_write_gap_s: float | None = None
+    clients: dict | None = None
     notes: list[str] = field(default_factory=list)
 
     def record(self, name: str, started: datetime, seconds: float, detail: str = "") -> None:

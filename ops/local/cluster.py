@@ -22,10 +22,12 @@ from pathlib import Path
 
 from .. import settings
 from ..dsn import connect, redact, tool_application_name
-from ..pgtools import SERVER_USER, as_server_user, chown_server, pg_bindir, pgbouncer_bin, run_server_cmd, server_ids
+from ..pgtools import (SERVER_USER, as_server_user, chown_server, pg_bindir, pgbouncer_bin, pgbouncer_version_text,
+                       run_server_cmd, server_ids)
 from ..errors import ConfigError, LocalStackError, PortBusy
 from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, PoolerSpec, StackLayout,
-                     layout_from_state, plan_layout, primary_conninfo, render_conf, render_pgbouncer_ini,
+                     layout_from_state, parse_pgbouncer_version, plan_layout, prepared_statements_note, primary_conninfo,
+                     render_conf, render_pgbouncer_ini,
                      server_settings)
 from .reach import ensure_reachable
 
@@ -138,6 +140,18 @@ def pooler_pid(pooler: PoolerSpec) -> int | None:
     return pid if _pid_alive(pid, b"pgbouncer") else None
 
 
+_PGBOUNCER_VERSION: dict[str, tuple[int, int, int] | None] = {}
+
+
+def installed_pgbouncer_version() -> tuple[int, int, int] | None:
+    """``(major, minor, patch)`` of the installed PgBouncer (``pgbouncer --version``, asked once a
+    process); None when it prints no version. Raises :class:`LocalStackError` when it is not installed."""
+    exe = str(pgbouncer_bin())
+    if exe not in _PGBOUNCER_VERSION:
+        _PGBOUNCER_VERSION[exe] = parse_pgbouncer_version(pgbouncer_version_text())
+    return _PGBOUNCER_VERSION[exe]
+
+
 def _conninfo(layout: StackLayout, node: NodeSpec) -> dict:
     return {"host": "127.0.0.1", "port": node.port, "user": "postgres", "dbname": "postgres",
             "passfile": str(layout.passfile)}
@@ -223,7 +237,7 @@ class LocalStack:
         password = self.stack_password()
         write_private(pooler.auth_file, '"postgres" "' + password.replace('"', '""') + '"\n')
         chown_server(pooler.auth_file, 0o600)
-        pooler.ini.write_text(render_pgbouncer_ini(self.layout))
+        pooler.ini.write_text(render_pgbouncer_ini(self.layout, version=installed_pgbouncer_version()))
         chown_server(pooler.ini, 0o600)
         pooler.pidfile.unlink(missing_ok=True)  # stale: its process is gone (checked above)
         if not _port_free(pooler.port):
@@ -408,7 +422,12 @@ class LocalStack:
 
     def _pooler_status(self, pooler: PoolerSpec) -> dict:
         """The pooler as a node: "running" when its process is up and, while the primary runs, a query
-        through it reaches the primary ("unreachable" otherwise)."""
+        through it reaches the primary ("unreachable" otherwise). ``note``: what clients must know about
+        the installed PgBouncer (:func:`~ops.local.layout.prepared_statements_note`; None when nothing)."""
+        try:
+            note = prepared_statements_note(installed_pgbouncer_version())
+        except LocalStackError as exc:  # not installed: status reports, `local.up` raises
+            note = str(exc)
         pid = pooler_pid(pooler)
         if not pooler.ini.exists():
             state = "not created"
@@ -426,7 +445,7 @@ class LocalStack:
                 except Exception:
                     state = "unreachable"
         return {"name": pooler.name, "role": pooler.role, "host": "127.0.0.1", "port": pooler.port, "pid": pid,
-                "state": state, "replay_lag_bytes": None}
+                "state": state, "replay_lag_bytes": None, "note": note}
 
     def wait_replicas_caught_up(self, timeout_s: float = 30.0) -> list[str]:
         """Wait until every running replica has replayed the primary's current WAL position.

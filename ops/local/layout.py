@@ -214,11 +214,60 @@ def primary_conninfo(layout: StackLayout, node: NodeSpec) -> str:
             f"passfile={layout.passfile} application_name={node.name}")
 
 
-def render_pgbouncer_ini(layout: StackLayout, target_port: int | None = None) -> str:
+PREPARED_STATEMENTS_SINCE = (1, 21)  # PgBouncer 1.21.0: protocol-level named prepared statements (#845)
+MAX_PREPARED_STATEMENTS = 100        # the 1.21.0 release notes: "100 is probably reasonable"
+POOLER_DOC = 'README, "Connecting applications"'
+POOLER_SAFE_SETTINGS = ("psycopg prepare_threshold=None, JDBC prepareThreshold=0, "
+                        "pgx default_query_exec_mode=simple_protocol, asyncpg statement_cache_size=0")
+# How soon the pooler tries a server again after a failed login (PgBouncer default 15 s: clients of a
+# promoted replica waited that long after `failover.promote` re-pointed the pooler), and how long one
+# connection attempt may take (default 15 s; loopback answers or refuses at once).
+SERVER_LOGIN_RETRY_S = 0.25
+SERVER_CONNECT_TIMEOUT_S = 2
+
+
+def parse_pgbouncer_version(text: str) -> tuple[int, int, int] | None:
+    """``(major, minor, patch)`` from ``pgbouncer --version`` output (first line ``PgBouncer 1.18.0``;
+    ``1.21`` alone reads as ``(1, 21, 0)``); None when the text names no version."""
+    m = re.search(r"\bpgbouncer\s+(\d+)\.(\d+)(?:\.(\d+))?", text, re.IGNORECASE)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
+
+
+def passes_prepared_statements(version: tuple[int, ...] | None) -> bool:
+    """Whether a PgBouncer of ``version`` keeps server-side (protocol-level named) prepared statements
+    working in transaction pooling once ``max_prepared_statements`` is set (PgBouncer docs,
+    "max_prepared_statements", new in 1.21.0). An unknown version (None) counts as not."""
+    return version is not None and tuple(version[:2]) >= PREPARED_STATEMENTS_SINCE
+
+
+def format_version(version: tuple[int, ...] | None) -> str:
+    return "of unknown version" if version is None else ".".join(str(v) for v in version)
+
+
+def prepared_statements_note(version: tuple[int, ...] | None) -> str | None:
+    """What ``local.up``/``local.status`` tell the user about prepared statements through the pooler:
+    None when PgBouncer ``version`` passes them through, else one sentence naming the version, the
+    driver settings applications need, and the README section."""
+    if passes_prepared_statements(version):
+        return None
+    return (f"PgBouncer {format_version(version)} in transaction pooling cannot keep server-side prepared "
+            f"statements (that needs PgBouncer ≥ {'.'.join(map(str, PREPARED_STATEMENTS_SINCE))}): clients of the "
+            f"pooler must turn them off ({POOLER_SAFE_SETTINGS}); see the {POOLER_DOC} section.")
+
+
+def render_pgbouncer_ini(layout: StackLayout, *, version: tuple[int, ...] | None,
+                         target_port: int | None = None) -> str:
     """pgbouncer.ini for the stack's pooler: transaction pooling on loopback in front of the primary,
     SCRAM against the stack's own credentials (PgBouncer docs, "auth_type", "pool_mode"), no unix
-    socket, ``postgres`` as admin (``SHOW POOLS``, and ``PAUSE``/``RESUME`` for cutovers). ``target_port``: the server it sends
-    clients to (default the primary's port; a cutover points it at green)."""
+    socket, ``postgres`` as admin (``SHOW POOLS``, and ``PAUSE``/``RESUME`` for cutovers).
+
+    ``version``: the installed PgBouncer's ``(major, minor, patch)`` (:func:`parse_pgbouncer_version`;
+    None = unknown): from 1.21 ``max_prepared_statements`` is set so drivers' server-side prepared
+    statements work in transaction pooling (older versions reject the key, so it is left out).
+    ``target_port``: the server it sends clients to (default the primary's port; a cutover points
+    it at green). ``server_login_retry``/``server_connect_timeout`` (PgBouncer docs, both in seconds,
+    default 15) are short so clients reach a new primary within a second of the pooler being pointed
+    at it."""
     p = layout.pooler
     settings = {
         "listen_addr": "127.0.0.1",
@@ -233,9 +282,13 @@ def render_pgbouncer_ini(layout: StackLayout, target_port: int | None = None) ->
         "default_pool_size": "20",
         "server_tls_sslmode": "disable",
         "ignore_startup_parameters": "extra_float_digits,options",
+        "server_login_retry": str(SERVER_LOGIN_RETRY_S),
+        "server_connect_timeout": str(SERVER_CONNECT_TIMEOUT_S),
         "logfile": str(p.log_file),
         "pidfile": str(p.pidfile),
     }
-    return ("; written by pgops: the local stack's pooler\n[databases]\n"
+    if passes_prepared_statements(version):
+        settings["max_prepared_statements"] = str(MAX_PREPARED_STATEMENTS)
+    return (f"; written by pgops: the local stack's pooler (PgBouncer {format_version(version)})\n[databases]\n"
             f"* = host=127.0.0.1 port={target_port or layout.primary.port}\n\n[pgbouncer]\n"
             + "".join(f"{k} = {v}\n" for k, v in settings.items()))

@@ -16,7 +16,7 @@ import time
 
 from ..dsn import connect, tool_application_name
 from ..pgtools import chown_server
-from .cluster import LocalStack, pooler_pid
+from .cluster import LocalStack, installed_pgbouncer_version, pooler_pid
 from .layout import StackLayout, render_pgbouncer_ini
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class PoolerAdmin:
         """Rewrite pgbouncer.ini to send clients to ``port`` (default ``layout``'s primary) and RELOAD
         when the pooler runs (server connections to the old address close as they are released)."""
         p = layout.pooler
-        p.ini.write_text(render_pgbouncer_ini(layout, target_port=port))
+        p.ini.write_text(render_pgbouncer_ini(layout, version=installed_pgbouncer_version(), target_port=port))
         chown_server(p.ini, 0o600)
         if self.running:
             self.command("RELOAD")

@@ -57,6 +57,11 @@ def _present(report, json_: bool) -> None:
               [[s.name, s.started_at, f"{s.seconds:.3f}", s.detail] for s in report.steps])
     if report.write_pause_s is not None:
         cli.say(f"write pause: {report.write_pause_s:.3f} s (client queries held by the pooler)")
+    if report.client_write_gap_s is not None:
+        c = report.clients or {}
+        cli.say(f"clients saw: {report.client_write_gap_s:.3f} s at most between acknowledged writes through the "
+                f"pooler (a probe every {c.get('resolution_s', 0):.2f} s); the first write on the new primary was "
+                f"acknowledged {c.get('first_write_s', 0):.3f} s after the pooler was pointed at it")
     cli.say(f"WAL the new primary lacks: {report.wal_gap_text}")
     for note in report.notes:
         cli.say(f"note: {note}")

@@ -76,6 +76,9 @@ def print_nodes(nodes, json_, title):
         return
     cli.table(title, ["name", "role", "host", "port", "pid", "state", "replay lag (bytes)"],
               [[n["name"], n["role"], n["host"], n["port"], n["pid"], n["state"], n["replay_lag_bytes"]] for n in nodes])
+    for n in nodes:  # e.g. the installed PgBouncer cannot keep prepared statements: what clients must set
+        if n.get("note"):
+            cli.say(f"note ({n['name']}): {n['note']}")
 
 
 ns = Collection("local", up, status, down)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import uuid
 
@@ -16,6 +15,8 @@ import psycopg
 import pytest
 
 from ops.local.cluster import node_pid, open_stack
+
+from tests.clientload import ClientLoad
 
 from .conftest import destroy, free_base_port, invoke, query, state_dir
 
@@ -52,46 +53,21 @@ def params(st, node):
     return p
 
 
-class Writer(threading.Thread):
-    """Inserts through the pooler, one autocommit row at a time; ``acked`` holds (id, payload, the
-    insert LSN read after the acknowledgement) for every acknowledged row."""
+def write_row(conn):
+    """One acknowledged row: (id, payload, the insert LSN read after the acknowledgement — None when that
+    read failed). The LSN read is measurement, never prepared; the INSERT is the client's own load."""
+    payload = uuid.uuid4().hex
+    rid = conn.execute("INSERT INTO acked (payload) VALUES (%s) RETURNING id", (payload,)).fetchone()[0]
+    try:
+        lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text", prepare=False).fetchone()[0]
+    except psycopg.Error:
+        lsn = None
+    return rid, payload, lsn
 
-    def __init__(self, st):
-        super().__init__(daemon=True)
-        self.pooler = {**st.pooler_conninfo(), "dbname": "app", "connect_timeout": 5}
-        self.acked: list[tuple[int, str, str | None]] = []
-        self.errors: list[str] = []
-        self.stop = threading.Event()
 
-    def run(self):
-        conn = None
-        while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = psycopg.connect(autocommit=True, **self.pooler)
-                    conn.prepare_threshold = None  # transaction pooling: no server-side prepared statements
-                payload = uuid.uuid4().hex
-                rid = conn.execute("INSERT INTO acked (payload) VALUES (%s) RETURNING id", (payload,)).fetchone()[0]
-                self.acked.append((rid, payload, None))
-                try:
-                    lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
-                    self.acked[-1] = (rid, payload, lsn)
-                except psycopg.Error:
-                    pass
-            except psycopg.Error as exc:
-                self.errors.append(str(exc))
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.05)
-        if conn is not None:
-            conn.close()
-
-    def wait_for(self, count, timeout=120):
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.acked) >= count, f"writer stuck at {len(self.acked)} rows; errors: {self.errors[-3:]}"
+def clients(st) -> ClientLoad:
+    """Driver-defaults and pooler-safe writers through the pooler (tests/clientload.py)."""
+    return ClientLoad({**st.pooler_conninfo(), "dbname": "app"}, write_row)
 
 
 def rows_on(st, node):
@@ -186,21 +162,18 @@ def test_a_replica_that_is_not_streaming_is_refused(guarded):
 def test_switchover_loses_no_acknowledged_write_and_the_old_primary_follows():
     st = make(2)
     try:
-        writer = Writer(st)
-        writer.start()
-        writer.wait_for(50)
-        res = run(st, "failover.switchover", "--to", "pg2", "--yes", "--json")
-        assert res.returncode == 0, res.stdout + res.stderr
-        report = json.loads(res.stdout)
-        assert report["old_primary"] == "pg1" and report["new_primary"] == "pg2"
-        assert [s["name"] for s in report["steps"]][:4] == ["pause pooler", "stop old primary",
-                                                           "replay shutdown checkpoint", "promote"]
-        assert report["write_pause_s"] is not None and report["write_pause_s"] >= 0
-        after = len(writer.acked)
-        writer.wait_for(after + 50)  # inserts continue through the pooler, on the new primary
-        writer.stop.set()
-        writer.join(30)
-        assert not [e for e in writer.errors if "duplicate key" in e]
+        with clients(st) as writer:
+            writer.wait_for(50)
+            res = run(st, "failover.switchover", "--to", "pg2", "--yes", "--json")
+            assert res.returncode == 0, res.stdout + res.stderr
+            report = json.loads(res.stdout)
+            assert report["old_primary"] == "pg1" and report["new_primary"] == "pg2"
+            assert [s["name"] for s in report["steps"]][:4] == ["pause pooler", "stop old primary",
+                                                               "replay shutdown checkpoint", "promote"]
+            assert report["write_pause_s"] is not None and report["write_pause_s"] >= 0
+            _clients_seen(report)
+            writer.wait_for(max(len(w.acked) for w in writer.flavours) + 50)  # writes go on, on the new primary
+        writer.check("switchover")  # the whole run: PAUSE holds queries, a pooler-safe client fails none
 
         now = open_stack(st.layout.state_dir)
         assert now.layout.primary.name == "pg2"
@@ -221,22 +194,26 @@ def test_switchover_loses_no_acknowledged_write_and_the_old_primary_follows():
 def test_promote_after_the_primary_is_killed_keeps_what_was_replicated_and_names_the_gap():
     st = make(2)
     try:
-        writer = Writer(st)
-        writer.start()
-        writer.wait_for(50)
-        os.kill(node_pid(st.layout.primary), signal.SIGKILL)
-        assert wait_until(lambda: node_pid(st.layout.primary) is None)
-        res = run(st, "failover.promote", "--yes", "--json")
-        assert res.returncode == 0, res.stdout + res.stderr
-        report = json.loads(res.stdout)
-        assert report["kind"] == "promote" and report["new_primary"] in ("pg2", "pg3")
-        assert report["promoted_at_lsn"] and report["lost_primary_lsn"], report
-        assert "pg_waldump" in report["lost_primary_source"]
-        before = len(writer.acked)
-        writer.wait_for(before + 50)
-        writer.stop.set()
-        writer.join(30)
-        assert not [e for e in writer.errors if "duplicate key" in e]
+        with clients(st) as writer:
+            writer.wait_for(50)
+            os.kill(node_pid(st.layout.primary), signal.SIGKILL)
+            assert wait_until(lambda: node_pid(st.layout.primary) is None)
+            res = run(st, "failover.promote", "--yes", "--json")
+            promoted = time.monotonic()
+            assert res.returncode == 0, res.stdout + res.stderr
+            report = json.loads(res.stdout)
+            assert report["kind"] == "promote" and report["new_primary"] in ("pg2", "pg3")
+            assert report["promoted_at_lsn"] and report["lost_primary_lsn"], report
+            assert "pg_waldump" in report["lost_primary_source"]
+            _clients_seen(report)
+            # the pooler-side figure ends when the pooler is pointed; clients can write only after it
+            assert report["client_write_gap_s"] >= report["write_pause_s"] - report["clients"]["resolution_s"], report
+            before = {w.flavour: len(w.acked) for w in writer.flavours}
+            writer.wait_for(max(before.values()) + 50)
+        # both kinds fail while the primary is dead; once the promote has returned, judge them
+        writer.check("promote", since=promoted)
+        before_acked = writer.defaults.acked[:before["defaults"]] + writer.safe.acked[:before["pooler-safe"]]
+        after_acked = writer.defaults.acked[before["defaults"]:] + writer.safe.acked[before["pooler-safe"]:]
 
         now = open_stack(st.layout.state_dir)
         new = now.layout.primary
@@ -245,7 +222,8 @@ def test_promote_after_the_primary_is_killed_keeps_what_was_replicated_and_names
         fork = _lsn(report["promoted_at_lsn"])
         replicated = [(rid, p) for rid, p, lsn in writer.acked if lsn is not None and _lsn(lsn) <= fork]
         assert replicated and [(rid, p) for rid, p in replicated if rows.get(rid) != p] == []
-        assert [(rid, p) for rid, p, _ in writer.acked[before:] if rows.get(rid) != p] == []  # after the promote
+        assert [(rid, p) for rid, p, _ in after_acked if rows.get(rid) != p] == []  # after the promote
+        assert before_acked
         lost = [(rid, p) for rid, p, _ in writer.acked if rows.get(rid) != p]
         if lost:  # acknowledged but never replicated: the report must say WAL was lost
             assert report["wal_gap_bytes"] and report["wal_gap_bytes"] > 0, (lost, report)
@@ -257,6 +235,14 @@ def test_promote_after_the_primary_is_killed_keeps_what_was_replicated_and_names
         assert streaming(now, new) == {other: "streaming", "pg1": "streaming"}
     finally:
         destroy(st)
+
+
+def _clients_seen(report):
+    """The report measures what a client of the pooler saw: a probe's figures, a write on the new primary."""
+    steps = [s["name"] for s in report["steps"]]
+    assert "client writes" in steps and steps.index("client writes") > steps.index("point pooler"), steps
+    assert report["client_write_gap_s"] is not None and report["client_write_gap_s"] > 0, report
+    assert report["clients"]["acknowledged"] >= 1 and report["clients"]["first_write_s"] >= 0, report
 
 
 def _lsn(text):

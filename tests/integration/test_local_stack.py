@@ -6,15 +6,24 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 
 from ops.dsn import connect
 from ops.errors import PortBusy
-from ops.local.cluster import node_pid, open_stack, pooler_pid
-from ops.local.layout import POOLER_OFFSET
-from ops.pgtools import pg_bindir
+from ops.local.cluster import installed_pgbouncer_version, node_pid, open_stack, pooler_pid
+from ops.local.layout import (
+    MAX_PREPARED_STATEMENTS,
+    POOLER_OFFSET,
+    SERVER_CONNECT_TIMEOUT_S,
+    SERVER_LOGIN_RETRY_S,
+    format_version,
+    parse_pgbouncer_version,
+    passes_prepared_statements,
+)
+from ops.pgtools import pg_bindir, pgbouncer_bin
 
 from .conftest import TEST_SETTINGS, destroy, free_base_port, invoke, make_stack, state_dir
 
@@ -128,6 +137,25 @@ def test_pooler_in_transaction_mode_with_the_stacks_credentials_and_recovered_af
         config = dict(line.split("|")[:2] for line in admin(st, "SHOW CONFIG").splitlines() if "|" in line)
         assert config["pool_mode"] == "transaction" and config["listen_addr"] == "127.0.0.1"
         assert config["auth_type"] == "scram-sha-256"
+        # what the running PgBouncer took from the ini rendered for its version (issue 19 §4)
+        assert float(config["server_login_retry"]) == SERVER_LOGIN_RETRY_S  # default 15 s: clients waited that long
+        assert float(config["server_connect_timeout"]) == SERVER_CONNECT_TIMEOUT_S
+        version = installed_pgbouncer_version()
+        assert version == parse_pgbouncer_version(subprocess.run([str(pgbouncer_bin()), "--version"], capture_output=True,
+                                                                  text=True).stdout)
+        row = st.status()[-1]
+        if passes_prepared_statements(version):
+            assert config["max_prepared_statements"] == str(MAX_PREPARED_STATEMENTS) and row["note"] is None
+        else:
+            assert "max_prepared_statements" not in config
+            assert format_version(version) in row["note"] and "Connecting applications" in row["note"]
+        env = {"PGOPS_STATE_DIR": str(st.layout.state_dir)}
+        for task in ("local.up", "local.status"):  # the CLI says it to the user, and puts it in --json
+            shown = invoke([task], env)
+            assert shown.returncode == 0, shown.stdout + shown.stderr
+            assert (row["note"] is None) == ("note (pooler)" not in " ".join(shown.stdout.split())), shown.stdout
+            as_json = json.loads(invoke([task, "--json"], env).stdout)["nodes"]
+            assert [n["note"] for n in as_json if n["role"] == "pooler"] == [row["note"]]
         assert oct(st.layout.pooler.auth_file.stat().st_mode & 0o777) == "0o600"  # it holds the password
         # transaction pooling: two transactions of one client may run on different server sessions, so a
         # session-level SET does not outlive its transaction's server connection in general; what holds

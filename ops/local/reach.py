@@ -81,18 +81,22 @@ def ensure_reachable(path: Path, owned_below: Path | None, uid: int, gids: set[i
     below ``owned_below``, get ``o+x`` added (never ``r``); any other directory the server user cannot
     search raises :class:`LocalStackError` naming it and the two fixes. Returns the directories changed.
     """
-    made = make_dirs(path)
-    ours = set(made) | {path}
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    ours = {p for p in [path, *path.parents] if not p.exists()} | {path}  # what pgops is about to create
     if owned_below is not None:
         ours |= {p for p in [path, *path.parents] if owned_below in p.parents}
-    changed = []
-    for p in unreachable(_chain(path), uid, gids):
+    for p in unreachable(_chain(existing), uid, gids):  # refuse before creating anything
         if p not in ours:
             raise LocalStackError(
                 f"The server user ('postgres') cannot reach the local stack's state directory {path}: it may not "
                 f"search {p} (mode {stat.S_IMODE(os.stat(p).st_mode):04o}).",
                 f"let it pass with `chmod o+x {p}` (search only, no listing), or put the stack elsewhere with "
                 f"`PGOPS_STATE_DIR=/var/lib/pgops/local invoke local.up`.")
+    make_dirs(path)
+    changed = []
+    for p in unreachable(_chain(path), uid, gids):
         os.chmod(p, stat.S_IMODE(os.stat(p).st_mode) | stat.S_IXOTH)
         changed.append(p)
     return changed

@@ -81,3 +81,12 @@ def test_our_0700_directories_get_search_only_and_a_foreign_one_is_refused(base)
         ensure_reachable(foreign, home, SERVER, set())
     assert f"search {home}" in err.value.message and f"chmod o+x {home}" in err.value.hint
     assert "PGOPS_STATE_DIR=" in err.value.hint and _mode(home) == 0o700
+
+
+def test_a_refusal_creates_nothing(base):
+    home = base / "home"
+    home.mkdir()
+    os.chmod(home, 0o700)
+    with pytest.raises(LocalStackError):
+        ensure_reachable(home / "a" / "b" / "state", None, SERVER, set())
+    assert list(home.iterdir()) == []

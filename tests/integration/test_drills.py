@@ -329,7 +329,10 @@ def test_a_drill_killed_with_sigkill_is_cleaned_up_by_the_next_drill(source, sql
         proc = subprocess.Popen([sys.executable, "-c", script, str(repo.root), m.id, str(sql_root), str(work_root)],
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while not list(work_root.glob("pgops-drill-*/target/**/postmaster.pid")) or not servers_under(work_root):
+        def ready():  # the scratch postmaster accepts connections (initdb's bootstrap backend writes a lock file too)
+            return any([line.strip() for line in pid.read_text().splitlines()[7:8]] == ["ready"]
+                       for pid in work_root.glob("pgops-drill-*/target/**/postmaster.pid"))
+        while not ready() or not servers_under(work_root):
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
             time.sleep(0.1)
         time.sleep(1)

@@ -24,16 +24,18 @@ import uuid
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ops.cutover.local import LocalCutover
 from ops.errors import CutoverAborted, OpsError
-from ops.local.cluster import node_pid, open_stack, pooler_pid
+from ops.local.cluster import _pid_alive, node_pid, open_stack, pooler_pid
 
 from .conftest import TEST_SETTINGS, destroy, free_base_port, invoke, state_dir
 
+#: the next command after a kill: any pgops command, not only a cutover one
+NEXT_COMMANDS = ["local.status", "local.up", "cutover.status", "db.status", "health"]
 SWITCH_STEPS = ["fence", "fence_row", "stop_incoming", "sequences", "start_reverse", "repoint"]
 
 
@@ -104,8 +106,8 @@ class CutoverJourney(RuleBasedStateMachine):
             data = pidfile.parent
             try:
                 pid = int(pidfile.read_text().split("\n", 1)[0])
-                os.kill(pid, 0)
-                out[str(data)] = (pid, os.stat(data).st_ino)
+                if _pid_alive(pid):
+                    out[str(data)] = (pid, os.stat(data).st_ino)
             except (OSError, ValueError):
                 continue
         return out
@@ -147,11 +149,17 @@ class CutoverJourney(RuleBasedStateMachine):
             assert "every step was undone" in exc.message, exc.message
 
     @precondition(lambda self: self.phase() in ("ready", "rolled_back", "switched"))
-    @rule(step=st.sampled_from(SWITCH_STEPS))
-    def a_switch_killed_after_a_step(self, step):
+    @rule(step=st.sampled_from(SWITCH_STEPS), then=st.sampled_from(NEXT_COMMANDS))
+    def a_switch_killed_after_a_step_then_any_command(self, step, then):
+        """kill -9 mid-switch (the pooler PAUSEd, a side fenced), then the next pgops command of
+        any kind: it finishes or undoes the switch before anything else."""
         action = "run" if self.phase() in ("ready", "rolled_back") else "rollback"
         self.log.append(f"{action} kill -9 after {step}")
         _killed_at(self.sd, action, step)
+        if then in ("db.status", "health"):  # health's exit reflects backup ages: only no hang, no traceback
+            self.run(then, "--db", "shop", "--sql-root", self.sql_root, ok=then == "db.status")
+        else:
+            self.run(then)
 
     @precondition(lambda self: self.phase() != "none")
     @rule()
@@ -162,9 +170,11 @@ class CutoverJourney(RuleBasedStateMachine):
 
     @precondition(lambda self: self.phase() in ("switched", "rolled_back"))
     @rule()
-    def finish_killed(self):
+    def finish_killed_then_finished(self):
+        """kill -9 of finish at its first progress line; running it again completes it."""
         self.log.append("finish kill -9")
         _killed_at(self.sd, "finish", "*")
+        self.finish()
 
     @rule()
     def status_and_verify(self):
@@ -238,10 +248,8 @@ class CutoverJourney(RuleBasedStateMachine):
     def no_data_directory_removed_under_a_running_postmaster(self):
         now = self._dirs()
         for data, (pid, inode) in self.dirs.items():
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                continue  # stopped: its directory may go
+            if not _pid_alive(pid):
+                continue  # stopped (a zombie nobody reaped counts as stopped): its directory may go
             assert data in now and now[data] == (pid, inode), (data, self.log)
         self.dirs = now
 
@@ -266,21 +274,26 @@ class CutoverJourney(RuleBasedStateMachine):
 
 
 SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+#: no shrinking: each step is a real command taking seconds, and the failing journey is printed as it ran
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)
 def test_cutover_journeys():
     """A few bounded journeys in the default run (each step a real command on a real stack)."""
     CutoverJourney.TestCase.settings = settings(max_examples=2, stateful_step_count=8, deadline=None,
-                                                suppress_health_check=SUPPRESS)
+                                                suppress_health_check=SUPPRESS, phases=PHASES)
     CutoverJourney.TestCase().runTest()
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(0)
 def test_cutover_journeys_soak():
     """The long run: many more and longer journeys (``pytest -m soak``)."""
     CutoverJourney.TestCase.settings = settings(max_examples=int(os.environ.get("PGOPS_SOAK_EXAMPLES", "30")),
-                                                stateful_step_count=15, deadline=None, suppress_health_check=SUPPRESS)
+                                                stateful_step_count=15, deadline=None, suppress_health_check=SUPPRESS,
+                                                phases=PHASES)
     CutoverJourney.TestCase().runTest()
 
 

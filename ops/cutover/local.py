@@ -268,8 +268,13 @@ class LocalCutover:
 
     def _point_pooler(self, admin: PoolerAdmin, name: str) -> None:
         """The switch's commit step: record side ``name`` as primary, then point the pooler at the
-        layout's primary (so a pooler ``local.up`` restarts points there too)."""
-        self._record_primary(name)
+        layout's primary (so a pooler ``local.up`` restarts points there too). Green enters
+        ``stack.json`` only once it has been primary: a switch from ``ready`` undone leaves it out,
+        as prepare made it."""
+        if name == "blue" and self.phase in ("preparing", "ready"):
+            self._record_alone("blue")
+        else:
+            self._record_primary(name)
         admin.point_at(self.stack.layout)
 
     def _admin_params(self, node: NodeSpec) -> dict:

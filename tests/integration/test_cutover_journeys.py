@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ops.cutover.local import LocalCutover
 from ops.errors import CutoverAborted, OpsError
@@ -113,6 +113,12 @@ class CutoverJourney(RuleBasedStateMachine):
         return out
 
     # ---- rules ---------------------------------------------------------------------------------
+    @initialize()
+    def a_cutover_is_prepared(self):
+        """Every journey starts inside a cutover (hypothesis' first, simplest journeys would
+        otherwise be local.up alone); finish and prepare again are rules."""
+        self.prepare()
+
     @precondition(lambda self: self.phase() in ("none", "preparing"))
     @rule()
     def prepare(self):
@@ -282,7 +288,7 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
 @pytest.mark.timeout(900)
 def test_cutover_journeys():
     """A few bounded journeys in the default run (each step a real command on a real stack)."""
-    CutoverJourney.TestCase.settings = settings(max_examples=2, stateful_step_count=8, deadline=None,
+    CutoverJourney.TestCase.settings = settings(max_examples=3, stateful_step_count=8, deadline=None,
                                                 suppress_health_check=SUPPRESS, phases=PHASES)
     CutoverJourney.TestCase().runTest()
 
@@ -328,5 +334,39 @@ def test_every_phase_the_stack_follows_the_recorded_primary_and_rollback_then_fi
         j.each_running_server_has_one_recorded_role_and_the_pooler_is_on_the_primary()
         j.a_write_through_the_pooler_succeeds_and_nothing_acknowledged_is_lost()
         j.no_data_directory_removed_under_a_running_postmaster()
+    finally:
+        j.teardown()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_a_journey_through_every_rule():
+    """One fixed journey through every rule, the invariants checked after each step (the bounded
+    random run above may not reach them all): a failure after the commit step, kill -9 before and
+    after it followed by a non-cutover command, a killed PgBouncer in both phases, a killed finish."""
+    j = CutoverJourney()
+    steps = [
+        j.a_cutover_is_prepared,
+        lambda: j.a_switch_fails_after_a_step("run", "repoint"),
+        lambda: j.a_switch_killed_after_a_step_then_any_command("fence_row", "local.status"),
+        j.run_switch,
+        j.pooler_killed_then_local_up,
+        lambda: j.a_switch_killed_after_a_step_then_any_command("repoint", "local.up"),  # rollback, committed
+        j.status_and_verify,
+        lambda: j.a_switch_killed_after_a_step_then_any_command("start_reverse", "health"),  # run, undone
+        j.run_switch,
+        j.finish_killed_then_finished,
+        j.prepare,
+        j.finish,
+    ]
+    invariants = [j.each_running_server_has_one_recorded_role_and_the_pooler_is_on_the_primary,
+                  j.a_write_through_the_pooler_succeeds_and_nothing_acknowledged_is_lost, j.local_status_exits_0,
+                  j.no_data_directory_removed_under_a_running_postmaster, j.nothing_replication_left_without_a_cutover]
+    try:
+        for step in steps:
+            step()
+            for check in invariants:
+                check()
+        assert j.phase() == "none"
     finally:
         j.teardown()

@@ -34,8 +34,11 @@ import os
 import secrets
 import shutil
 import socket
+import re
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -48,7 +51,7 @@ from psycopg import sql
 from ..dsn import connect, tool_application_name
 from ..errors import CutoverAborted, CutoverError, CutoverRefused, OpsError
 from ..local.cluster import LocalStack, node_pid, write_private
-from ..local.layout import NodeSpec, render_conf
+from ..local.layout import FENCED, NodeSpec, render_conf
 from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..local.pooler import PoolerAdmin
 from .checks import replication_blockers
@@ -64,6 +67,11 @@ FENCE_SCHEMA = "pgops_cutover"
 #: them pg_<subscription oid>_sync_<relid>_<system id>; an interrupted copy can leave them behind)
 _OUR_SLOTS = r"^(pgops_(fwd|rev)_|pg_\d+_sync_\d+_\d+$)"
 DEFAULT_LAG_BOUND_BYTES = 1024 * 1024
+#: how long status watches a subscription whose error count rose: several worker restarts at the
+#: stack's wal_retrieve_retry_interval (500 ms), so an apply worker failing in a loop fails again within it
+_APPLY_SETTLE_S = 3.0
+#: pg_dump -s lines that are not the schema: comments, session settings, psql's \restrict guard
+_DUMP_NOISE = re.compile(r"^(--|SET |SELECT pg_catalog\.set_config\(|\\(un)?restrict\b)")
 _APP = tool_application_name("cutover")
 
 _TABLES = """
@@ -124,7 +132,8 @@ def _exclusive(method):
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with self._lock(method.__name__):
-            self.state = self._read()
+            if self._depth == 1:  # the outermost command reads the state; a nested one keeps it
+                self.state = self._read()
             return method(self, *args, **kwargs)
     return locked
 
@@ -158,10 +167,18 @@ class LocalCutover:
         #: called with each switch step's name right after it ran; tests raise from it to prove
         #: that a failure after any step is undone
         self.after_step: Callable[[str], None] | None = None
+        self._depth = 0  # how many of this object's commands hold the lock (a command's own status() nests)
 
     # ---- state ----------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _lock(self, what: str, wait: bool = False):
+        if self._depth:  # already held by this object's running command (prepare's and run's status())
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         f = open(self.dir / "lock", "a+")
         try:
@@ -177,7 +194,11 @@ class LocalCutover:
             f.truncate()
             f.write(f"{os.getpid()} cutover.{what}\n")
             f.flush()
-            yield
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
         finally:
             f.close()  # closing releases the flock
 
@@ -201,10 +222,60 @@ class LocalCutover:
         g = self.state["green"]
         return NodeSpec(g["name"], "green", int(g["port"]), self.stack.layout.state_dir / g["dir"])
 
+    def _blue_node(self) -> NodeSpec:
+        """Blue as prepare recorded it (it stays blue whichever side is primary); before a prepare,
+        the stack's primary."""
+        b = self.state.get("blue_node")
+        if b:
+            return NodeSpec(b["name"], "blue", int(b["port"]), self.stack.layout.state_dir / b["dir"])
+        name = self.state.get("blue")
+        node = next((n for n in self.stack.layout.nodes if n.name == name), None) if name else None
+        node = node or self.stack.layout.primary
+        return NodeSpec(node.name, "blue", node.port, node.node_dir)
+
     def _side(self, name: str) -> Side:
-        node = self.stack.layout.primary if name == "blue" else self._green_node()
+        node = self._blue_node() if name == "blue" else self._green_node()
         return Side(name, node, {"host": "127.0.0.1", "port": node.port, "user": CONTROL_ROLE,
                                  "passfile": str(self.passfile)})
+
+    def _any_connect(self, name: str, dbname: str = "postgres"):
+        """An autocommit connection to side ``name``: as the cutover's role (which a fenced side
+        lets in), else as the stack's superuser (before prepare made the role, after finish dropped
+        it). Raises the superuser attempt's :class:`ConnectError` when neither gets in."""
+        side = self._side(name)
+        if self.passfile.exists():
+            try:
+                return side.connect(dbname, connect_timeout=5)
+            except OpsError:
+                pass
+        return connect(self.stack.conninfo(side.node), dbname=dbname, autocommit=True, application_name=_APP,
+                       connect_timeout=5)
+
+    def _record_primary(self, name: str) -> None:
+        """Record side ``name`` as the stack's primary in ``stack.json`` (the topology's one owner,
+        :meth:`LocalStack.replace_layout`) and the other side as :data:`FENCED`: written in the step
+        that points the pooler, so ``local.up``, ``db.*``, ``backup.*`` and ``health`` follow the
+        switch at once. Replicas keep their roles. Idempotent."""
+        lay = self.stack.layout
+        blue, green = self._blue_node(), self._green_node()
+        new, old = (green, blue) if name == "green" else (blue, green)
+        if lay.primary.name == new.name and any(n.name == old.name and n.role == FENCED for n in lay.nodes):
+            return
+        rest = tuple(n for n in lay.nodes if n.name not in (blue.name, green.name))
+        nodes = (NodeSpec(new.name, "primary", new.port, new.node_dir),
+                 NodeSpec(old.name, FENCED, old.port, old.node_dir)) + rest
+        self.stack.replace_layout(lay.with_roles({}, nodes))
+
+    def _point_pooler(self, admin: PoolerAdmin, name: str) -> None:
+        """The switch's commit step: record side ``name`` as primary, then point the pooler at the
+        layout's primary (so a pooler ``local.up`` restarts points there too). Green enters
+        ``stack.json`` only once it has been primary: a switch from ``ready`` undone leaves it out,
+        as prepare made it."""
+        if name == "blue" and self.phase in ("preparing", "ready"):
+            self._record_alone("blue")
+        else:
+            self._record_primary(name)
+        admin.point_at(self.stack.layout)
 
     def _admin_params(self, node: NodeSpec) -> dict:
         """The stack's own superuser on ``node`` (before the cutover's role exists)."""
@@ -224,8 +295,11 @@ class LocalCutover:
 
     # ---- prepare --------------------------------------------------------------------------------
     def blue_databases(self, wanted: list[str] | None = None) -> list[str]:
-        """Every non-template database on blue (or ``wanted``, each checked to exist)."""
-        with self._admin(self.stack.layout.primary) as conn:
+        """Every non-template database on blue; ``wanted`` (names) must be all of them. The pooler
+        sends every database to one server (its ``*`` entry), so a cutover of some databases would
+        leave the others behind the pooler on a server that no longer has them: refused, naming
+        them (:class:`CutoverRefused`), as is a name that does not exist."""
+        with self._any_connect("blue") as conn:
             have = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate "
                                                "AND datallowconn ORDER BY 1")]
         if not wanted:
@@ -235,6 +309,12 @@ class LocalCutover:
             raise CutoverRefused("cutover.prepare", _guards("database_exists", [f"'{d}' does not exist on blue"
                                                                          for d in missing]),
                                  "run `invoke cutover.prepare` with databases that exist (see `psql -l`).")
+        left = [d for d in have if d not in wanted]
+        if left:
+            raise CutoverRefused("cutover.prepare", _guards("every_database", [
+                f"the pooler sends every database to the primary: after the switch {', '.join(left)} would be "
+                f"missing behind it (and gone once green becomes the primary)"]),
+                "run `invoke cutover.prepare` without --db: a cutover carries every database.")
         return list(dict.fromkeys(wanted))
 
     def preflight(self, databases: list[str]) -> list[str]:
@@ -242,9 +322,8 @@ class LocalCutover:
         a primary key or replica identity, large objects, unlogged tables, ``wal_level`` not logical
         (PostgreSQL docs, "Logical Replication — Restrictions"). Empty list: nothing found."""
         problems = []
-        blue = self.stack.layout.primary
         for db in databases:
-            with self._admin(blue, db) as conn:
+            with self._any_connect("blue", db) as conn:
                 if db == databases[0]:
                     level = conn.execute("SHOW wal_level").fetchone()[0]
                     if level != "logical":
@@ -260,9 +339,11 @@ class LocalCutover:
         return problems
 
     def plan(self, action: str, **opts) -> list[str]:
-        """The lines the confirmation shows for ``action`` with the options it will run with."""
+        """The lines the confirmation shows for ``action`` with the options it will run with. A
+        prepare that would be refused is refused here, before the confirmation (:meth:`refusals`)."""
         if action == "prepare":
-            return self.plan_prepare(opts.get("databases") or self.blue_databases(None))
+            databases = self.refusals(opts.get("databases"))
+            return self.plan_prepare(databases)
         if action in ("run", "rollback"):
             src, dst = ("blue", "green") if action == "run" else ("green", "blue")
             return [f"wait until {dst} has caught up with {src}, then within {opts.get('budget_ms', 2000)} ms of write "
@@ -274,6 +355,21 @@ class LocalCutover:
         if action == "finish":
             return self.plan_finish() if self.phase != "none" else ["nothing to finish (no cutover)"]
         return [f"cutover.{action}"]
+
+    def refusals(self, wanted: list[str] | None) -> list[str]:
+        """Everything that refuses a prepare, checked before anything is made (and before the
+        confirmation): the phase, the databases (:meth:`blue_databases`), what logical replication
+        would break (:meth:`preflight`). Returns the databases the prepare carries; raises
+        :class:`CutoverError` / :class:`CutoverRefused`."""
+        if self.phase not in ("none", "preparing"):
+            self._require("prepare", "none")
+        databases = self.blue_databases(wanted)
+        problems = self.preflight(databases)
+        if problems:
+            raise CutoverRefused("cutover.prepare", _guards("replicable", problems),
+                                 "fix each (add a primary key or REPLICA IDENTITY FULL, move large objects to bytea, "
+                                 "ALTER TABLE ... SET LOGGED), then run `invoke cutover.prepare` again.")
+        return databases
 
     def plan_prepare(self, databases: list[str]) -> list[str]:
         return [f"initdb a green cluster on a free loopback port with blue's roles ({self.stack.layout.primary.name} "
@@ -293,23 +389,19 @@ class LocalCutover:
         :class:`CutoverError` when tables do not reach the ready state within ``timeout_s`` seconds.
         Returns :meth:`status`."""
         progress = on_progress or (lambda m: None)
-        if self.phase not in ("none", "preparing"):
-            self._require("prepare", "none")
-        databases = self.blue_databases(databases)
+        databases = self.refusals(databases)
         self.bindir = _green_bindir(target_engine_version)
-        problems = self.preflight(databases)
-        if problems:
-            raise CutoverRefused("cutover.prepare", _guards("replicable", problems),
-                                 "fix each (add a primary key or REPLICA IDENTITY FULL, move large objects to bytea, "
-                                 "ALTER TABLE ... SET LOGGED), then run `invoke cutover.prepare` again.")
         if self.phase == "preparing":
             progress("a previous prepare was interrupted: removing its green cluster first")
             self._teardown_green()
         self.dir.mkdir(parents=True, exist_ok=True)
         chown_server(self.dir, 0o700)
         green = self._new_green_node()
-        self.state = {"phase": "preparing", "databases": databases, "blue": self.stack.layout.primary.name,
-                      "green": {"name": green.name, "port": green.port, "dir": green.node_dir.name},
+        blue = self.stack.layout.primary
+        self.state = {"phase": "preparing", "databases": databases, "blue": blue.name,
+                      "blue_node": {"name": blue.name, "port": blue.port, "dir": blue.node_dir.name},
+                      "green": {"name": green.name, "port": green.port, "dir": green.node_dir.name,
+                                "bindir": str(self.bindir)},
                       "started_at": _now(), "primary_side": "blue", "switches": []}
         self._save()
         blue = self.stack.layout.primary
@@ -351,6 +443,10 @@ class LocalCutover:
                                                                sql.Literal(enc), sql.Literal(coll), sql.Literal(ctype)))
             self._copy_schema(db, blue, green)
             diff = self._schema_diff(db)
+            if not diff:  # what dump and restore alone change (deparse noise): not a difference later
+                only_b, only_g = self._dump_diff(db)
+                self.state.setdefault("schema_baseline", {})[db] = {"blue": only_b, "green": only_g}
+                self._save()
             if diff:
                 raise CutoverRefused("cutover.prepare", _guards("schema_equal", [f"{db}: {d}" for d in diff[:10]]),
                                      "run `invoke cutover.finish --yes` to remove green, then `invoke cutover.prepare` again "
@@ -381,6 +477,9 @@ class LocalCutover:
                                      "create_slot = false, enabled = false, copy_data = false)").format(
                     sql.Identifier(REV_SUB), sql.Literal(_conninfo(g, db)), sql.Identifier(PUBLICATION),
                     sql.Literal(f"pgops_rev_{goid}")))
+        for db in databases:  # the initial copy's error count is the healthy baseline (usually 0)
+            with g.connect(db) as conn:
+                self._apply_failures("green", db, FWD_SUB, conn)
         self.state["phase"] = "ready"
         self.state["ready_at"] = _now()
         self._save()
@@ -426,6 +525,70 @@ class LocalCutover:
                        what=f"restoring {db}'s schema on green", env=env)
         dump.unlink(missing_ok=True)
 
+    def _schema_dump(self, side: str, db: str) -> Counter:
+        """``pg_dump -s`` of ``db`` on ``side`` (as the cutover's role: a fenced side lets it in), the
+        cutover's own objects left out, normalised to its statement lines (comments, ``SET`` lines and
+        psql meta-commands dropped) as a multiset. Green's binaries (the newer, when versions differ)
+        dump both sides alike."""
+        bindir = Path((self.state.get("green") or {}).get("bindir") or pg_bindir())
+        node = self._side(side).node
+        out = run_server_cmd([str(bindir / "pg_dump"), "-s", "--no-publications", "--no-subscriptions", "-N",
+                              FENCE_SCHEMA, "-h", "127.0.0.1", "-p", str(node.port), "-U", CONTROL_ROLE,
+                              "--no-password", "-d", db], what=f"pg_dump -s of {db} on {side}",
+                             env={"PGPASSFILE": str(self.passfile)}).stdout
+        return Counter(line.rstrip() for line in out.splitlines() if line.strip() and not _DUMP_NOISE.match(line))
+
+    def _dump_diff(self, db: str) -> tuple[list[str], list[str]]:
+        """Lines of the normalised schema dump present on blue only, and on green only."""
+        with ThreadPoolExecutor(2) as pool:
+            b, g = pool.map(lambda side: self._schema_dump(side, db), ("blue", "green"))
+        return sorted((b - g).elements()), sorted((g - b).elements())
+
+    def _whole_schema_diff(self, db: str) -> list[str]:
+        """Every difference between the two sides' whole schemas (``pg_dump -s``: defaults, functions,
+        triggers, views, types and enum values, policies, grants — not only what replication needs)
+        beyond those dump and restore made at prepare."""
+        only_b, only_g = self._dump_diff(db)
+        base = (self.state.get("schema_baseline") or {}).get(db) or {"blue": [], "green": []}
+        new_b = sorted((Counter(only_b) - Counter(base["blue"])).elements())
+        new_g = sorted((Counter(only_g) - Counter(base["green"])).elements())
+        return ([f"{db}: only on blue: {x.strip()}" for x in new_b] + [f"{db}: only on green: {x.strip()}" for x in new_g])
+
+    def _apply_failures(self, dst: str, db: str, sub: str, conn) -> str | None:
+        """Whether ``sub``'s workers on side ``dst`` keep failing: its error count
+        (``pg_stat_subscription_stats``, PostgreSQL 15: apply + initial-copy errors) is above the
+        count last seen healthy and still rising within a few worker restarts
+        (``wal_retrieve_retry_interval``), or its apply worker is absent. A count that stopped
+        rising with the worker running becomes the new healthy count. Returns the problem, or None."""
+        q = ("SELECT coalesce(st.apply_error_count + st.sync_error_count, 0), EXISTS (SELECT 1 FROM "
+             "pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL) "
+             "FROM pg_subscription s LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid "
+             "WHERE s.subname = %s AND s.subdbid = " + _HERE_OID)
+        row = conn.execute(q, (sub,)).fetchone()
+        if row is None:
+            return None
+        key = f"{dst}/{db}/{sub}"
+        seen = self.state.setdefault("apply_errors", {})
+        count, worker = int(row[0]), row[1]
+        if count <= seen.get(key, 0):
+            return None
+        deadline = self.clock() + _APPLY_SETTLE_S
+        rising = False
+        while self.clock() < deadline:
+            time.sleep(0.2)
+            again, worker = conn.execute(q, (sub,)).fetchone()
+            if int(again) > count:
+                rising, count = True, int(again)
+                break
+        if not rising and worker:
+            seen[key] = count  # the errors stopped (fixed on the subscriber, say): healthy again
+            if self._depth:
+                self._save()
+            return None
+        last = _last_error(self._side(dst).node.log_file)
+        return (f"{db}: {dst}'s apply worker for {sub} keeps failing ({count - seen.get(key, 0)} error(s) since it "
+                f"was last healthy{'; last: ' + last if last else ''})")
+
     def _schema_diff(self, db: str) -> list[str]:
         """Catalog lines present on one side only (columns, indexes, constraints, sequences)."""
         with self._side("blue").connect(db) as bc, self._side("green").connect(db) as gc:
@@ -461,8 +624,9 @@ class LocalCutover:
         recovered, busy = [], None
         try:
             with self._lock("status"):
-                self.state = self._read()
-                recovered = self.recover()
+                if self._depth == 1:  # not nested in a command that read it already
+                    self.state = self._read()
+                    recovered = self.recover()
         except CutoverError as exc:  # a command is running: report, never repair under it
             busy = exc.message
         out = {"recovered": recovered} if recovered else {}
@@ -472,16 +636,17 @@ class LocalCutover:
                "databases": self.state.get("databases", []), "lag_bytes": None, "tables": [], "guards": []}
         if self.phase == "none":
             return out
-        out["blue"] = {"node": self.state.get("blue"), "port": self.stack.layout.primary.port}
+        blue_node = self._blue_node()
+        out["blue"] = {"node": blue_node.name, "port": blue_node.port}
         out["green"] = {"node": self.state["green"]["name"], "port": self.state["green"]["port"]}
         guards = out["guards"]
 
         def guard(name, passed, detail=""):
             guards.append({"name": name, "passed": bool(passed), "detail": detail})
 
-        blue_up = node_pid(self.stack.layout.primary) is not None
+        blue_up = node_pid(blue_node) is not None
         green_up = node_pid(self._green_node()) is not None
-        guard("blue_running", blue_up, f"port {self.stack.layout.primary.port}")
+        guard("blue_running", blue_up, f"port {blue_node.port}")
         guard("green_running", green_up, f"port {self.state['green']['port']}")
         pooler = self.stack.layout.pooler
         from ..local.cluster import pooler_pid
@@ -518,13 +683,18 @@ class LocalCutover:
             missing = sorted(set(src_tables) - {t for t, _ in rows} - {f"{FENCE_SCHEMA}.fence"})
             if missing and src == "blue":
                 schema_diffs += [f"{db}: {t} is not replicated (created after prepare)" for t in missing]
-            schema_diffs += self._schema_diff(db)
+            schema_diffs += self._whole_schema_diff(db)
             if not (active and active[0]):
                 not_ready.append(f"{db}: subscription {sub} disabled")
+            else:
+                with self._side(dst).connect(db) as conn:
+                    failing = self._apply_failures(dst, db, sub, conn)
+                if failing:
+                    not_ready.append(failing)
         out["lag_bytes"] = lag
         guard("replicating", not not_ready, ", ".join(not_ready[:10]) or "every table in state ready")
         guard("lag_under_bound", lag <= DEFAULT_LAG_BOUND_BYTES, f"{lag} bytes (bound {DEFAULT_LAG_BOUND_BYTES})")
-        guard("schema_equal", not schema_diffs, "; ".join(schema_diffs[:5]) or "same columns, keys, indexes")
+        guard("schema_equal", not schema_diffs, "; ".join(schema_diffs[:5]) or "same schema (pg_dump -s) on both sides")
         guard("replicable", not problems, "; ".join(problems[:5]) or "every table has a replica identity")
         return out
 
@@ -662,8 +832,8 @@ class LocalCutover:
                 if self._fenced(dst):
                     undo.append(("fence " + dst_name, lambda: self._fence(dst, dconns[dbs[0]], [])))
                     step("unfence_" + dst_name, lambda: self._unfence(dst, dconns[dbs[0]]))
-                undo.append(("point the pooler back at " + src_name, lambda: admin.point_at(self.stack.layout, src.node.port)))
-                step("repoint", lambda: admin.point_at(self.stack.layout, dst.node.port))
+                undo.append(("point the pooler back at " + src_name, lambda: self._point_pooler(admin, src_name)))
+                step("repoint", lambda: self._point_pooler(admin, dst_name))
                 t1 = self.clock()
                 admin.resume()
                 phases["resume"] = _ms(self.clock() - t1)
@@ -740,8 +910,9 @@ class LocalCutover:
                     self._unfence(keep, conn)
             except OpsError as exc:
                 failed.append(f"unfencing {keep.name}: {exc.message}")
-            admin.point_at(self.stack.layout, keep.node.port)
-            admin.resume()
+            self._point_pooler(admin, keep.name)
+            if admin.running:  # a pooler killed since: local.up starts it, pointed by the layout
+                admin.resume()
             done.append(f"pooler pointed at {keep.name} and resumed")
             if not pointed and sw.get("dst_fenced") and not self._fenced(other):
                 try:  # a rollback killed after unfencing blue: blue is not primary, fence it again
@@ -942,19 +1113,25 @@ class LocalCutover:
     # ---- finish ---------------------------------------------------------------------------------
     def plan_finish(self) -> list[str]:
         if self.phase == "switched":
-            return ["drop every subscription, publication, slot, fence table and role the cutover made, on both "
-                    "sides, and check none remains",
-                    f"stop old blue ({self.stack.layout.primary.name}); its data directory is kept until you remove it",
-                    f"record green ({self.state['green']['name']}) as the stack's primary and rebuild every replica "
-                    "from it (pg_basebackup)"]
-        return ["drop every subscription, publication, slot, fence table and role the cutover made on blue",
-                f"stop and delete green ({self.state.get('green', {}).get('name')}); blue stays primary"]
+            return ["drop every subscription, publication, slot and fence table the cutover made, on both sides, "
+                    "and check none remains",
+                    f"stop old blue ({self._blue_node().name}, fenced); its data directory is kept until you remove it",
+                    f"record green ({self.state['green']['name']}) as the stack's only primary and rebuild every "
+                    "replica from it (pg_basebackup)",
+                    "last: drop the cutover's role"]
+        return ["drop every subscription, publication, slot and fence table the cutover made on blue",
+                f"stop and delete green ({self.state.get('green', {}).get('name')}); blue stays primary, open to clients",
+                "last: drop the cutover's role"]
 
     @_exclusive
     def finish(self, on_progress: Callable[[str], None] | None = None, force: bool = False) -> dict:
-        """After a switch: clean both sides, stop old blue, make green the stack's primary (replicas
-        rebuilt from it). After a rollback (or from ready): clean blue and remove green. Asserts no
-        slot, publication or subscription pgops made remains. Returns what was done."""
+        """After a switch: clean both sides, stop old blue, make green the stack's only primary
+        (replicas rebuilt from it). After a rollback (or from ready or an interrupted prepare): clean
+        blue and remove green. Asserts no slot, publication or subscription pgops made remains.
+        Returns what was done.
+
+        Each step checks whether it is done, and the cutover's role (the only one a fenced side
+        lets in) is dropped last, so a finish that failed anywhere is completed by running it again."""
         self.recover()
         self._require("finish", "ready", "rolled_back", "switched", "preparing")
         verified = self.state.get("last_verification") or {}
@@ -967,56 +1144,58 @@ class LocalCutover:
         progress = on_progress or (lambda m: None)
         done = []
         promote = self.phase == "switched"
+        keep, drop = ("green", "blue") if promote else ("blue", "green")
         dbs = self.state.get("databases", [])
-        green = self._green_node()
-        sides = [s for s in ("blue", "green") if node_pid(self._side(s).node) is not None]
+        sides = [s for s in ("blue", "green") if self.state.get(s) and node_pid(self._side(s).node) is not None]
         for side in sides:
             for db in dbs:
                 try:
-                    conn = self._side(side).connect(db)
-                except Exception:
+                    conn = self._any_connect(side, db)
+                except OpsError:
                     continue  # the database never reached green (an interrupted prepare)
                 with conn:
                     done += [f"dropped subscription {sub} in {db} on {side}" for sub in _clean_database(conn)]
         for side in sides:
-            with self._side(side).connect("postgres") as conn:
+            with self._any_connect(side) as conn:
                 done += [f"dropped slot {slot} on {side}" for slot in _drop_our_slots(conn)]
-        if promote:
-            new_primary = NodeSpec(green.name, "primary", green.port, green.node_dir)
-            old_blue = self.stack.layout.primary
-            progress(f"stopping old blue ({old_blue.name})")
-            self.stack.stop_node(old_blue)  # stopped while still fenced: no direct client writes to it last
-            hba, saved = self._hba(self._side("blue"))
-            if saved.exists():  # its pg_hba.conf as it was, for whoever starts that data directory again
-                _write_server_file(hba, saved.read_text())
-                saved.unlink()
-            done.append(f"stopped old blue {old_blue.name} (data kept in {old_blue.node_dir}; remove it with "
-                        f"`rm -rf {old_blue.node_dir}` once sure)")
-            nodes = tuple(n for n in self.stack.layout.nodes if n.name != old_blue.name) + (new_primary,)
-            self.stack.replace_layout(self.stack.layout.with_roles({}, nodes))
-            lay = self.stack.layout
-            admin = PoolerAdmin(self.stack, "cutover")
-            try:
-                admin.point_at(lay)  # already pointed at green; the ini now says so by the layout's own rule
-            finally:
-                admin.close()
-            for replica in lay.replica_nodes:
-                progress(f"rebuilding replica {replica.name} from {new_primary.name}")
-                self.stack.rebuild_replica(replica)
-                done.append(f"rebuilt replica {replica.name} from {new_primary.name}")
-            with self._admin(new_primary) as c:
-                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
-        else:
-            with self._admin(self.stack.layout.primary) as c:
-                self._unfence(self._side("blue"), c)
-                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
-            self._teardown_green()
-            done.append(f"removed green {green.name}")
+        survivor = self._side(keep)
+        with self._any_connect(keep) as conn:  # the side that stays takes every client again
+            self._unfence(survivor, conn)
+        admin = PoolerAdmin(self.stack, "cutover")
+        try:
+            if promote:
+                old_blue = self._blue_node()
+                if self.stack.stop_node(old_blue):  # stopped while still fenced: no direct client writes last
+                    progress(f"stopped old blue ({old_blue.name})")
+                hba, saved = self._hba(self._side("blue"))
+                if saved.exists():  # its pg_hba.conf as it was, for whoever starts that data directory again
+                    _write_server_file(hba, saved.read_text())
+                    saved.unlink()
+                done.append(f"stopped old blue {old_blue.name} (data kept in {old_blue.node_dir}; remove it with "
+                            f"`rm -rf {old_blue.node_dir}` once sure)")
+                self._record_alone(keep)
+                admin.point_at(self.stack.layout)  # already green; the ini now says so by the layout's own rule
+                lay = self.stack.layout
+                following = self._streaming_from_primary()
+                for replica in lay.replica_nodes:
+                    if replica.name in following:
+                        continue  # rebuilt by an earlier run of this finish
+                    progress(f"rebuilding replica {replica.name} from {lay.primary.name}")
+                    self.stack.rebuild_replica(replica)
+                    done.append(f"rebuilt replica {replica.name} from {lay.primary.name}")
+            else:
+                self._teardown_green(on_stopped=lambda: self._record_alone(keep))
+                admin.point_at(self.stack.layout)
+                done.append(f"removed green {self.state['green']['name']}")
+        finally:
+            admin.close()
         left = self.leftovers()
         if left:
             raise CutoverError(f"cutover.finish left replication objects behind: {', '.join(left)}.",
                                "drop them by hand (pg_drop_replication_slot / DROP SUBSCRIPTION), then run "
-                               "`invoke cutover.status`.")
+                               "`invoke cutover.finish` again.")
+        with self._admin(survivor.node) as c:  # last: every step above may need it on a fenced side
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(CONTROL_ROLE)))
         self.passfile.unlink(missing_ok=True)
         history = self.dir / f"finished-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
         self.state["finished_at"] = _now()
@@ -1026,41 +1205,62 @@ class LocalCutover:
         self._save()
         return {"done": done, "primary": self.stack.layout.primary.name, "leftovers": left}
 
+    def _record_alone(self, name: str) -> None:
+        """Record side ``name`` as the stack's primary and drop the other side from ``stack.json``
+        (it is stopped, or about to be removed). Idempotent."""
+        lay = self.stack.layout
+        blue, green = self._blue_node(), self._green_node()
+        new, gone = (green, blue) if name == "green" else (blue, green)
+        rest = tuple(n for n in lay.nodes if n.name not in (blue.name, green.name))
+        nodes = (NodeSpec(new.name, "primary", new.port, new.node_dir),) + rest
+        if tuple(lay.nodes) != lay.with_roles({}, nodes).nodes:
+            self.stack.replace_layout(lay.with_roles({}, nodes))
+
+    def _streaming_from_primary(self) -> set[str]:
+        """Names of the replicas streaming from the stack's recorded primary now."""
+        try:
+            with connect(self.stack.conninfo(), dbname="postgres", autocommit=True, application_name=_APP,
+                         connect_timeout=5) as conn:
+                return {r[0] for r in conn.execute("SELECT application_name FROM pg_stat_replication "
+                                                   "WHERE state = 'streaming'")}
+        except OpsError:
+            return set()
+
     def leftovers(self) -> list[str]:
         """Every slot the cutover made (``pgops_(fwd|rev)_*``, and the initial copy's per-table
         ``pg_<subid>_sync_*`` ones), and every pgops publication or subscription in any
-        database, on each running node of the stack and green."""
+        database, on each running side (blue and green)."""
         out = []
-        nodes = [self.stack.layout.primary]
-        if self.state.get("green"):
-            nodes.append(self._green_node())
-        for node in nodes:
-            if node_pid(node) is None:
+        for side in ("blue", "green"):
+            if not self.state.get(side) or node_pid(self._side(side).node) is None:
                 continue
-            params = self.stack.conninfo(node)
-            with connect(params, dbname="postgres", autocommit=True, application_name=_APP) as conn:
-                out += [f"slot {s} on {node.name}" for (s,) in conn.execute(
+            name = self._side(side).node.name
+            with self._any_connect(side) as conn:
+                out += [f"slot {s} on {name}" for (s,) in conn.execute(
                     "SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ %s", (_OUR_SLOTS,))]
-                out += [f"subscription {s} on {node.name}" for (s,) in conn.execute(
+                out += [f"subscription {s} on {name}" for (s,) in conn.execute(
                     "SELECT subname FROM pg_subscription WHERE subname IN (%s, %s)", (FWD_SUB, REV_SUB))]
                 dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
             for db in dbs:
-                with connect(params, dbname=db, autocommit=True, application_name=_APP) as conn:
-                    out += [f"publication {p} in {db} on {node.name}" for (p,) in conn.execute(
+                with self._any_connect(side, db) as conn:
+                    out += [f"publication {p} in {db} on {name}" for (p,) in conn.execute(
                         "SELECT pubname FROM pg_publication WHERE pubname = %s", (PUBLICATION,))]
         return out
 
-    def _teardown_green(self) -> None:
+    def _teardown_green(self, on_stopped: Callable[[], None] | None = None) -> None:
+        """Stop green, call ``on_stopped`` (finish drops green from ``stack.json`` there: never a
+        recorded node without a directory, nor a running one unrecorded), remove its directory
+        (only once its postmaster is gone), then clean blue."""
         if not self.state.get("green"):
             return
         green = self._green_node()
         if node_pid(green) is not None:
             # DROP SUBSCRIPTION while green runs removes its slot on blue and the initial copy's
             # per-table slots (pg_<subid>_sync_<relid>_<sysid>) an interrupted prepare leaves there
-            with self._admin(green) as c:
+            with self._any_connect("green") as c:
                 green_dbs = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datallowconn")]
             for db in green_dbs:
-                with self._admin(green, db) as c:
+                with self._any_connect("green", db) as c:
                     for (sub,) in c.execute("SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM "
                                             "pg_database WHERE datname = current_database())").fetchall():
                         c.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sub)))
@@ -1070,13 +1270,39 @@ class LocalCutover:
                             c.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(sql.Identifier(sub)))
                             c.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(sub)))
             self.stack.stop_node(green, "immediate")
-        shutil.rmtree(green.node_dir, ignore_errors=True)
-        with self._admin(self.stack.layout.primary) as conn:
+        if on_stopped is not None:
+            on_stopped()
+        if node_pid(green) is None:  # never a data directory under a running postmaster
+            shutil.rmtree(green.node_dir, ignore_errors=True)
+        with self._any_connect("blue") as conn:
             _drop_our_slots(conn)
             dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
         for db in dbs:
-            with self._admin(self.stack.layout.primary, db) as conn:
+            with self._any_connect("blue", db) as conn:
                 _clean_database(conn)
+
+
+def recover_interrupted(stack: LocalStack) -> list[str]:
+    """What any pgops command on the local stack runs first: when a cutover switch's process died
+    mid-way (``in_switch`` recorded: the pooler may be PAUSEd, a side fenced, ``stack.json`` and the
+    pooler half re-pointed) and no cutover command holds the lock now, finish or undo it
+    (:meth:`LocalCutover.recover`), which RESUMEs the pooler. Returns what was done; never raises (a
+    running cutover command, or a recovery that could not finish, is logged and left for
+    ``invoke cutover.status``)."""
+    try:
+        recorded = json.loads((stack.layout.state_dir / "cutover" / "state.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not recorded.get("in_switch"):
+        return []
+    cut = LocalCutover(stack)
+    try:
+        with cut._lock("recover"):
+            cut.state = cut._read()
+            return cut.recover()
+    except OpsError as exc:
+        log.warning("an interrupted cutover switch was not recovered: %s", exc.message)
+        return []
 
 
 def _green_bindir(version: str | None) -> Path:
@@ -1194,6 +1420,19 @@ def _conninfo(side: Side, db: str) -> str:
     from psycopg.conninfo import make_conninfo
     p = side.params
     return make_conninfo(host=p["host"], port=str(p["port"]), user=p["user"], dbname=db, passfile=p["passfile"])
+
+
+def _last_error(log_file: Path) -> str | None:
+    """The last ``ERROR:`` line in the tail of a server log (redacted, at most 300 characters)."""
+    from ..dsn import redact
+    try:
+        with open(log_file, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - 65536, 0))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    lines = [ln for ln in tail.splitlines() if "ERROR:" in ln]
+    return redact(lines[-1].split("ERROR:", 1)[1].strip())[:300] if lines else None
 
 
 def _write_server_file(path: Path, text: str) -> None:

@@ -197,14 +197,13 @@ def repository_ages(repo, databases: list[str], now: datetime,
 
 
 def pooler(name: str, params: dict) -> Measurement:
-    """The pooler passes a query to the primary."""
-    try:
-        with connect(params, dbname="postgres", autocommit=True, connect_timeout=5,
-                     application_name=tool_application_name("health")) as conn:
-            conn.execute("SELECT 1")
+    """The pooler passes a query to the primary within a few seconds (a PAUSEd pooler holds it:
+    failed, never a hang; :func:`ops.local.cluster.pooler_problem`)."""
+    from ..local.cluster import pooler_problem
+    problem = pooler_problem({**params, "dbname": params.get("dbname") or "postgres"})
+    if problem is None:
         return Measurement("pooler", name, 0, f"port {params.get('port')}", failed=False)
-    except OpsError as exc:
-        return Measurement("pooler", name, None, exc.message, failed=True)
+    return Measurement("pooler", name, None, problem[1], failed=True)
 
 
 def measure_all(nodes: list[tuple[str, str, dict]], *, databases: list[str], data_dirs: dict[str, str],

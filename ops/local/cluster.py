@@ -25,7 +25,7 @@ from ..dsn import connect, redact, tool_application_name
 from ..pgtools import (SERVER_USER, as_server_user, chown_server, pg_bindir, pgbouncer_bin, pgbouncer_version_text,
                        run_server_cmd, server_ids)
 from ..errors import ConfigError, LocalStackError, PortBusy
-from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, PORT_SETTING, NodeSpec, PoolerSpec, StackLayout,
+from .layout import (DEFAULT_BASE_PORT, DEFAULT_REPLICAS, FENCED, PORT_SETTING, NodeSpec, PoolerSpec, StackLayout,
                      layout_from_state, parse_pgbouncer_version, plan_layout, prepared_statements_note, primary_conninfo,
                      render_conf, render_pgbouncer_ini,
                      server_settings)
@@ -157,6 +157,51 @@ def _conninfo(layout: StackLayout, node: NodeSpec) -> dict:
             "passfile": str(layout.passfile)}
 
 
+#: how long a query through the pooler may take before status and health call it stuck (a PAUSE a killed
+#: cutover left behind, or a server that never answers): PgBouncer itself would hold it query_wait_timeout (120 s)
+POOLER_PROBE_S = 3.0
+
+
+def pooler_problem(params: dict, timeout_s: float = POOLER_PROBE_S) -> tuple[str, str] | None:
+    """Send ``SELECT 1`` through the pooler (``params``: libpq parameters of it) and wait at most
+    ``timeout_s`` seconds for the answer. None when it answered, else ``(kind, message)``: kind
+    ``"held"`` when it accepted the query and held it past the deadline, ``"error"`` otherwise (a PAUSEd
+    PgBouncer accepts the login and then holds every query: PgBouncer docs, "Admin console — PAUSE";
+    1.18's console does not report a global PAUSE, so the answer is the test). Never raises."""
+    import selectors
+    try:
+        conn = connect(params, autocommit=True, connect_timeout=max(int(timeout_s), 1),
+                       application_name=tool_application_name("status"))
+    except Exception as exc:  # ConnectError: the message names the target, redacted
+        return "error", getattr(exc, "message", None) or redact(str(exc))
+    try:
+        pg = conn.pgconn
+        pg.send_query(b"SELECT 1")
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as sel:
+            sel.register(pg.socket, selectors.EVENT_READ)
+            while True:
+                pg.flush()
+                pg.consume_input()
+                if not pg.is_busy():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "held", (f"the pooler (port {params.get('port')}) accepts connections but holds queries: no answer "
+                            f"to SELECT 1 within {timeout_s:g} s (PAUSEd? `invoke cutover.status` resumes a pooler a "
+                            f"killed cutover left paused)")
+                sel.select(min(left, 0.05))
+        error = None
+        while (res := pg.get_result()) is not None:
+            if res.error_message:
+                error = res.error_message.decode(errors="replace").strip()
+        return ("error", redact(error)) if error else None
+    except Exception as exc:
+        return "error", redact(str(exc))
+    finally:
+        conn.close()
+
+
 class LocalStack:
     """The local stack under one state directory. Build with :func:`open_stack`."""
 
@@ -190,6 +235,8 @@ class LocalStack:
         if not self.exists:
             self._init_primary(bindir)
         self._start(bindir, lay.primary)
+        for node in lay.fenced_nodes:  # a cutover's old side: started (replicas may stream from it), never rebuilt
+            self._start(bindir, node)
         for node in lay.replica_nodes:
             if replica_state(node) == "absent":
                 self._build_replica(bindir, node)
@@ -403,6 +450,8 @@ class LocalStack:
                 state = "not created"
             elif pid is None:
                 state = "stopped"
+            elif node.role == FENCED:  # pg_hba refuses the stack's own role there: the process is the check
+                state = "running"
             else:
                 state = "running"
                 try:
@@ -413,9 +462,13 @@ class LocalStack:
                         state = "wrong role"
                 except Exception:
                     state = "unreachable"
-            rows.append({"name": node.name, "role": node.role, "host": "127.0.0.1", "port": node.port,
-                         "pid": pid, "state": state,
-                         "replay_lag_bytes": lags.get(node.name) if node.role == "replica" else None})
+            row = {"name": node.name, "role": node.role, "host": "127.0.0.1", "port": node.port,
+                   "pid": pid, "state": state,
+                   "replay_lag_bytes": lags.get(node.name) if node.role == "replica" else None}
+            if node.role == FENCED:
+                row["note"] = ("a blue/green cutover's old side: clients refused, kept for `invoke cutover.rollback` "
+                               "until `invoke cutover.finish`")
+            rows.append(row)
         if self.layout.pooler is not None:
             rows.append(self._pooler_status(self.layout.pooler))
         return rows
@@ -436,14 +489,12 @@ class LocalStack:
         else:
             state = "running"
             # probe through it only when the primary runs: PgBouncer holds a query for a server
-            # connection up to query_wait_timeout, so a probe would hang while the primary is down
+            # connection up to query_wait_timeout, so a probe would hang while the primary is down;
+            # and never longer than POOLER_PROBE_S: a paused pooler holds it too
             if node_pid(self.layout.primary) is not None:
-                try:
-                    with connect(self.pooler_conninfo(), autocommit=True, connect_timeout=3,
-                                 application_name=tool_application_name("status")) as conn:
-                        conn.execute("SELECT 1")
-                except Exception:
-                    state = "unreachable"
+                problem = pooler_problem(self.pooler_conninfo())
+                if problem is not None:
+                    state = "paused" if problem[0] == "held" else "unreachable"
         return {"name": pooler.name, "role": pooler.role, "host": "127.0.0.1", "port": pooler.port, "pid": pid,
                 "state": state, "replay_lag_bytes": None, "note": note}
 

@@ -5,6 +5,8 @@ each with its own physical replication slot named after it (PostgreSQL docs, "Re
 Node names are identities and never carry a role, because roles move (Patroni's member names do
 the same): after a switchover or a blue/green cutover the stack's
 ``stack.json`` records which node is the primary (:func:`layout_from_state`), and every task follows it.
+During a blue/green cutover the side clients no longer reach has role :data:`FENCED`: ``local.up``
+starts it when stopped but never rebuilds it, and the pooler never points at it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ DEFAULT_BASE_PORT = 54320
 DEFAULT_REPLICAS = 1
 MAX_REPLICAS = 8
 POOLER_OFFSET = MAX_REPLICAS + 1  # the pooler listens on base_port + 9, beyond every replica port
+#: the role of a blue/green cutover's old side between its switch and ``cutover.finish``: a complete
+#: cluster clients are refused on (pg_hba), kept for the way back; neither primary nor replica
+FENCED = "fenced"
 PORT_SETTING = "`invoke local.up --port N` (or the PGOPS_LOCAL_PORT environment variable)"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
 
@@ -27,7 +32,7 @@ class NodeSpec:
     """One server of the stack. ``slot`` is the physical slot a replica streams from (None on the primary)."""
 
     name: str
-    role: str  # "primary" | "replica"
+    role: str  # "primary" | "replica" | "fenced" (FENCED: a cutover's old side)
     port: int
     node_dir: Path
     slot: str | None = None
@@ -86,6 +91,11 @@ class StackLayout:
     def replica_nodes(self) -> tuple[NodeSpec, ...]:
         return tuple(n for n in self.nodes if n.role == "replica")
 
+    @property
+    def fenced_nodes(self) -> tuple[NodeSpec, ...]:
+        """Nodes with role :data:`FENCED` (a cutover's old side)."""
+        return tuple(n for n in self.nodes if n.role == FENCED)
+
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``. Raises :class:`ConfigError` listing the stack's node names."""
         for n in self.nodes:
@@ -96,9 +106,13 @@ class StackLayout:
 
     def with_roles(self, roles: dict[str, str], nodes: tuple[NodeSpec, ...] | None = None) -> "StackLayout":
         """A copy whose nodes (``nodes`` or the current ones) take the roles in ``roles`` (name → role;
-        unnamed nodes keep theirs). Raises :class:`ConfigError` unless exactly one node is primary."""
-        new = tuple(NodeSpec(n.name, roles.get(n.name, n.role), n.port, n.node_dir,
-                             None if roles.get(n.name, n.role) == "primary" else (n.slot or f"pgops_{n.name}"))
+        unnamed nodes keep theirs; a replica gets a slot named after it when it has none, a primary
+        none). Raises :class:`ConfigError` unless exactly one node is primary."""
+        def slot(n: NodeSpec, role: str) -> str | None:
+            if role == "primary":
+                return None
+            return n.slot or (f"pgops_{n.name}" if role == "replica" else None)
+        new = tuple(NodeSpec(n.name, roles.get(n.name, n.role), n.port, n.node_dir, slot(n, roles.get(n.name, n.role)))
                     for n in (self.nodes if nodes is None else nodes))
         if sum(n.role == "primary" for n in new) != 1:
             raise ConfigError(["a local stack needs exactly one primary"], "run `invoke local.status`.")

@@ -18,6 +18,9 @@ class LocalTarget(AbstractTarget):
         self.name = "local"
         self.settings = settings
         self.stack = stack or open_stack(settings.state_dir)
+        if stack is None:  # a cutover switch killed mid-way leaves the pooler PAUSEd: lifted before anything else
+            from ..cutover.local import recover_interrupted
+            self.recovered = recover_interrupted(self.stack)
 
     @property
     def primary(self) -> dict:

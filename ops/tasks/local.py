@@ -18,7 +18,16 @@ def up(c, replicas=None, port=None, json_=False):
     from ..local.cluster import open_stack
     st = open_stack(current().state_dir, port=cli.as_int(port, "--port", minimum=1),
                     replicas=cli.as_int(replicas, "--replicas", minimum=0))
+    _recover(st)
     print_nodes(st.up(), json_, f"local stack up ({st.layout.state_dir})")
+
+
+def _recover(st) -> None:
+    """A cutover switch killed mid-way is finished or undone first (the pooler resumed, ``stack.json``
+    and the pooler agreeing), so the stack is never brought up around a half-made switch."""
+    from ..cutover.local import recover_interrupted
+    for line in recover_interrupted(st):
+        cli.warn(f"recovered an interrupted cutover switch: {line}")
 
 
 @task(help={"json_": HELP["json_"]})
@@ -27,9 +36,17 @@ def status(c, json_=False):
     """Show every local node: role, port, pid, state, replay lag in bytes; exit 3 when a node is down."""
     from ..local.cluster import open_stack
     st = open_stack(current().state_dir)
+    _recover(st)
     nodes = st.status()
     print_nodes(nodes, json_, f"local stack ({st.layout.state_dir})")
     down = [n["name"] for n in nodes if n["state"] != "running"]
+    held = [n["name"] for n in nodes if n["state"] == "paused"]
+    if held:
+        raise LocalStackError(f"Local stack {', '.join(held)} holds every query (PAUSEd, and no cutover command "
+                              "that could resume it is recorded as interrupted).",
+                              "run `invoke cutover.status` (a cutover or failover in progress shows there); if "
+                              "nothing runs, resume it: `psql -h 127.0.0.1 -p <pooler port> -U postgres pgbouncer "
+                              "-c RESUME`.")
     if down:
         raise LocalStackError(f"Local stack node(s) not running: {', '.join(down)}.", "start them with `invoke local.up`.")
 
@@ -76,7 +93,7 @@ def print_nodes(nodes, json_, title):
         return
     cli.table(title, ["name", "role", "host", "port", "pid", "state", "replay lag (bytes)"],
               [[n["name"], n["role"], n["host"], n["port"], n["pid"], n["state"], n["replay_lag_bytes"]] for n in nodes])
-    for n in nodes:  # e.g. the installed PgBouncer cannot keep prepared statements: what clients must set
+    for n in nodes:  # the pooler's limits (PgBouncer cannot keep prepared statements), a fenced node's phase
         if n.get("note"):
             cli.say(f"note ({n['name']}): {n['note']}")
 

@@ -25,10 +25,16 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from ops.cutover.local import LocalCutover
-from ops.errors import CutoverAborted, OpsError
+from ops.errors import CutoverAborted
 from ops.local.cluster import _pid_alive, node_pid, open_stack, pooler_pid
 
 from .conftest import TEST_SETTINGS, destroy, free_base_port, invoke, state_dir

@@ -13,7 +13,10 @@ TARGET = {k: HELP[k] for k in ("stack", "dsn")}
 
 def _engine(stack, dsn):
     target = target_for(stack=stack, dsn=dsn)
-    return target.cutover_engine(), cli.target_args(stack, dsn, None)
+    engine = target.cutover_engine()
+    # resolving a local target already recovered a switch whose process died: the engine reports it
+    engine.recovered_at_start = list(getattr(target, "recovered", None) or [])
+    return engine, cli.target_args(stack, dsn, None)
 
 
 def _call(fn, **opts):
@@ -91,6 +94,8 @@ def status(c, stack=None, dsn=None, json_=False):
     """Phase, lag in bytes, per-table sync state and every guard as a named pass/fail row."""
     engine, _ = _engine(stack, dsn)
     st = engine.status()
+    if engine.recovered_at_start:
+        st = {**st, "recovered": engine.recovered_at_start + list(st.get("recovered") or [])}
     for line in st.get("recovered") or []:
         cli.warn(f"recovered an interrupted switch: {line}")
     if json_:

@@ -101,6 +101,7 @@ def edge(fn: Callable) -> Callable:
         _signals_unwind_like_ctrl_c()
         frags = target_args(kwargs.get("stack"), kwargs.get("dsn"), kwargs.get("sql_root"))
         try:
+            one_line_values(kwargs)
             configure_logging(settings.current().log_level)
             return fn(*args, **kwargs)
         except OpsError as exc:
@@ -116,6 +117,27 @@ def edge(fn: Callable) -> Callable:
             console(True).print(_text(("error: ", "bold red"), with_target_args(redact(str(foreign)), frags)))
             raise SystemExit(foreign.exit_code) from None
     return wrapper
+
+
+def one_line_values(options: dict[str, Any]) -> None:
+    """Refuse an option value holding a control character (C0/C1, DEL, tab) or a Unicode line or
+    paragraph separator, before the task reads it: every value a task quotes in a message, a log, a
+    unit file or a report stays one line, so no value can forge a second line or a terminal escape
+    (issue 20 §5). The value itself is never echoed (it may be a DSN with a password). Raises
+    :class:`ConfigError` (exit 2) naming the option and the character's position."""
+    import unicodedata
+    for key, value in options.items():
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if not isinstance(item, str):
+                continue
+            for i, ch in enumerate(item):
+                if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+                    what = unicodedata.name(ch, "") or {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB",
+                                                        "\x1b": "ESCAPE", "\x00": "NUL"}.get(ch, "a control character")
+                    flag = "--" + key.rstrip("_").replace("_", "-")
+                    raise ConfigError([f"{flag} holds U+{ord(ch):04X} ({what}) at character {i + 1}: option values "
+                                       "are one line of printable text"],
+                                      f"pass {flag} again without it (a pasted line break or escape sequence).")
 
 
 def foreign_error(exc: Exception) -> OpsError | None:

@@ -36,9 +36,10 @@ def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, js
     from ..backups import engine
     cli.choice(kind, "--kind", KINDS)
     target = target_for(stack, dsn, sql_root, repository=repository)
-    repo = open_repo(target)
+    target.repository_url()  # a bare --dsn without a repository is refused first, before anything is made
     names = target.backup_names(list(db or []) or None)
     target.ensure_up(cli.progress if not json_ else (lambda _m: None))
+    repo = open_repo(target)  # created only once the databases and the server are known good
     if kind == "snapshot":
         with cli.transfer(f"snapshot → {repo.url}", enabled=not json_) as advance:
             made = target.snapshot_backup(repo, names, _now(), on_bytes=advance)
@@ -171,7 +172,7 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
     from ..targets import resolve
     # --dsn here is the destination; the stack whose servers are protected is never a bare DSN ($PGOPS_DSN too)
     stack_target = resolve(settings_for(stack, None, repository=repository, dsn_from_env=False))
-    repo = open_repo(stack_target)
+    repo = open_repo(stack_target, reads="backup.restore")
     m = engine.resolve_backup(repo, backup_id, db, kind="logical")
     stack_target.guard_restore_target(dest, dest_db, allow_overwrite=yes_overwrite_primary)
 
@@ -202,7 +203,7 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
     """GFS retention (seed 002: 30 daily, 12 weekly, 12 monthly, 5 yearly) with safety floors; dry run by default."""
     from ..backups import engine
     target = target_for(stack, dsn, repository=repository)
-    repo = open_repo(target)
+    repo = open_repo(target, reads="backup.prune")  # a missing repository is not made: it holds nothing to prune
     dbs = target.repository_databases(list(db or []) or None) or None
     reports, incomplete = _prune_all(repo, dbs, apply=False, force=force)
     snapshot_plans = target.prune_snapshots(repo, apply=False, force=force, now=_now())
@@ -288,7 +289,7 @@ def _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_, accep
         raise ConfigError(["--as needs --table SCHEMA.TABLE"])
     schema, name = split_table(table)
     stack_target = resolve(settings_for(stack, None, sql_root=sql_root, repository=repository, dsn_from_env=False))
-    repo = open_repo(stack_target)
+    repo = open_repo(stack_target, reads="backup.restore")
     if dsn:
         params = protect_params(parse(dsn))
         database = params.pop("dbname", None)

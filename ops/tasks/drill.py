@@ -66,8 +66,8 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
     report_path = _report_path(json_)
     scratch = protect_params(parse(target_dsn)) if target_dsn else None
     target = target_for(stack, dsn, sql_root, repository)
-    repo = open_repo(target)
     names = target.backup_names(list(db or []) or None) if not (backup and backup != "latest") else []
+    repo = open_repo(target)  # after the selection is known good: a refused --db makes no repository
     reports = []
     if kind == "snapshot":
         platform = [target.snapshot_drill(repo, d, _now) for d in names]

@@ -117,7 +117,8 @@ class FileRepository:
 
     def put_stream(self, key: str, stream: BinaryIO) -> Written:
         path = self._path(key)
-        make_private_dirs(path.parent)
+        make_private_dirs(self.root, parents_mode=0o711)  # made on the first write, not when opened
+        make_private_dirs(path.parent, stop=self.root)
         tmp = path.with_name(path.name + ".partial")
         tmp.unlink(missing_ok=True)  # a leftover of a killed writer: never reuse its mode
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
@@ -335,7 +336,9 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
 
 def open_repository(url: str, kms_key_id: str | None = None, *, create: bool = True) -> Repository:
     """``file:///abs/path`` or ``s3://bucket[/prefix]``. Raises :class:`ConfigError` otherwise.
-    ``create=False`` (a task that only reads): a missing file repository is not made, it lists empty."""
+    A file repository's folder is made by its first write (0700, parents 0711), never by opening it: a task
+    that is refused or only reads leaves nothing behind (issue 20 §5). ``create`` is kept for callers and
+    no longer changes anything."""
     u = urlparse(url)
     if u.scheme == "file":
         if u.netloc:  # file://tmp/x is host "tmp", path "/x": it would silently write to /x
@@ -344,10 +347,7 @@ def open_repository(url: str, kms_key_id: str | None = None, *, create: bool = T
                               f"pass --repository file:///{u.netloc}{u.path} (three slashes).")
         if not u.path.startswith("/"):
             raise ConfigError([f"repository URL '{url}' needs an absolute path (file:///path)"])
-        root = Path(u.path)
-        if create:
-            make_private_dirs(root, parents_mode=0o711)
-        return FileRepository(root)
+        return FileRepository(Path(u.path))
     if u.scheme == "s3" and u.netloc:
         return S3Repository(u.netloc, u.path, kms_key_id)
     raise ConfigError([f"repository URL '{url}' is neither file:///path nor s3://bucket/prefix"],

@@ -249,6 +249,11 @@ class LocalStack:
             self._start(bindir, node)
         if lay.pooler is not None:
             self._start_pooler(lay.pooler)
+        try:  # the stack's backup repository is part of the stack: 0700 (whatever the umask) before its first backup
+            os.mkdir(lay.repository_dir, 0o700)
+            os.chmod(lay.repository_dir, 0o700)
+        except FileExistsError:
+            pass
         self._write_state(bindir)
         return self.status()
 

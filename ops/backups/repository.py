@@ -334,11 +334,10 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
     return bytes(buf)
 
 
-def open_repository(url: str, kms_key_id: str | None = None, *, create: bool = True) -> Repository:
+def open_repository(url: str, kms_key_id: str | None = None) -> Repository:
     """``file:///abs/path`` or ``s3://bucket[/prefix]``. Raises :class:`ConfigError` otherwise.
     A file repository's folder is made by its first write (0700, parents 0711), never by opening it: a task
-    that is refused or only reads leaves nothing behind (issue 20 §5). ``create`` is kept for callers and
-    no longer changes anything."""
+    that is refused or only reads leaves nothing behind (issue 20 §5)."""
     u = urlparse(url)
     if u.scheme == "file":
         if u.netloc:  # file://tmp/x is host "tmp", path "/x": it would silently write to /x

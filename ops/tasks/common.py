@@ -57,7 +57,7 @@ def open_repo(target: AbstractTarget, skipped: bool = False, reads: str | None =
     the task's name when it only reads the repository (the refusal for a bare ``--dsn`` says so)."""
     from ..backups.repository import open_repository
     url = target.repository_url(backups_skipped=skipped, reads=reads)
-    return None if url is None else open_repository(url, target.kms_key_id(), create=reads is None)
+    return None if url is None else open_repository(url, target.kms_key_id())
 
 
 def fmt_version(v) -> str:

@@ -21,11 +21,13 @@ from __future__ import annotations
 import errno
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Callable
 
@@ -199,7 +201,7 @@ def _freshness(cache: Measurements, outcome: Outcome) -> list[tuple[str, str]]:
 
 def _answer(start_response, method: str, code: int, text: str, headers=(), ctype="text/plain; charset=utf-8"):
     data = text.encode() if text.endswith("\n") else (text + "\n").encode()
-    reason = _WORD.get(code, "").title() or "Status"
+    reason = HTTPStatus(code).phrase
     if method == "OPTIONS":  # status and headers, no body (Patroni answers OPTIONS as GET)
         data = b""
     start_response(f"{code} {reason}", [("Content-Type", ctype), ("Content-Length", str(len(data))),
@@ -246,6 +248,9 @@ def serve(port: int, measure: Callable[[], list], state_dir: Path, *, first: lis
     path = token_file(state_dir)
     token = load_or_create_token(path)
     cache = Measurements(measure, max_age, first=first)
+    # waitress warns "Task queue depth is N" for every request queued behind busy workers: a burst of
+    # probes is the normal case here, not news (each line would be one more write per request)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = make_server(application(cache, token, redact), port)
     progress(f"answering /health, /primary, /replica?lag=… on http://127.0.0.1:{port} (status only); "
              f"{DETAIL_PATH} with `Authorization: Bearer $(cat {path})`")

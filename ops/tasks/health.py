@@ -81,7 +81,8 @@ def _serve(port, max_age, measure, state_dir) -> None:
     port = check_port(port)
     age = cli.as_float(max_age, "--max-age", DEFAULT_MAX_AGE)
     if age > 60:
-        raise ConfigError([f"--max-age must be a number of seconds from 0 to 60, not '{max_age}'"])
+        raise ConfigError([f"--max-age must be a number of seconds from 0 to 60, not '{max_age}'"],
+                          "drop --max-age for the default of 2 s, or give e.g. `--max-age 5`.")
     serve(port, measure, state_dir, first=measure(), max_age=age, redact=redact, progress=cli.progress)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json as jsonlib
+import math
 import re
 import shlex
 import signal
@@ -100,6 +101,7 @@ def edge(fn: Callable) -> Callable:
         _signals_unwind_like_ctrl_c()
         frags = target_args(kwargs.get("stack"), kwargs.get("dsn"), kwargs.get("sql_root"))
         try:
+            one_line_values(kwargs)
             configure_logging(settings.current().log_level)
             return fn(*args, **kwargs)
         except OpsError as exc:
@@ -115,6 +117,27 @@ def edge(fn: Callable) -> Callable:
             console(True).print(_text(("error: ", "bold red"), with_target_args(redact(str(foreign)), frags)))
             raise SystemExit(foreign.exit_code) from None
     return wrapper
+
+
+def one_line_values(options: dict[str, Any]) -> None:
+    """Refuse an option value holding a control character (C0/C1, DEL, tab) or a Unicode line or
+    paragraph separator, before the task reads it: every value a task quotes in a message, a log, a
+    unit file or a report stays one line, so no value can forge a second line or a terminal escape
+    (issue 20 §5). The value itself is never echoed (it may be a DSN with a password). Raises
+    :class:`ConfigError` (exit 2) naming the option and the character's position."""
+    import unicodedata
+    for key, value in options.items():
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if not isinstance(item, str):
+                continue
+            for i, ch in enumerate(item):
+                if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+                    what = unicodedata.name(ch, "") or {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB",
+                                                        "\x1b": "ESCAPE", "\x00": "NUL"}.get(ch, "a control character")
+                    flag = "--" + key.rstrip("_").replace("_", "-")
+                    raise ConfigError([f"{flag} holds U+{ord(ch):04X} ({what}) at character {i + 1}: option values "
+                                       "are one line of printable text"],
+                                      f"pass {flag} again without it (a pasted line break or escape sequence).")
 
 
 def foreign_error(exc: Exception) -> OpsError | None:
@@ -216,31 +239,57 @@ def table(title: str, columns: list[str], rows: list[list[Any]], whole_first: bo
     console().print(t)
 
 
-def as_int(value: Any, option: str, *, minimum: int | None = None) -> int | None:
-    """Parse an integer option (None/"" → None). Raises :class:`ConfigError` (exit 2) naming the
-    option when it is not an integer or below ``minimum``."""
+#: The largest number an integer option takes unless it names a tighter bound: PostgreSQL's ``bigint``
+#: (the ledger's ``version`` column; PostgreSQL docs, "Numeric Types"). Larger values end in an
+#: OverflowError somewhere below the edge, so they are refused here.
+INT_MAX_OPTION = 2 ** 63 - 1
+#: The longest duration a seconds option takes: PostgreSQL's ``*_timeout`` settings are ``int``
+#: milliseconds, at most INT_MAX = 2147483647 ms ≈ 24.8 days (``lock_timeout``, ``statement_timeout``
+#: in guc_tables.c); no pgops wait is longer than a timeout the server itself can hold.
+SECONDS_MAX_OPTION = 2147483.647
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def as_int(value: Any, option: str, *, minimum: int | None = None, maximum: int = INT_MAX_OPTION) -> int | None:
+    """Parse an integer option (None/"" → None): ASCII digits with an optional sign, nothing else
+    (no ``1e3``, no ``1_000``, no non-ASCII digits). Raises :class:`ConfigError` (exit 2) naming the
+    option when it is not an integer, below ``minimum`` or above ``maximum`` (default
+    :data:`INT_MAX_OPTION`)."""
     if value is None or value == "":
         return None
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError([f"{option} must be an integer, not '{value}'"]) from None
+    if isinstance(value, bool) or not (isinstance(value, int) or _INTEGER.fullmatch(str(value))):
+        raise ConfigError([f"{option} must be an integer, not {_shown(value)}"])
+    n = int(value)
     if minimum is not None and n < minimum:
         raise ConfigError([f"{option} must be at least {minimum}, not {n}"])
+    if n > maximum:
+        raise ConfigError([f"{option} must be at most {maximum:,}, not {_shown(value)}"])
     return n
 
 
-def as_float(value: Any, option: str, default: float, *, minimum: float = 0.0) -> float:
-    """Parse a number of seconds (None/"" → ``default``). Raises :class:`ConfigError` (exit 2)."""
+def as_float(value: Any, option: str, default: float, *, minimum: float = 0.0,
+             maximum: float = SECONDS_MAX_OPTION) -> float:
+    """Parse a number of seconds (None/"" → ``default``): a finite decimal number from ``minimum`` to
+    ``maximum`` (default :data:`SECONDS_MAX_OPTION`, PostgreSQL's longest timeout). Raises
+    :class:`ConfigError` (exit 2) for anything else — NaN, ±inf, ``1e308``, a negative number."""
     if value is None or value == "":
         return default
+    text = str(value).strip()
     try:
-        n = float(value)
+        n = float(text) if text.isascii() and "_" not in text else float("nan")
     except (TypeError, ValueError):
-        raise ConfigError([f"{option} must be a number of seconds, not '{value}'"]) from None
-    if n != n or n < minimum:
-        raise ConfigError([f"{option} must be a number of seconds ≥ {minimum:g}, not '{value}'"])
+        raise ConfigError([f"{option} must be a number of seconds, not {_shown(value)}"]) from None
+    if not math.isfinite(n) or not minimum <= n <= maximum:
+        raise ConfigError([f"{option} must be a number of seconds from {minimum:g} to {maximum:g}, "
+                           f"not {_shown(value)}"])
     return n
+
+
+def _shown(value: Any) -> str:
+    """An option value as an error quotes it: one line, at most 60 characters (a newline in a value
+    never splits the paragraph)."""
+    text = repr(str(value))
+    return text if len(text) <= 60 else text[:57] + "…'"
 
 
 def choice(value: Any, option: str, allowed: tuple[str, ...]) -> str:

@@ -165,6 +165,44 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 of its database is refused."""
 
 
+def clock_skew(created: datetime, now: datetime) -> timedelta | None:
+    """The one rule every consumer of a backup's ``created_at`` applies (prune, ``backup.list``,
+    drills' RPO, ``health``'s ``backup_age``, the BackupAgeSeconds metric): how far ``created``
+    (aware) lies after ``now`` (aware) when that is more than :data:`FUTURE_TOLERANCE`, else None.
+    Such a time is clock skew between the host that wrote the manifest and this one: the backup is
+    not ordered, aged or drilled as if it were the newest."""
+    ahead = _utc(created) - _utc(now)
+    return ahead if ahead > FUTURE_TOLERANCE else None
+
+
+def skew_problem(created: datetime, now: datetime) -> str | None:
+    """:func:`clock_skew` as the sentence a listing, a drill check or a health detail shows; None
+    when ``created`` is within the tolerance."""
+    ahead = clock_skew(created, now)
+    if ahead is None:
+        return None
+    return (f"created_at {_utc(created).isoformat()} lies {_span(ahead)} after now ({_utc(now).isoformat()}), "
+            f"beyond the {_span(FUTURE_TOLERANCE)} clock-skew tolerance: the clock of the host that wrote it is wrong")
+
+
+def split_skewed(items: Sequence, now: datetime, created=lambda m: m.created) -> tuple[list, list]:
+    """``items`` (order kept) split into those whose ``created(item)`` passes :func:`clock_skew` and
+    those it flags: ``(trusted, skewed)``."""
+    trusted, skewed = [], []
+    for item in items:
+        (skewed if clock_skew(created(item), now) else trusted).append(item)
+    return trusted, skewed
+
+
+def _span(d: timedelta) -> str:
+    secs = int(d.total_seconds())
+    if secs >= 86400:
+        return f"{secs // 86400} d {secs % 86400 // 3600} h"
+    if secs >= 3600:
+        return f"{secs // 3600} h {secs % 3600 // 60} min"
+    return f"{secs // 60} min" if secs % 60 == 0 else f"{secs // 60} min {secs % 60} s"
+
+
 @dataclass(frozen=True)
 class InvalidBackup:
     """A backup whose manifest cannot be trusted (unreadable JSON, naive or unparsable created_at,
@@ -234,7 +272,7 @@ def plan_prune(backups: Sequence[BackupFacts], policy: RetentionPolicy, now: dat
     if not backups and not invalid:
         raise RetentionRefused(f"The backup listing{where} is empty; refusing to prune anything.",
                                "check the repository URL and credentials with `invoke backup.list`.")
-    future = [b for b in backups if _utc(b.created_at) - now > FUTURE_TOLERANCE]
+    _, future = split_skewed(backups, now, created=lambda b: b.created_at)
     if future:
         raise FutureBackup(database, future, now, FUTURE_TOLERANCE)
     if not backups:

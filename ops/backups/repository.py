@@ -333,8 +333,9 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
     return bytes(buf)
 
 
-def open_repository(url: str, kms_key_id: str | None = None) -> Repository:
-    """``file:///abs/path`` or ``s3://bucket[/prefix]``. Raises :class:`ConfigError` otherwise."""
+def open_repository(url: str, kms_key_id: str | None = None, *, create: bool = True) -> Repository:
+    """``file:///abs/path`` or ``s3://bucket[/prefix]``. Raises :class:`ConfigError` otherwise.
+    ``create=False`` (a task that only reads): a missing file repository is not made, it lists empty."""
     u = urlparse(url)
     if u.scheme == "file":
         if u.netloc:  # file://tmp/x is host "tmp", path "/x": it would silently write to /x
@@ -344,7 +345,8 @@ def open_repository(url: str, kms_key_id: str | None = None) -> Repository:
         if not u.path.startswith("/"):
             raise ConfigError([f"repository URL '{url}' needs an absolute path (file:///path)"])
         root = Path(u.path)
-        make_private_dirs(root, parents_mode=0o711)
+        if create:
+            make_private_dirs(root, parents_mode=0o711)
         return FileRepository(root)
     if u.scheme == "s3" and u.netloc:
         return S3Repository(u.netloc, u.path, kms_key_id)

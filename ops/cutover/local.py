@@ -179,6 +179,9 @@ class LocalCutover:
             finally:
                 self._depth -= 1
             return
+        if not self.stack.layout.state_dir.exists():  # no stack was ever made here: nothing to exclude,
+            yield  # and a refused command leaves no folder behind (issue 20 §5)
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         f = open(self.dir / "lock", "a+")
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from .report import Check, DrillReport, rpo_seconds
+from .report import Check, DrillReport, rpo_and_clock_check
 
 DRILL_TAG = "pgops:drill"
 
@@ -43,8 +43,9 @@ def run_snapshot_drill(client, snapshot_id: str, database: str, *, subnet_group:
     t0 = time.monotonic()
     snap = client.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"][0]
     created = snap["SnapshotCreateTime"].astimezone(timezone.utc)
-    report = DrillReport(database, snapshot_id, "snapshot", _iso(started), _iso(created),
-                         rpo_seconds=round(rpo_seconds(started, created), 3))
+    rpo, clock_checks = rpo_and_clock_check(started, created)
+    report = DrillReport(database, snapshot_id, "snapshot", _iso(started), _iso(created), rpo_seconds=rpo,
+                         checks=clock_checks)
     instance_id = f"pgops-drill-{snapshot_id}"[:63].rstrip("-")
     created_instance = False
     try:

@@ -75,6 +75,18 @@ def rpo_seconds(started: datetime, backup_created: datetime) -> float:
     return (started - backup_created).total_seconds()
 
 
+def rpo_and_clock_check(started: datetime, backup_created: datetime) -> tuple[float | None, list[Check]]:
+    """The drill's RPO (seconds, rounded to ms) and its clock check, by the shared rule
+    :func:`ops.retention.clock_skew`: a backup dated beyond the tolerance after the drill's start has
+    no RPO (None, never negative) and a failing ``backup created_at`` check, so the drill cannot
+    pass; within the tolerance the RPO is 0 at least and no check is added."""
+    from ..retention import skew_problem
+    problem = skew_problem(backup_created, started)
+    if problem is not None:
+        return None, [Check("backup created_at", False, f"{problem}; RPO cannot be measured")]
+    return round(max(rpo_seconds(started, backup_created), 0.0), 3), []
+
+
 def row_count_checks(expected: dict[str, int], found: dict[str, int | None]) -> list[Check]:
     """One check per manifest table: present in the restored copy with exactly the manifest's rows."""
     out = []

@@ -39,7 +39,7 @@ from ..pgtools import chown_server, pg_bindir, run_server_cmd
 from ..migrations.discovery import discover
 from ..migrations.runner import run_verify_script
 from ..migrations.script import ScriptError, parse_script
-from .report import Check, DrillReport, row_count_checks, rpo_seconds
+from .report import Check, DrillReport, row_count_checks, rpo_and_clock_check
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +331,8 @@ def run_drill(repo: Repository, m: Manifest, *, sql_root: Path, protected: list[
     clock = now or (lambda: datetime.now(timezone.utc))
     started = clock()
     t0 = time.monotonic()
-    report = DrillReport(m.database, m.id, m.kind, _iso(started), m.created_at,
-                         rpo_seconds=round(rpo_seconds(started, m.created), 3))
+    rpo, clock_checks = rpo_and_clock_check(started, m.created)
+    report = DrillReport(m.database, m.id, m.kind, _iso(started), m.created_at, rpo_seconds=rpo, checks=clock_checks)
     try:  # targets of drills killed with SIGKILL: never let cleaning up stop this drill
         for stale in cleanup_stale_drills(work_root):
             say(f"removed a stale drill target: {stale.path} ({stale.reason})")

@@ -164,14 +164,24 @@ def repository_ages(repo, databases: list[str], now: datetime,
     Freshness is measured from the later of the database's creation (``created``: name → UTC
     datetime, see :func:`database_created`) and its newest backup / passed drill: a database younger
     than the threshold has not missed one (issue 19 §1). A database with neither a known creation
-    time nor a backup is critical."""
+    time nor a backup is critical. A backup dated in the future beyond the clock-skew tolerance
+    (:func:`ops.retention.clock_skew`, the rule prune and drills apply) never counts as the newest:
+    ``backup_age`` is then critical, naming it, with the age of the newest trustworthy backup as
+    its value (a skewed backup would otherwise hide every missed backup after it)."""
+    from ..retention import skew_problem, split_skewed
     created = created or {}
     out = []
     for db in databases:
         born = created.get(db)
         young = f"; {db} was created {born:%Y-%m-%d %H:%M}Z" if born else ""
-        backups = list_backups(repo, db)
-        if backups and (born is None or backups[0].created >= born):
+        backups, skewed = split_skewed(list_backups(repo, db), now)
+        if skewed:
+            trusted = (f"newest trustworthy backup {backups[0].id}" if backups else "no trustworthy backup")
+            out.append(Measurement("backup_age", db, (now - backups[0].created).total_seconds() if backups else None,
+                                   f"clock skew: backup {skewed[0].id} {skew_problem(skewed[0].created, now)}"
+                                   f"{f' (and {len(skewed) - 1} more)' if len(skewed) > 1 else ''}; {trusted}",
+                                   forced="critical"))
+        elif backups and (born is None or backups[0].created >= born):
             age = (now - backups[0].created).total_seconds()
             out.append(Measurement("backup_age", db, age, f"newest backup {backups[0].id}"))
         elif born is not None:

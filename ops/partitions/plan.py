@@ -31,6 +31,14 @@ from ..errors import ConfigError
 POLICY_TAG = "pgops:partitions"
 DEFAULT_PREMAKE = 3
 MAX_NAME = 63  # NAMEDATALEN - 1
+#: Bounds of a policy's counts. pg_partman's ``premake`` defaults to 4 and is meant as a short
+#: runway; 120 months (10 years) ahead is already far past any plan, and with ``retention_months``
+#: up to 1200 (100 years: a 7-year audit trail is seed 001's longest) a table stays near 1,300 monthly
+#: partitions — inside the "up to a few thousand partitions" PostgreSQL's docs call well handled
+#: (5.12.6, "Best Practices for Declarative Partitioning"). ``"premake": 100000`` would be 8,333 years.
+MAX_PREMAKE = 120
+MAX_RETENTION_MONTHS = 1200
+POLICY_FIELDS = frozenset({"interval", "premake", "retention_months", "keep_table"})
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,10 @@ class TablePlan:
 def parse_policy(table: str, comment: str | None) -> Policy | None:
     """The policy in a table comment: ``... pgops:partitions {"interval": "month", "premake": 3,
     "retention_months": 13, "keep_table": false}``. None when the comment has no tag. Raises
-    :class:`ConfigError` naming the table for malformed JSON, an interval other than a month, or a
-    premake below 1 / negative retention."""
+    :class:`ConfigError` naming the table and listing every problem at once: malformed JSON, an unknown
+    field, an interval other than a month, a premake outside 1..:data:`MAX_PREMAKE` or a
+    retention_months outside 1..:data:`MAX_RETENTION_MONTHS` (JSON integers only: ``true`` is not 1),
+    a keep_table that is not a JSON boolean."""
     if not comment or POLICY_TAG not in comment:
         return None
     raw = comment.split(POLICY_TAG, 1)[1].strip()
@@ -139,17 +149,30 @@ def parse_policy(table: str, comment: str | None) -> Policy | None:
     if not isinstance(data, dict):
         problems.append(f"table {table}: the {POLICY_TAG} policy must be a JSON object")
         data = {}
+    unknown = sorted(set(data) - POLICY_FIELDS)
+    if unknown:
+        problems.append(f"table {table}: unknown policy field(s) {', '.join(map(repr, unknown))} "
+                        f"(known: {', '.join(sorted(POLICY_FIELDS))})")
     if data.get("interval", "month") != "month":
         problems.append(f"table {table}: interval {data.get('interval')!r} is not supported (only 'month')")
     premake = data.get("premake", DEFAULT_PREMAKE)
     retention = data.get("retention_months")
-    if not isinstance(premake, int) or premake < 1:
-        problems.append(f"table {table}: premake must be an integer ≥ 1, not {premake!r}")
-    if retention is not None and (not isinstance(retention, int) or retention < 1):
-        problems.append(f"table {table}: retention_months must be an integer ≥ 1 or absent, not {retention!r}")
+    keep_table = data.get("keep_table", False)
+    if not _whole(premake) or not 1 <= premake <= MAX_PREMAKE:
+        problems.append(f"table {table}: premake must be an integer from 1 to {MAX_PREMAKE}, not {premake!r}")
+    if retention is not None and (not _whole(retention) or not 1 <= retention <= MAX_RETENTION_MONTHS):
+        problems.append(f"table {table}: retention_months must be an integer from 1 to {MAX_RETENTION_MONTHS} "
+                        f"or absent, not {retention!r}")
+    if not isinstance(keep_table, bool):
+        problems.append(f"table {table}: keep_table must be true or false, not {keep_table!r}")
     if problems:
         raise ConfigError(problems, "fix the table comment in a migration, then run `invoke db.partitions`.")
-    return Policy(premake=premake, retention_months=retention, keep_table=bool(data.get("keep_table", False)))
+    return Policy(premake=premake, retention_months=retention, keep_table=keep_table)
+
+
+def _whole(v: object) -> bool:
+    """A JSON integer: ``true``/``false`` are not (Python's bool is an int subclass), nor is ``3.0``."""
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def month_start(d: datetime | date) -> date:

@@ -88,7 +88,7 @@ class AwsTarget(AbstractTarget):
     def region(self) -> str:
         return self.outputs["region"]
 
-    def default_repository(self) -> str:
+    def default_repository(self, reads: str | None = None) -> str:
         repo = self.outputs.get("backup_repository")
         if not repo:
             raise ConfigError([f"stack '{self.name}' has no backup_repository output"],
@@ -128,7 +128,8 @@ class AwsTarget(AbstractTarget):
         of this database ever passed (none published: the 35-day alarm treats missing data as breaching)."""
         from ..backups import engine, metrics
         from ..backups.drillreports import drill_reports
-        newest = engine.list_backups(repo, database)
+        from ..retention import split_skewed
+        newest, _ = split_skewed(engine.list_backups(repo, database), now)  # a skewed one never resets the age
         age = (now - newest[0].created).total_seconds() if newest else 10 ** 9
         metrics.publish_backup_metrics(self.clients.cloudwatch, database, succeeded=succeeded, age_seconds=age,
                                        size_bytes=size_bytes, now=now)

@@ -100,18 +100,19 @@ class AbstractTarget(ABC):
 
     # ---- backups --------------------------------------------------------------------------------
     @abstractmethod
-    def default_repository(self) -> str:
-        """The repository URL used without ``--repository``/``$PGOPS_REPOSITORY``.
+    def default_repository(self, reads: str | None = None) -> str:
+        """The repository URL used without ``--repository``/``$PGOPS_REPOSITORY``. ``reads``: the task
+        name when the task only reads the repository (``backup.list``), so a refusal says so.
 
         Raises :class:`ConfigError` where there is none (a bare ``--dsn``: its dumps must not land in the
         checkout unencrypted).
         """
 
-    def repository_url(self, backups_skipped: bool = False) -> str | None:
+    def repository_url(self, backups_skipped: bool = False, reads: str | None = None) -> str | None:
         """``--repository`` / ``$PGOPS_REPOSITORY``, else :meth:`default_repository`; None when skipped."""
         if backups_skipped:
             return None
-        return self.settings.repository or self.default_repository()
+        return self.settings.repository or self.default_repository(reads)
 
     def kms_key_id(self) -> str | None:
         return self.settings.kms_key_id

@@ -43,7 +43,12 @@ class DsnTarget(AbstractTarget):
     def create_databases(self) -> bool:
         return False
 
-    def default_repository(self) -> str:
+    def default_repository(self, reads: str | None = None) -> str:
+        if reads:  # a task that only reads (issue 20 §5): nothing is written, name what is missing
+            raise ConfigError([f"{reads} --dsn (database '{self.database}') has no backup repository to read: a bare "
+                               "--dsn has none of its own"],
+                              f"name the repository its backups are in: `invoke {reads} --repository file:///path` "
+                              "(or s3://bucket/prefix, or set PGOPS_REPOSITORY).")
         raise ConfigError([f"no backup repository for --dsn database '{self.database}': pgops will not write an "
                            "unencrypted dump of an unmanaged database into the checkout"],
                           "pass --repository file:///path or s3://bucket/prefix (or set PGOPS_REPOSITORY), "

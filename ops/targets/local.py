@@ -45,7 +45,7 @@ class LocalTarget(AbstractTarget):
         (folder / f"{job}.json").write_text(json.dumps({"job": job, "succeeded": succeeded, "seconds": round(seconds, 3),
                                                         "finished_at": now.isoformat()}) + "\n")
 
-    def default_repository(self) -> str:
+    def default_repository(self, reads: str | None = None) -> str:
         return self.stack.layout.repository_dir.as_uri()
 
     def snapshot_backup(self, repo, databases: list[str], now: datetime, on_bytes=None) -> list[dict]:

@@ -10,6 +10,7 @@ from ..dsn import parse
 from ..secrets import protect_params
 from ..errors import ConfigError, OpsError, PruneIncomplete, RestoreRefused, VerifyMismatch
 from ..planapply import Plan, Step, execute
+from ..retention import skew_problem, split_skewed
 from .common import HELP, cli, open_repo, rerun, settings_for, target_for, task
 
 REPO_HELP = {k: HELP[k] for k in ("repository", "stack", "dsn")}
@@ -21,7 +22,9 @@ def _now() -> datetime:
 
 
 def _age(created, now) -> str:
-    secs = int((now - created).total_seconds())
+    """``now − created`` as ``1h05m``/``4m09s``; a time ahead within the clock-skew tolerance is 0
+    (beyond it the backup is not listed: :func:`ops.retention.clock_skew`)."""
+    secs = max(int((now - created).total_seconds()), 0)
     return f"{secs // 3600}h{secs % 3600 // 60:02d}m" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
 
 
@@ -33,9 +36,10 @@ def create(c, db=None, dsn=None, stack=None, kind="logical", repository=None, js
     from ..backups import engine
     cli.choice(kind, "--kind", KINDS)
     target = target_for(stack, dsn, sql_root, repository=repository)
-    repo = open_repo(target)
+    target.repository_url()  # a bare --dsn without a repository is refused first, before anything is made
     names = target.backup_names(list(db or []) or None)
     target.ensure_up(cli.progress if not json_ else (lambda _m: None))
+    repo = open_repo(target)  # created only once the databases and the server are known good
     if kind == "snapshot":
         with cli.transfer(f"snapshot → {repo.url}", enabled=not json_) as advance:
             made = target.snapshot_backup(repo, names, _now(), on_bytes=advance)
@@ -66,16 +70,20 @@ def list_(c, db=None, dsn=None, stack=None, repository=None, json_=False):
     """Backups with a manifest, newest first, and the age of each database's newest backup."""
     from ..backups import engine
     target = target_for(stack, dsn, repository=repository)
-    repo = open_repo(target)
+    repo = open_repo(target, reads="backup.list")
     listings = [engine.scan_backups(repo, d) for d in target.listed_databases(list(db or []) or None)]
-    found = [m for x in listings for m in x.valid]
+    now = _now()
+    found, skewed = split_skewed([m for x in listings for m in x.valid], now)
     invalid = [b for x in listings for b in x.invalid]
     for b in invalid:  # on stderr in both modes: the JSON on stdout keeps the manifest shape
         cli.warn(f"invalid backup {b.id} (not listed, never restored or pruned automatically): {b.problem}")
+    for m in skewed:  # the shared rule (ops.retention.clock_skew): never shown with a negative age
+        cli.warn(f"invalid backup {m.id} of {m.database}: clock skew (not listed, not counted as the newest; "
+                 f"prune refuses its database): {skew_problem(m.created, now)}. Next: check the clock of the host "
+                 f"that took it (`timedatectl`), then `invoke backup.create` a fresh backup.")
     if json_:
         cli.emit_json([m.summary() for m in found])
         return
-    now = _now()
     cli.table(f"backups in {repo.url}", ["id", "database", "kind", "created_at", "age", "size (bytes)", "ledger"],
               [[m.id, m.database, m.kind, m.created_at, _age(m.created, now), f"{m.size_bytes:,}", m.ledger_version]
                for m in found], whole_first=True)
@@ -103,7 +111,7 @@ def _named_backup(target, repo, backup_id, db):
 def show(c, backup_id, dsn=None, stack=None, repository=None, db=None):
     """Print a backup's manifest."""
     target = target_for(stack, dsn, repository=repository)
-    cli.say(_named_backup(target, open_repo(target), backup_id, db).to_json().decode())
+    cli.say(_named_backup(target, open_repo(target, reads="backup.show"), backup_id, db).to_json().decode())
 
 
 @task(name="verify", help={**REPO_HELP, "backup_id": LATEST_HELP, "json_": HELP["json_"],
@@ -113,7 +121,7 @@ def verify(c, backup_id, dsn=None, stack=None, repository=None, json_=False, db=
     """Re-hash the object against its manifest and read it with pg_restore --list; exit 7 on mismatch."""
     from ..backups import engine
     target = target_for(stack, dsn, repository=repository)
-    repo = open_repo(target)
+    repo = open_repo(target, reads="backup.verify")
     m = _named_backup(target, repo, backup_id, db)
     rows = engine.verify_backup(repo, m)
     if json_:
@@ -164,7 +172,7 @@ def restore(c, backup_id, dsn=None, stack=None, repository=None, clean=False, ye
     from ..targets import resolve
     # --dsn here is the destination; the stack whose servers are protected is never a bare DSN ($PGOPS_DSN too)
     stack_target = resolve(settings_for(stack, None, repository=repository, dsn_from_env=False))
-    repo = open_repo(stack_target)
+    repo = open_repo(stack_target, reads="backup.restore")
     m = engine.resolve_backup(repo, backup_id, db, kind="logical")
     stack_target.guard_restore_target(dest, dest_db, allow_overwrite=yes_overwrite_primary)
 
@@ -195,7 +203,7 @@ def prune(c, db=None, dsn=None, stack=None, repository=None, apply=False, force=
     """GFS retention (seed 002: 30 daily, 12 weekly, 12 monthly, 5 yearly) with safety floors; dry run by default."""
     from ..backups import engine
     target = target_for(stack, dsn, repository=repository)
-    repo = open_repo(target)
+    repo = open_repo(target, reads="backup.prune")  # a missing repository is not made: it holds nothing to prune
     dbs = target.repository_databases(list(db or []) or None) or None
     reports, incomplete = _prune_all(repo, dbs, apply=False, force=force)
     snapshot_plans = target.prune_snapshots(repo, apply=False, force=force, now=_now())
@@ -281,7 +289,7 @@ def _restore_table(backup_id, dsn, stack, repository, yes, db, table, as_, accep
         raise ConfigError(["--as needs --table SCHEMA.TABLE"])
     schema, name = split_table(table)
     stack_target = resolve(settings_for(stack, None, sql_root=sql_root, repository=repository, dsn_from_env=False))
-    repo = open_repo(stack_target)
+    repo = open_repo(stack_target, reads="backup.restore")
     if dsn:
         params = protect_params(parse(dsn))
         database = params.pop("dbname", None)
@@ -388,7 +396,7 @@ def copy(c, to=None, db=None, since=None, dsn=None, stack=None, repository=None,
     to = to or target.settings.copy_to
     if not to:
         raise ConfigError(["backup.copy needs --to URL (the second repository), or $PGOPS_COPY_TO"])
-    src = open_repo(target)
+    src = open_repo(target, reads="backup.copy")
     dst = open_repository(to, to_kms_key or target.settings.copy_kms_key_id)
     if dst.url.rstrip("/") == src.url.rstrip("/"):
         raise ConfigError([f"--to {to} is the source repository itself"], "pass another bucket or folder.")
@@ -411,20 +419,36 @@ def copy(c, to=None, db=None, since=None, dsn=None, stack=None, repository=None,
 
 def parse_since(text, now: datetime):
     """``--since``: ``Nh``/``Nd``/``Nm`` (hours, days, minutes before ``now``) or an ISO-8601 time with
-    a zone; None when not given. Raises :class:`ConfigError` (exit 2) otherwise."""
+    a zone; None when not given. The cutoff must lie between ``datetime.min`` (year 1, Python's
+    earliest) and :data:`~ops.retention.FUTURE_TOLERANCE` after ``now``. Raises
+    :class:`ConfigError` (exit 2) otherwise — never an OverflowError (``99999999999d``)."""
+    import re
     from datetime import timedelta
+    from ..retention import FUTURE_TOLERANCE
     if not text:
         return None
     text = str(text).strip()
     units = {"m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    shown = cli._shown(text)
+    if re.fullmatch(r"[0-9]+[mhd]", text):
+        try:
+            return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        except OverflowError:
+            raise ConfigError([f"--since {shown} reaches before the year 1"],
+                              "pass a shorter span (e.g. 30d) or leave --since out to copy every backup.") from None
     try:
-        when = datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text) if text.isascii() else None
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
-        raise ConfigError([f"--since must be Nh, Nd, Nm or an ISO-8601 time with a zone, not '{text}'"])
+        raise ConfigError([f"--since must be Nh, Nd, Nm or an ISO-8601 time with a zone, not {shown}"])
+    try:
+        when = when.astimezone(timezone.utc)
+    except OverflowError:
+        raise ConfigError([f"--since {shown} lies outside the years 1 to 9999 in UTC"]) from None
+    if when - now > FUTURE_TOLERANCE:
+        raise ConfigError([f"--since {shown} lies in the future (now is {now.isoformat()}): nothing could be copied"],
+                          "pass a time in the past, or leave --since out to copy every backup.")
     return when
 
 

@@ -52,11 +52,12 @@ def target_for(stack=None, dsn=None, sql_root=None, repository=None) -> Abstract
     return target
 
 
-def open_repo(target: AbstractTarget, skipped: bool = False):
-    """The target's backup repository (``--repository`` wins), or None when ``skipped``."""
+def open_repo(target: AbstractTarget, skipped: bool = False, reads: str | None = None):
+    """The target's backup repository (``--repository`` wins), or None when ``skipped``. ``reads``:
+    the task's name when it only reads the repository (the refusal for a bare ``--dsn`` says so)."""
     from ..backups.repository import open_repository
-    url = target.repository_url(backups_skipped=skipped)
-    return None if url is None else open_repository(url, target.kms_key_id())
+    url = target.repository_url(backups_skipped=skipped, reads=reads)
+    return None if url is None else open_repository(url, target.kms_key_id(), create=reads is None)
 
 
 def fmt_version(v) -> str:

@@ -43,6 +43,8 @@ def deploy(c, stack=None, db=None, dsn=None, sql_root=None, json_=False, lock_wa
             return
     else:
         target = resolve(s)
+        target.databases(list(db or []) or None)  # an unknown --db is refused before the repository is made,
+        target.ensure_up(say)  # and a stack that cannot come up too (deploy's own first step; idempotent)
         report = run_deploy(target, list(db or []) or None, opts, progress=say,
                             repository=open_repo(target, skipped=no_backup), yes=yes, rerun=again, show=show)
     print_deploy(report, json_)

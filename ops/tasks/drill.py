@@ -66,8 +66,8 @@ def run(c, db=None, dsn=None, stack=None, backup="latest", kind="logical", repos
     report_path = _report_path(json_)
     scratch = protect_params(parse(target_dsn)) if target_dsn else None
     target = target_for(stack, dsn, sql_root, repository)
-    repo = open_repo(target)
     names = target.backup_names(list(db or []) or None) if not (backup and backup != "latest") else []
+    repo = open_repo(target)  # after the selection is known good: a refused --db makes no repository
     reports = []
     if kind == "snapshot":
         platform = [target.snapshot_drill(repo, d, _now) for d in names]
@@ -112,7 +112,8 @@ def print_drills(reports):
         cli.table(f"drill {'PASSED' if r.passed else 'FAILED'}: {r.database} from {r.backup_id}",
                   ["check", "passed", "detail"], [[c.name, "PASS" if c.passed else "FAIL", c.detail] for c in r.checks])
         rto = "—" if r.rto_seconds is None else f"{r.rto_seconds:.1f} s"
-        cli.say(f"RTO {rto} · RPO {r.rpo_seconds:.0f} s · phases " +
+        rpo = "— (the backup's clock is skewed)" if r.rpo_seconds is None else f"{r.rpo_seconds:.0f} s"
+        cli.say(f"RTO {rto} · RPO {rpo} · phases " +
                 ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()))
         if r.kept_target:
             cli.say(f"target kept: {r.kept_target}")
@@ -127,7 +128,7 @@ def history(c, db=None, dsn=None, stack=None, repository=None, json_=False):
     """Past restore drills with their outcome, RTO and RPO."""
     from ..backups.drillreports import drill_reports
     target = target_for(stack, dsn, repository=repository)
-    repo = open_repo(target)
+    repo = open_repo(target, reads="drill.history")
     items = [h for d in target.listed_databases(list(db or []) or None) for h in drill_reports(repo, d)]
     if json_:
         cli.emit_json([{k: h.get(k) for k in ("database", "backup_id", "kind", "started_at", "passed", "rto_seconds",

@@ -77,6 +77,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("misuse") / "state"
+    state.mkdir()  # something for `local.down --purge` to refuse without --yes (read-only cases create nothing)
     return {"PGOPS_STATE_DIR": str(state), "PGOPS_LOCAL_PORT": "59990"}
 
 

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -146,11 +147,10 @@ def _read_token(path: Path) -> str:
         raise ConfigError([f"The health token file {path} {why}"], hint) from None
     try:
         st = os.fstat(fd)
-        import stat
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            raise ConfigError([f"The health token file {path} is not a private file of this user "
-                               f"(mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid}); others could read "
-                               "or replace the token"], hint)
+            raise ConfigError([(f"The health token file {path} is not a private file of this user "
+                                f"(mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid}); others could read "
+                                "or replace the token")], hint)
         token = os.read(fd, 4096).decode("utf-8", "replace").strip()
     finally:
         os.close(fd)
@@ -207,18 +207,6 @@ def _answer(start_response, method: str, code: int, text: str, headers=(), ctype
     start_response(f"{code} {reason}", [("Content-Type", ctype), ("Content-Length", str(len(data))),
                                         ("Allow", ", ".join(METHODS)), *[h for h in headers if h[0] != "Allow"]])
     return [] if method == "HEAD" else [data]
-
-
-def check_port(raw) -> int:
-    """``--serve PORT``: an integer in 1–65535 (a TCP port). Raises :class:`ConfigError`."""
-    try:
-        port = int(raw)
-    except (TypeError, ValueError):
-        port = None
-    if port is None or not 1 <= port <= 65535:
-        raise ConfigError([f"--serve must be a TCP port number from 1 to 65535, not '{raw}'"],
-                          "choose a free port, e.g. `invoke health --serve 8008` (Patroni's REST port).")
-    return port
 
 
 def make_server(app, port: int):

@@ -75,14 +75,18 @@ def _measure(stack, dsn, sql_root, db, repository, set_) -> list:
 
 
 def _serve(port, max_age, measure, state_dir) -> None:
-    """Options and target checked, and measured once, before listening (exit 3 when wrong)."""
+    """Options and target checked, and measured once, before listening (exit 3 when wrong): the port
+    a TCP port (1–65535, RFC 793), ``--max-age`` seconds from 0 to 60 (a probe answer older than a
+    minute says nothing about now)."""
     from ..dsn import redact
-    from ..health.serve import DEFAULT_MAX_AGE, check_port, serve
-    port = check_port(port)
-    age = cli.as_float(max_age, "--max-age", DEFAULT_MAX_AGE)
-    if age > 60:
-        raise ConfigError([f"--max-age must be a number of seconds from 0 to 60, not '{max_age}'"],
-                          "drop --max-age for the default of 2 s, or give e.g. `--max-age 5`.")
+    from ..health.serve import DEFAULT_MAX_AGE, serve
+    try:
+        port = cli.as_int(port, "--serve", minimum=1, maximum=65535)
+        age = cli.as_float(max_age, "--max-age", DEFAULT_MAX_AGE, maximum=60)
+    except ConfigError as exc:
+        exc.hint = ("choose a free TCP port and a cache age in seconds, e.g. "
+                    "`invoke health --serve 8008 --max-age 2` (8008 is Patroni's REST port).")
+        raise
     serve(port, measure, state_dir, first=measure(), max_age=age, redact=redact, progress=cli.progress)
 
 

@@ -141,6 +141,9 @@ def test_a_check_that_cannot_run_is_unknown_exit_3(stack):
 
 
 def test_serve_answers_load_balancer_probes(stack):
+    """Role probes answer a status and one word (Patroni's REST API); the report is /checks, behind
+    the token in the state directory (tests/integration/test_health_serve.py covers load, idle
+    connections and another OS user)."""
     import socket
     import subprocess
     import sys
@@ -156,12 +159,13 @@ def test_serve_answers_load_balancer_probes(stack):
     proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "health", "--sql-root", str(stack.sql_root),
                              "--serve", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def get(path):
+    def get(path, headers=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
-                return r.status, json.loads(r.read())
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            return e.code, e.read().decode()
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -171,12 +175,18 @@ def test_serve_answers_load_balancer_probes(stack):
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
                 time.sleep(0.2)
-        assert code == 200 and body == {"primary": True}
-        code, body = get("/replica?lag=16MB&name=pg2")
-        assert code == 200 and body["replicas_within_lag"] == ["pg2"]
-        code, body = get("/health")
-        assert code == 200  # a new database without a backup yet does not pull a working node (issue 19 §1)
+        assert (code, body) == (200, "ok\n")
+        assert get("/replica?lag=16MB&name=pg2") == (200, "ok\n")
+        assert get("/replica?lag=16MB&name=nosuch") == (503, "unavailable\n")
+        # a new database without a backup yet does not pull a working node (issue 19 §1)
+        assert get("/health") == (200, "ok\n")
         assert get("/nowhere")[0] == 404 and get("/replica?lag=lots")[0] == 400
+        assert get("/checks")[0] == 401
+        token = (Path(stack.layout.state_dir) / "health-serve.token").read_text().strip()
+        code, body = get("/checks", {"Authorization": f"Bearer {token}"})
+        doc = json.loads(body)
+        assert code == 200 and {c["id"] for c in doc["checks"]} >= {"node_down", "replica_lag", "backup_age"}
+        assert doc["status"] == "ok" and all(set(c) >= {"detail", "runbook"} for c in doc["checks"])
     finally:
         proc.terminate()
         proc.wait(10)

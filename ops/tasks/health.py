@@ -82,6 +82,8 @@ def _serve(port, max_age, measure, state_dir) -> None:
     from ..health.serve import DEFAULT_MAX_AGE, serve
     try:
         port = cli.as_int(port, "--serve", minimum=1, maximum=65535)
+        if port is None:  # `--serve ''`: as_int reads an empty value as "not given"
+            raise ConfigError(["--serve needs a TCP port number from 1 to 65535"])
         age = cli.as_float(max_age, "--max-age", DEFAULT_MAX_AGE, maximum=60)
     except ConfigError as exc:
         exc.hint = ("choose a free TCP port and a cache age in seconds, e.g. "

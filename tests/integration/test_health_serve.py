@@ -272,7 +272,7 @@ def test_a_lag_that_is_not_a_finite_size_is_400(server, lag):
     assert code == 400 and body.startswith("bad request"), (lag, code, body)
 
 
-@pytest.mark.parametrize("port", ["70000", "65536", "0", "-1", "80.5", "abc", "1e3"])
+@pytest.mark.parametrize("port", ["70000", "65536", "0", "-1", "80.5", "abc", "1e3", "", "٨٠٨٠", str(2 ** 63)])
 def test_a_port_that_is_not_a_tcp_port_is_one_paragraph_exit_3(stack, port):
     res = invoke(["health", "--sql-root", str(stack.sql_root), "--serve", port],
                  {"PGOPS_STATE_DIR": str(stack.layout.state_dir)}, timeout=120)
@@ -291,3 +291,13 @@ def test_a_busy_port_is_one_paragraph_exit_3(stack):
     assert res.returncode == 3, (res.returncode, res.stderr)
     assert "Traceback" not in res.stdout + res.stderr and res.stderr.count("\n") == 1, res.stderr
     assert f"Port {port}" in res.stderr and "in use" in res.stderr and "Next:" in res.stderr
+
+
+@pytest.mark.parametrize("max_age", ["61", "-1", "nan", "inf", "1e308", "abc", "٣"])
+def test_a_max_age_outside_0_to_60_seconds_is_one_paragraph_exit_3(stack, max_age):
+    port = free_port()
+    res = invoke(["health", "--sql-root", str(stack.sql_root), "--serve", str(port), "--max-age", max_age],
+                 {"PGOPS_STATE_DIR": str(stack.layout.state_dir)}, timeout=120)
+    assert res.returncode == 3, (max_age, res.returncode, res.stderr)
+    assert "Traceback" not in res.stdout + res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "--max-age" in res.stderr and "Next:" in res.stderr

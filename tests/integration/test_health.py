@@ -13,24 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.dsn import connect
 from ops.pgtools import pg_bindir, run_server_cmd
 
-from .conftest import destroy, invoke, make_stack, query
+from .conftest import destroy, invoke, query, stack_with_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = make_stack(replicas=1)
-    st.up()
-    p = st.conninfo()
-    p.pop("dbname")
-    query(p, "postgres", "CREATE DATABASE app")
-    query(p, "app", "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)")
-    root = tmp_path_factory.mktemp("health") / "sql"
-    (root / "app" / "migrations" / "001_init").mkdir(parents=True)
-    (root / "app" / "migrations" / "001_init" / "up.sql").write_text("SELECT 1;\n")
-    st.sql_root = root
-    st.params = p
+    st = stack_with_database(tmp_path_factory.mktemp("health"), "app")
+    query(st.params, "app", "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)")
     yield st
     destroy(st)
 

@@ -29,7 +29,7 @@ import pytest
 
 from ops.dsn import connect
 
-from .conftest import REPO, destroy, invoke, make_stack, query
+from .conftest import REPO, destroy, invoke, query, stack_with_database
 
 pytestmark = pytest.mark.integration
 
@@ -46,16 +46,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = make_stack(replicas=1)
-    st.up()
-    p = st.conninfo()
-    p.pop("dbname")
-    query(p, "postgres", "CREATE DATABASE ledgerdb_x7")
-    root = tmp_path_factory.mktemp("serve") / "sql"
-    (root / "ledgerdb_x7" / "migrations" / "001_init").mkdir(parents=True)
-    (root / "ledgerdb_x7" / "migrations" / "001_init" / "up.sql").write_text("SELECT 1;\n")
-    st.sql_root = root
-    st.params = p
+    st = stack_with_database(tmp_path_factory.mktemp("serve"), "ledgerdb_x7")
     yield st
     destroy(st)
 

@@ -67,8 +67,10 @@ class Measurements:
     ``measure()`` returns the check results or raises :class:`OpsError` (cached like a result, so a
     failing target is not hammered). ``clock`` is monotonic seconds. A caller that finds the cache
     stale while another caller measures waits for that measurement and takes it whatever its age:
-    the herd never measures in series. Any other exception from ``measure`` propagates to the caller
-    that measured; the waiters then elect the next measurer."""
+    the herd never measures in series. Any other exception from ``measure`` (a bug, not a verdict) is
+    cached the same way, as an :class:`OpsError` naming its type and pointing at ``invoke health``
+    (which shows it in full): a long-running probe server answers 503, never a 500 with a traceback
+    in its log, and does not re-run a failing measurement for every request."""
 
     def __init__(self, measure: Callable[[], list], max_age: float = DEFAULT_MAX_AGE,
                  clock: Callable[[], float] = time.monotonic, first: list | None = None):
@@ -97,6 +99,10 @@ class Measurements:
                 outcome = Outcome(taken, results=self._measure())
             except OpsError as exc:
                 outcome = Outcome(taken, error=exc)
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                outcome = Outcome(taken, error=OpsError(
+                    f"the health checks failed unexpectedly ({type(exc).__name__}: {exc})",
+                    "run `invoke health` with the same options to see the failure in full."))
             return outcome
         finally:
             with self._cond:

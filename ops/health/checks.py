@@ -222,6 +222,25 @@ def _label(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
+PROBE_PATHS = ("/health", "/primary", "/replica")
+
+
+def probe_request(path: str) -> tuple[str, float, str | None]:
+    """``(endpoint, lag limit in bytes, replica name or None)`` for a probe's request target, e.g.
+    ``"/replica?lag=16MB&name=pg2"`` → ``("/replica", 16777216.0, "pg2")``; the limit is 16 MB unless
+    ``lag`` is given. Raises LookupError for a path not in :data:`PROBE_PATHS` (HTTP 404) and
+    ValueError for a ``lag`` that is not a finite size ≥ 0 (HTTP 400: ``lag=abc`` and ``lag=-5`` alike)."""
+    url = urlsplit(path)
+    if url.path not in PROBE_PATHS:
+        raise LookupError(f"no endpoint {url.path}; try {', '.join(PROBE_PATHS)}?lag=16MB")
+    q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    raw = q.get("lag", "16MB")
+    limit = parse_quantity(raw)
+    if not (math.isfinite(limit) and limit >= 0):
+        raise ValueError(f"lag must be a size of at least 0 (B, kB, MB, GB), not '{raw}'")
+    return url.path, limit, q.get("name")
+
+
 def probe_answer(path: str, results: list) -> tuple[int, dict]:
     """HTTP status and JSON body for a load balancer's probe, Patroni's REST API semantics over the
     stack's checks. The probes judge the nodes, not the backups or a database's contents (issue 19
@@ -229,26 +248,24 @@ def probe_answer(path: str, results: list) -> tuple[int, dict]:
     backup or drill is ``invoke health``'s business, not a reason to pull a working primary;
     ``/primary`` 200 when the node whose recorded *role* is primary answers (node names are
     identities, roles move); ``/replica?lag=16MB[&name=N]`` 200 when that replica (any replica without
-    ``name``) answers and is at most ``lag`` bytes behind. Unknown paths: 404."""
-    url = urlsplit(path)
-    q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    ``name``) answers and is at most ``lag`` bytes behind. Unknown paths: 404; a bad ``lag``: 400
+    (:func:`probe_request`)."""
+    try:
+        endpoint, limit, name = probe_request(path)
+    except LookupError as exc:
+        return 404, {"error": str(exc)}
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
     body = {"status": overall(results), "checks": [r.as_dict() for r in results]}
     downs = [r for r in results if r.id == "node_down"]
     servers = {r.node for r in downs} | {r.node for r in results if r.id == "pooler"}
     up = {r.node for r in downs if r.status == "ok"}
     primaries = {r.node for r in downs if r.role == "primary"}
-    if url.path == "/health":
+    if endpoint == "/health":
         return (503 if any(r.status == CRITICAL for r in results if r.node in servers) else 200), body
-    if url.path == "/primary":
+    if endpoint == "/primary":
         ok = bool(primaries & up)
         return (200 if ok else 503), {"primary": ok}
-    if url.path == "/replica":
-        try:
-            limit = parse_quantity(q.get("lag", "16MB"))
-        except ValueError as exc:
-            return 400, {"error": str(exc)}
-        lags = {r.node: r.extra.get("value2") for r in results if r.id == "replica_lag"}
-        ok = [n for n, lag in lags.items() if n in up and lag is not None and lag <= limit
-              and q.get("name", n) == n]
-        return (200 if ok else 503), {"replicas_within_lag": ok, "lag_limit_bytes": limit}
-    return 404, {"error": f"no endpoint {url.path}; try /health, /primary, /replica?lag=16MB"}
+    lags = {r.node: r.extra.get("value2") for r in results if r.id == "replica_lag"}
+    ok = [n for n, lag in lags.items() if n in up and lag is not None and lag <= limit and (name or n) == n]
+    return (200 if ok else 503), {"replicas_within_lag": ok, "lag_limit_bytes": limit}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..errors import ConfigError, OpsError
-from .common import HELP, cli, target_for, task
+from .common import HELP, cli, settings_for, target_for, task
 
 FORMATS = ("table", "json", "nagios", "prometheus")
 
@@ -19,16 +19,19 @@ FORMATS = ("table", "json", "nagios", "prometheus")
     "repository": "where backup_age and drill_age look (default: the stack's; with --dsn: only when given)",
     "format_": "table (default) | json | nagios | prometheus",
     "set_": "override a threshold for this run: ID.warn=V or ID.crit=V (units: B kB MB GB ms s min h d %); repeatable",
-    "serve": "answer HTTP probes on 127.0.0.1:PORT until stopped: /health, /primary, /replica?lag=16MB[&name=pg2]"})
+    "serve": "answer HTTP probes on 127.0.0.1:PORT until stopped: /health, /primary, /replica?lag=16MB[&name=pg2] "
+             "(status only); /checks (the report) with the token in <state dir>/health-serve.token",
+    "max_age": "--serve: seconds one measurement answers probes for (default 2; 0-60)"})
 @cli.edge
-def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, format_="table", set_=None, serve=None):
+def health(c, stack=None, dsn=None, sql_root=None, db=None, repository=None, format_="table", set_=None, serve=None,
+           max_age=None):
     """One check per row (id, node, status, value, warn, crit, detail, runbook); Nagios exit status."""
-    if serve is not None:
-        port = cli.as_int(serve, "--serve", minimum=1)
-        measure = lambda: _measure(stack, dsn, sql_root, db, repository, set_)  # noqa: E731
-        measure()  # options and target checked before listening (exit 3 when they are wrong)
-        return _serve(port, measure)
     try:
+        if max_age is not None and serve is None:
+            raise ConfigError([f"--max-age {max_age} applies to --serve only"], "add `--serve PORT`, or drop --max-age.")
+        if serve is not None:
+            return _serve(serve, max_age, lambda: _measure(stack, dsn, sql_root, db, repository, set_),
+                          settings_for(stack, dsn, sql_root, repository).state_dir)
         cli.choice(format_, "--format", FORMATS)
         results = _measure(stack, dsn, sql_root, db, repository, set_)
     except OpsError as exc:
@@ -71,31 +74,22 @@ def _measure(stack, dsn, sql_root, db, repository, set_) -> list:
     return [judge(m, limits) for m in measured]
 
 
-def _serve(port: int, measure) -> None:
-    """Serve probes on loopback until interrupted; every request measures afresh."""
-    import json as jsonlib
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from ..health.checks import probe_answer
-
-    class Probe(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
-            try:
-                code, body = probe_answer(self.path, measure())
-            except OpsError as exc:
-                code, body = 503, {"status": "unknown", "error": str(exc)}
-            data = (jsonlib.dumps(body, default=str) + "\n").encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, fmt, *args):  # quiet: probes arrive every few seconds
-            pass
-    with ThreadingHTTPServer(("127.0.0.1", port), Probe) as server:
-        cli.progress(f"answering /health, /primary, /replica?lag=… on http://127.0.0.1:{port}")
-        server.serve_forever()
+def _serve(port, max_age, measure, state_dir) -> None:
+    """Options and target checked, and measured once, before listening (exit 3 when wrong): the port
+    a TCP port (1–65535, RFC 793), ``--max-age`` seconds from 0 to 60 (a probe answer older than a
+    minute says nothing about now)."""
+    from ..dsn import redact
+    from ..health.serve import DEFAULT_MAX_AGE, serve
+    try:
+        port = cli.as_int(port, "--serve", minimum=1, maximum=65535)
+        if port is None:  # `--serve ''`: as_int reads an empty value as "not given"
+            raise ConfigError(["--serve needs a TCP port number from 1 to 65535"])
+        age = cli.as_float(max_age, "--max-age", DEFAULT_MAX_AGE, maximum=60)
+    except ConfigError as exc:
+        exc.hint = ("choose a free TCP port and a cache age in seconds, e.g. "
+                    "`invoke health --serve 8008 --max-age 2` (8008 is Patroni's REST port).")
+        raise
+    serve(port, measure, state_dir, first=measure(), max_age=age, redact=redact, progress=cli.progress)
 
 
 def _show(v, unit: str) -> str:

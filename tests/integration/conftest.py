@@ -55,6 +55,21 @@ def make_stack(replicas: int = 0) -> LocalStack:
                       extra_settings=TEST_SETTINGS)
 
 
+def stack_with_database(root: Path, database: str, replicas: int = 1) -> LocalStack:
+    """A started stack (primary, ``replicas`` streaming replicas, pooler) with ``database`` created and
+    an sql root ``root/sql`` managing it (one migration, ``SELECT 1``); ``stack.sql_root`` is that
+    root and ``stack.params`` the primary's conninfo without a dbname. Tear down with :func:`destroy`."""
+    st = make_stack(replicas=replicas)
+    st.up()
+    p = st.conninfo()
+    p.pop("dbname")
+    query(p, "postgres", f"CREATE DATABASE {database}")
+    (root / "sql" / database / "migrations" / "001_init").mkdir(parents=True)
+    (root / "sql" / database / "migrations" / "001_init" / "up.sql").write_text("SELECT 1;\n")
+    st.sql_root, st.params = root / "sql", p
+    return st
+
+
 def destroy(stack: LocalStack) -> None:
     try:
         stack.down(purge=True)

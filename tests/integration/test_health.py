@@ -13,24 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.dsn import connect
 from ops.pgtools import pg_bindir, run_server_cmd
 
-from .conftest import destroy, invoke, make_stack, query
+from .conftest import destroy, invoke, query, stack_with_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = make_stack(replicas=1)
-    st.up()
-    p = st.conninfo()
-    p.pop("dbname")
-    query(p, "postgres", "CREATE DATABASE app")
-    query(p, "app", "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)")
-    root = tmp_path_factory.mktemp("health") / "sql"
-    (root / "app" / "migrations" / "001_init").mkdir(parents=True)
-    (root / "app" / "migrations" / "001_init" / "up.sql").write_text("SELECT 1;\n")
-    st.sql_root = root
-    st.params = p
+    st = stack_with_database(tmp_path_factory.mktemp("health"), "app")
+    query(st.params, "app", "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)")
     yield st
     destroy(st)
 
@@ -141,6 +132,9 @@ def test_a_check_that_cannot_run_is_unknown_exit_3(stack):
 
 
 def test_serve_answers_load_balancer_probes(stack):
+    """Role probes answer a status and one word (Patroni's REST API); the report is /checks, behind
+    the token in the state directory (tests/integration/test_health_serve.py covers load, idle
+    connections and another OS user)."""
     import socket
     import subprocess
     import sys
@@ -156,12 +150,13 @@ def test_serve_answers_load_balancer_probes(stack):
     proc = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "health", "--sql-root", str(stack.sql_root),
                              "--serve", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def get(path):
+    def get(path, headers=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
-                return r.status, json.loads(r.read())
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            return e.code, e.read().decode()
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -171,12 +166,18 @@ def test_serve_answers_load_balancer_probes(stack):
             except (urllib.error.URLError, ConnectionError):
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
                 time.sleep(0.2)
-        assert code == 200 and body == {"primary": True}
-        code, body = get("/replica?lag=16MB&name=pg2")
-        assert code == 200 and body["replicas_within_lag"] == ["pg2"]
-        code, body = get("/health")
-        assert code == 200  # a new database without a backup yet does not pull a working node (issue 19 §1)
+        assert (code, body) == (200, "ok\n")
+        assert get("/replica?lag=16MB&name=pg2") == (200, "ok\n")
+        assert get("/replica?lag=16MB&name=nosuch") == (503, "unavailable\n")
+        # a new database without a backup yet does not pull a working node (issue 19 §1)
+        assert get("/health") == (200, "ok\n")
         assert get("/nowhere")[0] == 404 and get("/replica?lag=lots")[0] == 400
+        assert get("/checks")[0] == 401
+        token = (Path(stack.layout.state_dir) / "health-serve.token").read_text().strip()
+        code, body = get("/checks", {"Authorization": f"Bearer {token}"})
+        doc = json.loads(body)
+        assert code == 200 and {c["id"] for c in doc["checks"]} >= {"node_down", "replica_lag", "backup_age"}
+        assert doc["status"] == "ok" and all(set(c) >= {"detail", "runbook"} for c in doc["checks"])
     finally:
         proc.terminate()
         proc.wait(10)

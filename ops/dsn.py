@@ -81,7 +81,9 @@ def redact(text: str) -> str:
     for value in _dsn_secrets(text):
         if len(value) >= MIN_REGISTERED_LENGTH:  # shorter ones: the rules below only (no "p" → "***" everywhere)
             forms |= _value_forms(value)
-    known = sorted(forms, key=len, reverse=True) + registered_secrets()
+    for value in registered_secrets():  # every spelling, longest first: masking the raw value inside its
+        forms |= _value_forms(value)     # escaped form would leave a '\\' that escapes the closing quote
+    known = sorted(forms, key=len, reverse=True)
     text = _mask(text, known)  # before the rules, so no rule can cut a known value in two
     text = _SECRET_STRING.sub(lambda m: m["key"] + MASK, text)
     text = _URL_PW.sub(lambda m: m["head"] + MASK + m["at"], text)

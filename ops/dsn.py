@@ -158,21 +158,23 @@ def parse(dsn: str) -> dict[str, str]:
 
     Raises :class:`ConfigError` (exit 2) saying which part is wrong — never echoing the DSN or the
     fragment libpq quotes — when libpq cannot parse it, or when a URL's userinfo holds an unencoded
-    '@' or '/' (libpq would take the rest of the password for the host, port or database name).
+    '@' or '/' (libpq would take the rest of the password for the host, port or database name);
+    both problems at once when both hold (``%@x@host``: the '%' and the '@').
     """
     import psycopg
     from psycopg import conninfo as _conninfo
+    url = dsn.strip().lower().startswith(_URL_SCHEMES)
+    userinfo = _url_userinfo_problem(dsn.strip()) if url else None
+    also = [f"and {userinfo}"] if userinfo else []
     try:
         params = dict(_conninfo.conninfo_to_dict(dsn))
     except psycopg.ProgrammingError as exc:
-        raise ConfigError([f"the DSN does not parse: {_libpq_problem(str(exc))}"], _DSN_HINT) from None
+        raise ConfigError([f"the DSN does not parse: {_libpq_problem(str(exc))}", *also], _DSN_HINT) from None
     except UnicodeDecodeError:  # a %-escape decoding to bytes that are not UTF-8 (psycopg decodes the values)
-        raise ConfigError(["the DSN does not parse: a percent-encoded value is not UTF-8 (encode '%' as %25)"],
+        raise ConfigError(["the DSN does not parse: a percent-encoded value is not UTF-8 (encode '%' as %25)", *also],
                           _DSN_HINT) from None
-    if dsn.strip().lower().startswith(_URL_SCHEMES):
-        problem = _url_userinfo_problem(dsn.strip())
-        if problem:
-            raise ConfigError([f"the DSN cannot be used: {problem}"], _DSN_HINT)
+    if userinfo:
+        raise ConfigError([f"the DSN cannot be used: {userinfo}"], _DSN_HINT)
     for key in _DSN_SECRET_KEYS:
         if params.get(key):
             register_secret(str(params[key]))

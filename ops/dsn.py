@@ -106,6 +106,7 @@ def _mask(text: str, values: list[str]) -> str:
     return text
 
 
+_USERINFO_HINT = "if the user name or password holds '/', '?' or '@', percent-encode it (%2F, %3F, %40)"
 _LIBPQ_PROBLEMS = (
     ("invalid percent-encoded token", "a '%' is not followed by two hex digits: encode '%' as %25"),
     ("forbidden value %00", "a percent-encoded value holds %00"),
@@ -114,8 +115,9 @@ _LIBPQ_PROBLEMS = (
                             "with \\' and \\\\ escaped)"),
     ("unterminated quoted string", "a quoted value is not closed (escape a quote inside it as \\')"),
     ("invalid connection option", "a keyword is not a libpq connection parameter"),
-    ("URI query parameter", "the URL's query part (after '?') is not key=value pairs; if the user name or password "
-                            "holds '/', '?' or '@', percent-encode it (%2F, %3F, %40)"),
+    ("invalid URI query parameter", "the URL's query part (after '?') names a keyword that is not a libpq "
+                                    f"connection parameter; {_USERINFO_HINT}"),
+    ("URI query parameter", f"the URL's query part (after '?') is not key=value pairs; {_USERINFO_HINT}"),
     ("IPv6 host address", "the URL's [IPv6] host is malformed"),
     ("unexpected character", "the URL's host part holds an unexpected character"),
 )
@@ -159,7 +161,9 @@ def parse(dsn: str) -> dict[str, str]:
     Raises :class:`ConfigError` (exit 2) saying which part is wrong — never echoing the DSN or the
     fragment libpq quotes — when libpq cannot parse it, or when a URL's userinfo holds an unencoded
     '@' or '/' (libpq would take the rest of the password for the host, port or database name);
-    both problems at once when both hold (``%@x@host``: the '%' and the '@').
+    both problems at once when both hold (``%@x@host``: the '%' and the '@'), and a reminder to
+    encode '/', '?' and '@' when a URL holding an '@' does not parse (``u:7/%?@host``: libpq stops
+    at the '/' and never reaches the '@').
     """
     import psycopg
     from psycopg import conninfo as _conninfo
@@ -169,7 +173,10 @@ def parse(dsn: str) -> dict[str, str]:
     try:
         params = dict(_conninfo.conninfo_to_dict(dsn))
     except psycopg.ProgrammingError as exc:
-        raise ConfigError([f"the DSN does not parse: {_libpq_problem(str(exc))}", *also], _DSN_HINT) from None
+        problem = _libpq_problem(str(exc))
+        if url and not also and "@" in dsn and _USERINFO_HINT not in problem:
+            also = [f"and {_USERINFO_HINT}"]  # a '/' or '?' in the password hides where its '@' ends
+        raise ConfigError([f"the DSN does not parse: {problem}", *also], _DSN_HINT) from None
     except UnicodeDecodeError:  # a %-escape decoding to bytes that are not UTF-8 (psycopg decodes the values)
         raise ConfigError(["the DSN does not parse: a percent-encoded value is not UTF-8 (encode '%' as %25)", *also],
                           _DSN_HINT) from None

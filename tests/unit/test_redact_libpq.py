@@ -68,6 +68,8 @@ def test_an_unencoded_at_or_slash_in_a_url_password_is_refused_without_echo(pw):
         parse(dsn)
     text = str(info.value)
     assert info.value.exit_code == 2 and "%40" in text and "\n" not in text
+    problems = " ".join(info.value.problems)  # the problem itself names the user-info, not only the hint
+    assert "encode '@' in the password" in problems or "user name or password holds" in problems, problems
     assert pw not in text and not any(g in text for g in grams(pw)), text
     assert redacted_dsn(dsn) == "<DSN>"
 
@@ -78,6 +80,8 @@ def test_an_unencoded_at_or_slash_in_a_url_password_is_refused_without_echo(pw):
     ("postgresql://u:Xy@Zw1@127.0.0.1/db", "%40"),
     ("postgresql://u:50%zzoff@127.0.0.1/db", "%25"),
     ("postgresql://u:a/b?cdef@127.0.0.1/db", "%2F"),
+    ("postgresql://u:7/%?cdef@127.0.0.1/db", "password holds '/', '?' or '@'"),  # libpq stops at the '%'
+    ("postgresql://u:%@/'cdef@127.0.0.1/db", "'%' as %25; and the URL has an '@'"),  # both problems at once
     ("host=127.0.0.1 password=ab cdef dbname=db", "single-quoted"),
     ("host=127.0.0.1 password='abcdef dbname=db", "not closed"),
 ])

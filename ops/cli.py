@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from . import settings
-from .dsn import redact
+from .dsn import redact, redacted_dsn
 from .logs import configure_logging
 from .errors import BackupError, ConfigError, ConnectError, OpsError, VerifyFailed
 
@@ -67,7 +67,7 @@ def target_args(stack: str | None, dsn: str | None, sql_root: str | None) -> dic
     """The invocation's target options as hint fragments (the DSN redacted, shell-quoted)."""
     frags = {}
     if dsn:
-        frags["--dsn"] = ["--dsn", shlex.quote(redact(dsn))]
+        frags["--dsn"] = ["--dsn", shlex.quote(redacted_dsn(dsn))]
     elif stack:
         frags["--stack"] = ["--stack", shlex.quote(stack)]
     if sql_root:

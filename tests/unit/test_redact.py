@@ -27,8 +27,11 @@ def dsn_forms(pw: str) -> list[str]:
         make_conninfo(host="db.example", port=5432, user="ops", password=pw, dbname="app"),   # libpq quoting
         make_conninfo(host="db.example", sslpassword=pw, dbname="app"),
         f"postgresql://ops:{enc}@db.example:5432/app",                                        # encoded URL
-        f"postgresql://ops:{pw}@db.example:5432/app",                                         # raw, unencoded URL
-        f"postgres://ops:{pw}@db1.example:5432,db2.example:5433/app?sslmode=require",
+        # raw, unencoded URL: a URL ends at whitespace (libpq refuses a raw space in one, and
+        # ops.dsn.parse refuses the unencoded '@'/'/' forms without echoing them: issue 20 §1)
+        *([f"postgresql://ops:{pw}@db.example:5432/app",
+           f"postgres://ops:{pw}@db1.example:5432,db2.example:5433/app?sslmode=require"]
+          if not any(c.isspace() for c in pw) else []),
         f"postgresql://db.example/app?user=ops&password={enc}&sslmode=require",               # URL query
         f"postgresql://db.example/app?sslpassword={enc}",
         json.dumps({"username": "ops", "password": pw}),                                      # a secret's JSON

@@ -150,3 +150,11 @@ def erase_order(by_table: dict[str, list[Route]], root: str) -> list[str]:
     deletable = {t: max(r.depth for r in rs if r.action == "delete")
                  for t, rs in by_table.items() if t != root and any(r.action == "delete" for r in rs)}
     return [*sorted(deletable, key=lambda t: (-deletable[t], t)), root]
+
+
+def has_rule(own: Ownership, table: str) -> bool:
+    """Whether ``sql/<db>/gdpr.json`` has an erase rule for ``table`` itself or for one of its columns
+    (``erase``: ``schema.table`` or ``schema.table.column``); a table without one is erased by the
+    default rule, ``delete``."""
+    return table in own.rules or any(k.startswith(f"{table}.") and k.count(".") == table.count(".") + 1
+                                     for k in own.rules)

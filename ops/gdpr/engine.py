@@ -48,9 +48,9 @@ HOLDERS_SQL = """
 SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), '-'), coalesce(a.state, '-'),
        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0)
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND l.mode = ANY(%s)
+WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND l.mode = ANY(%(modes)s)
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.relation IN (SELECT relid FROM pg_partition_tree(%s::regclass))
+  AND (l.relation = %(t)s::regclass OR l.relation IN (SELECT relid FROM pg_partition_tree(%(t)s::regclass)))
 ORDER BY 1"""
 
 FKS_SQL = """
@@ -229,7 +229,7 @@ class Erasure:
         """The other sessions holding ``table`` (or one of its partitions) in one of ``modes``, as text
         ("pid 123 (application 'web', idle in transaction, transaction open 40 s)")."""
         try:
-            rows = self.conn.execute(HOLDERS_SQL, (list(modes), table)).fetchall()
+            rows = self.conn.execute(HOLDERS_SQL, {"modes": list(modes), "t": table}).fetchall()
             self.conn.rollback()
         except Exception:  # noqa: BLE001 - only a description for the message; the erasure already failed
             log.debug("listing the lock holders of %s failed", table, exc_info=True)

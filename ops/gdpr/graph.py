@@ -153,8 +153,9 @@ def erase_order(by_table: dict[str, list[Route]], root: str) -> list[str]:
 
 
 def has_rule(own: Ownership, table: str) -> bool:
-    """Whether ``sql/<db>/gdpr.json`` has an erase rule for ``table`` itself or for one of its columns
-    (``erase``: ``schema.table`` or ``schema.table.column``); a table without one is erased by the
-    default rule, ``delete``."""
-    return table in own.rules or any(k.startswith(f"{table}.") and k.count(".") == table.count(".") + 1
-                                     for k in own.rules)
+    """Whether ``sql/<db>/gdpr.json`` already says how ``table`` is erased: an ``erase`` rule for the table
+    or one of its columns (``schema.table`` / ``schema.table.column``), or an ``owned_by`` declaration (its
+    rows are then erased by the default rule, ``delete``, as the policy states). A table reached only
+    through foreign keys, which the policy never names, has none."""
+    return (table in own.rules or table in own.declared
+            or any(k.startswith(f"{table}.") and k.count(".") == table.count(".") + 1 for k in own.rules))

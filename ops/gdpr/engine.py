@@ -212,6 +212,7 @@ class Erasure:
     retries: int = 3
     command: str = "invoke gdpr.erase --yes"
     attempts: int = 0
+    ran: list[tuple[str, str]] = field(default_factory=list)
 
     def lock_order(self) -> list[str]:
         """Every table of the graph (the subject's rows live there, or are nullified or pseudonymized there):
@@ -240,37 +241,53 @@ class Erasure:
         """Lock every table of :meth:`lock_order` ``IN SHARE ROW EXCLUSIVE MODE`` for the rest of the
         transaction: writers of those tables wait until the commit, readers go on. Each lock waits at most
         ``lock_timeout_s``; after a lock timeout (55P03) or a deadlock (40P01) the transaction is rolled
-        back (it has changed nothing yet) and retried up to ``retries`` times, 0.2 s × 2^n with jitter
-        apart. Returns the attempts used; raises :class:`GdprConcurrentWriter` after the last one."""
-        for attempt in range(self.retries + 1):
+        back and the attempt retried, 0.2 s × 2^n with jitter apart, ``retries`` times in all for the
+        erasure (:meth:`step` counts its retries here too). Returns the attempt number; raises
+        :class:`GdprConcurrentWriter` after the last one (nothing changed)."""
+        while True:
+            self.attempts += 1
             table = None
             try:
                 self._attempt_settings()
                 for table in self.lock_order():
                     self.conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(_ident(table)))
-                self.attempts = attempt + 1
                 return self.attempts
             except (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected) as exc:
-                self.conn.rollback()
-                log.info("erasure of %s: lock on %s not granted (%s), attempt %d of %d", self.user_id, table,
-                         type(exc).__name__, attempt + 1, self.retries + 1)
-                if attempt == self.retries:
-                    raise GdprConcurrentWriter(self.user_id, self.database, table, attempt + 1, self.lock_timeout_s,
-                                               self.holders(table), self.command) from None
-                time.sleep(backoff(attempt, 0.2))
-        raise AssertionError("unreachable")
+                self._give_up_or_wait(table, exc, rows=False)
+
+    def _give_up_or_wait(self, table: str, exc: Exception, rows: bool) -> None:
+        self.conn.rollback()
+        log.info("erasure of %s: lock on %s not granted (%s), attempt %d of %d", self.user_id, table,
+                 type(exc).__name__, self.attempts, self.retries + 1)
+        if self.attempts > self.retries:
+            modes = (*WRITER_MODES, "RowShareLock") if rows else WRITER_MODES
+            raise GdprConcurrentWriter(self.user_id, self.database, table, self.attempts, self.lock_timeout_s,
+                                       self.holders(table, modes), self.command, rows=rows) from None
+        time.sleep(backoff(self.attempts - 1, 0.2))
 
     def step(self, kind: str, table: str) -> int:
-        """Run one erasure step (``nullify``, ``delete``, ``pseudonymize``) on ``table``. With the tables
-        locked only a session holding row locks (``SELECT … FOR UPDATE/SHARE``) can still make it wait; a
-        lock timeout or deadlock there raises :class:`GdprConcurrentWriter` (the transaction is rolled back)."""
-        try:
-            return getattr(self, kind)(table)
-        except (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected):
-            self.conn.rollback()
-            raise GdprConcurrentWriter(self.user_id, self.database, table, self.attempts or 1, self.lock_timeout_s,
-                                       self.holders(table, (*WRITER_MODES, "RowShareLock")), self.command,
-                                       rows=True) from None
+        """Run one erasure step (``nullify``, ``delete``, ``pseudonymize``) on ``table``; returns its rows.
+        With the tables locked only a session holding row locks (``SELECT … FOR UPDATE/SHARE``) can still
+        make a step wait: after a lock timeout or a deadlock the transaction is rolled back, the tables
+        locked again (:meth:`lock`) and the steps run so far replayed, within the erasure's ``retries``;
+        then :class:`GdprConcurrentWriter` (nothing changed)."""
+        replay = False
+        while True:
+            current = table
+            try:
+                if replay:
+                    self.done.clear()
+                    self.lock()
+                    for k, t in self.ran:
+                        current = t
+                        getattr(self, k)(t)
+                    current = table
+                n = getattr(self, kind)(table)
+                self.ran.append((kind, table))
+                return n
+            except (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected) as exc:
+                self._give_up_or_wait(current, exc, rows=True)
+                replay = True
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows each table holds for the subject, by action (what the plan shows)."""

@@ -10,6 +10,7 @@ are matched to writer transactions by ``xmin``; a row whose ``xmin`` is no write
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -158,22 +159,30 @@ def test_erase_under_a_concurrent_writer_leaves_nothing_written_before_its_commi
     if pattern == "blind-inserts":  # it goes on writing for the erased user: said, and not exit 0 while rows exist
         left = engine.export(params, fs, OWN, SUBJECT).total
         assert (res.returncode, left) == (0, 0) or (res.returncode == 12 and "written after the commit" in out), out
+        again = invoke(["gdpr.erase", "--dsn", dsn(params, params["port"], fs), "--db", "futuresync", "--user-id",
+                        SUBJECT, "--yes"])  # the writer stopped: what it wrote after the commit goes too
+        assert again.returncode == (0 if left else 12), again.stdout + again.stderr
+        assert engine.export(params, fs, OWN, SUBJECT).total == 0
     else:  # writers that stop once the user is gone: the erasure waits for them, commits, and finds nothing
         assert res.returncode == 0, out
         assert engine.export(params, fs, OWN, SUBJECT).total == 0
         assert "fresh export finds nothing" in out
 
 
-@pytest.mark.parametrize("held", ["insert", "update"])
+HOLDS = {"insert": (BLIND_INSERT, "public.analytics_events", "a concurrent writer kept inserting rows for user {u} into {t}"),
+         "update": (TOUCH_USER, "public.users", "a concurrent writer kept inserting rows for user {u} into {t}"),
+         "row-lock": ("SELECT id FROM users WHERE id = %(u)s FOR UPDATE", "public.users",
+                      "a concurrent session kept rows of user {u} in {t} locked")}
+
+
+@pytest.mark.parametrize("held", sorted(HOLDS))
 def test_erase_gives_up_on_a_writer_that_holds_its_lock_and_erases_nothing(pg, params, fs, held):  # noqa: F811
+    statement, table, cause = HOLDS[held]
     seed(params, fs)
     holder = connect({**pg.pooler_conninfo(), "prepare_threshold": None}, dbname=fs, application_name="stuck-worker")
     try:
         pid = holder.execute("SELECT pg_backend_pid()").fetchone()[0]
-        if held == "insert":
-            holder.execute(BLIND_INSERT, {"u": SUBJECT})
-        else:
-            holder.execute(TOUCH_USER, {"u": SUBJECT})
+        holder.execute(statement, {"u": SUBJECT})  # and the transaction stays open until the erasure gave up
         before = engine.export(params, fs, OWN, SUBJECT)
         res = invoke(["gdpr.erase", "--dsn", dsn(params, params["port"], fs), "--db", "futuresync", "--user-id",
                       SUBJECT, "--yes", "--lock-timeout", "0.3", "--retries", "2"])
@@ -181,12 +190,32 @@ def test_erase_gives_up_on_a_writer_that_holds_its_lock_and_erases_nothing(pg, p
     finally:
         holder.rollback()
         holder.close()
-    table = "public.analytics_events" if held == "insert" else "public.users"
     err = " ".join(res.stderr.split())
     assert res.returncode == 12, res.stdout + res.stderr
     assert "Traceback" not in res.stderr and "add an erase rule" not in err
-    assert f"a concurrent writer kept inserting rows for user {SUBJECT} into {table}" in err, err
+    assert cause.format(u=SUBJECT, t=table) in err, err
     assert f"pid {pid} (application 'stuck-worker'" in err and "3 attempt(s) of lock_timeout 0.3 s" in err, err
     assert "nothing was erased" in err and "stop the writer or retry: `invoke gdpr.erase" in err, err
     assert f"--user-id {SUBJECT}" in err and "--yes --lock-timeout 0.6 --retries 2`" in err, err
     assert erase_xid(params, fs) is None and after.rows == before.rows  # rolled back: every row still there
+
+
+@pytest.mark.parametrize("held", sorted(HOLDS))
+def test_erase_retries_until_a_held_lock_is_released_then_erases_everything(pg, params, fs, held):  # noqa: F811
+    """The same holders, released after about a second: the attempts that timed out were rolled back and
+    the erasure (its locks, and the steps that ran before a row lock stopped one) is run again, then commits."""
+    statement, _, _ = HOLDS[held]
+    seed(params, fs)
+    holder = connect({**pg.pooler_conninfo(), "prepare_threshold": None}, dbname=fs, application_name="slow-worker")
+    holder.execute(statement, {"u": SUBJECT})
+    release = threading.Timer(1.0, holder.commit)
+    release.start()
+    try:
+        res = invoke(["gdpr.erase", "--dsn", dsn(params, params["port"], fs), "--db", "futuresync", "--user-id",
+                      SUBJECT, "--yes", "--json", "--lock-timeout", "0.3", "--retries", "8"])
+    finally:
+        release.join()
+        holder.close()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout)["lock_attempts"] >= 2  # it did wait out the holder
+    assert engine.export(params, fs, OWN, SUBJECT).total == 0 and erase_xid(params, fs) is not None

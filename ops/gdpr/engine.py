@@ -10,8 +10,8 @@ first change the erasure locks every table the subject's rows live in ``IN SHARE
 (PostgreSQL docs, "Explicit Locking": it conflicts with the ROW EXCLUSIVE lock every INSERT, UPDATE
 and DELETE takes, and not with reads), so no writer can add a row for the subject between the
 deletions and the commit: the erasure waits for a writer whose transaction is already open (so its
-rows are erased too), and a writer that comes later waits until the commit and then sees its result. Each lock waits at most
-``lock_timeout``; on a lock timeout or a deadlock the attempt rolls back and is retried (backoff with
+rows are erased too), and a writer that comes later waits until the commit and then sees its result.
+Each lock waits at most ``lock_timeout``; on a lock timeout or a deadlock the attempt rolls back and is retried (backoff with
 jitter), and after the last attempt :class:`~ops.errors.GdprConcurrentWriter` names the table and
 the sessions holding it.
 Sessions run with ``row_security = off``, so a role that row-level security would filter gets an
@@ -241,8 +241,8 @@ class Erasure:
         """Lock every table of :meth:`lock_order` ``IN SHARE ROW EXCLUSIVE MODE`` for the rest of the
         transaction: writers of those tables wait until the commit, readers go on. Each lock waits at most
         ``lock_timeout_s``; after a lock timeout (55P03) or a deadlock (40P01) the transaction is rolled
-        back and the attempt retried, 0.2 s × 2^n with jitter apart, ``retries`` times in all for the
-        erasure (:meth:`step` counts its retries here too). Returns the attempt number; raises
+        back and the attempt retried, 0.2 s × 2^n with jitter apart, at most ``retries`` times for the whole
+        erasure (:meth:`step`'s retries count too). Returns the attempt number; raises
         :class:`GdprConcurrentWriter` after the last one (nothing changed)."""
         while True:
             self.attempts += 1

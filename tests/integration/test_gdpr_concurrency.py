@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 import psycopg
 import pytest
@@ -49,7 +50,7 @@ class Writer:
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.run, args=(c,), daemon=True) for c in clients]
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Self:
         for t in self.threads:
             t.start()
         while self.writes < 20:  # the application is writing for the subject before the erasure starts

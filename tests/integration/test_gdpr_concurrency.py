@@ -159,7 +159,8 @@ def test_erase_under_a_concurrent_writer_leaves_nothing_written_before_its_commi
     assert rows_from_before(params, fs, xid, writer.first_write) == []  # nothing from before the commit is left
     if pattern == "blind-inserts":  # it goes on writing for the erased user: said, and not exit 0 while rows exist
         left = engine.export(params, fs, OWN, SUBJECT).total
-        assert (res.returncode, left) == (0, 0) or (res.returncode == 12 and "written after the commit" in out), out
+        # exit 0 only when the tool's own export found nothing (the writer may insert again before it is stopped)
+        assert res.returncode == 0 or (res.returncode == 12 and "written after the commit" in out), out
         again = invoke(["gdpr.erase", "--dsn", dsn(params, params["port"], fs), "--db", "futuresync", "--user-id",
                         SUBJECT, "--yes"])  # the writer stopped: what it wrote after the commit goes too
         assert again.returncode == (0 if left else 12), again.stdout + again.stderr

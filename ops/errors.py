@@ -505,6 +505,44 @@ class GdprError(OpsError):
         super().__init__(message, hint)
 
 
+class GdprConcurrentWriter(GdprError):
+    """An erasure gave up because a concurrent session kept ``table`` (where rows of the subject live)
+    locked against it through every attempt: a writer's ROW EXCLUSIVE (or stronger) lock against the
+    erasure's SHARE ROW EXCLUSIVE one, or, with ``rows=True``, row locks on the subject's rows — each
+    attempt waited ``lock_timeout_s`` (SQLSTATE 55P03) or lost a deadlock (40P01). The transaction was
+    rolled back: nothing was erased. ``holders`` describes the sessions seen holding such locks;
+    ``command`` is the exact command to run again."""
+
+    def __init__(self, user_id: str, database: str, table: str, attempts: int, lock_timeout_s: float,
+                 holders: list[str], command: str, rows: bool = False):
+        self.database, self.table, self.attempts, self.lock_timeout_s = database, table, attempts, lock_timeout_s
+        self.holders, self.command = list(holders), command
+        what = (f"a concurrent session kept rows of user {user_id} in {table} locked" if rows else
+                f"a concurrent writer kept inserting rows for user {user_id} into {table} (or held {table} "
+                "locked for writing)")
+        who = "; ".join(self.holders) or "it had finished by the time the locks were listed"
+        super().__init__(user_id, f"Erasure of user {user_id} from database '{database}' gave up: {what} through "
+                         f"{attempts} attempt(s) of lock_timeout {lock_timeout_s:g} s (held by: {who}). The "
+                         "transaction was rolled back, nothing was erased.",
+                         f"stop the writer or retry: `{command}`.")
+
+
+class GdprWrittenAfterErasure(GdprError):
+    """An erasure committed (everything of the subject present at the commit was erased, verified inside
+    its transaction while the tables were locked against writers), but the export right after the
+    commit finds rows of the subject written since: a writer still writes for the erased user.
+    ``rows`` maps ``schema.table`` → rows found."""
+
+    def __init__(self, user_id: str, database: str, rows: dict[str, int], command: str):
+        self.database, self.rows, self.command = database, dict(rows), command
+        found = ", ".join(f"{t}: {n}" for t, n in sorted(self.rows.items()))
+        super().__init__(user_id, f"User {user_id} was erased from database '{database}' (committed and verified "
+                         f"inside the erasure's transaction), but {sum(self.rows.values())} row(s) for the user were "
+                         f"written after the commit ({found}): a concurrent writer is still writing rows for the "
+                         "erased user.",
+                         f"stop the writer (the application still acts for this user), then erase those rows: `{command}`.")
+
+
 class TlsRequired(OpsError):
     """A connection to an AWS stack would not use TLS (``sslmode`` other than require, verify-ca or
     verify-full): refused before connecting. Seed 001 asks for SSL in production; the stack's parameter

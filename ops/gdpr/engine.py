@@ -5,7 +5,15 @@ snapshot) and writes one JSON file per table plus ``manifest.json`` (counts, sha
 routes followed) — Art. 15 access and Art. 20 portability. The erasure runs in one transaction:
 nullify the columns that merely mention the subject, delete the subject's rows deepest first, then
 pseudonymize the audit rows (including those the deletions just wrote), write the erasure record,
-and re-export inside the same transaction: anything left rolls everything back (Art. 17).
+and re-export inside the same transaction: anything left rolls everything back (Art. 17). Before its
+first change the erasure locks every table the subject's rows live in ``IN SHARE ROW EXCLUSIVE MODE``
+(PostgreSQL docs, "Explicit Locking": it conflicts with the ROW EXCLUSIVE lock every INSERT, UPDATE
+and DELETE takes, and not with reads), so no writer can add a row for the subject between the
+deletions and the commit: the erasure waits for a writer whose transaction is already open (so its
+rows are erased too), and a writer that comes later waits until the commit and then sees its result.
+Each lock waits at most ``lock_timeout``; on a lock timeout or a deadlock the attempt rolls back and is retried (backoff with
+jitter), and after the last attempt :class:`~ops.errors.GdprConcurrentWriter` names the table and
+the sessions holding it.
 Sessions run with ``row_security = off``, so a role that row-level security would filter gets an
 error rather than a partial export or erasure.
 """
@@ -13,18 +21,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
+from psycopg import errors as pgerrors
 from psycopg import sql
 
 from ..dsn import connect, tool_application_name
-from ..errors import ConfigError, GdprError
-from .graph import ForeignKey, Ownership, Route, erase_order, parse_ownership, routes
+from ..errors import ConfigError, GdprConcurrentWriter, GdprError
+from ..migrations.locking import backoff
+from .graph import ForeignKey, Ownership, Route, erase_order, has_rule, parse_ownership, routes
+
+log = logging.getLogger(__name__)
+
+#: Table lock modes that conflict with SHARE ROW EXCLUSIVE (PostgreSQL docs, "Table-Level Lock Modes").
+WRITER_MODES = ("RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock", "ShareRowExclusiveLock",
+                "ExclusiveLock", "AccessExclusiveLock")
+
+HOLDERS_SQL = """
+SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), '-'), coalesce(a.state, '-'),
+       coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0)
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() AND l.mode = ANY(%(modes)s)
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND (l.relation = %(t)s::regclass OR l.relation IN (SELECT relid FROM pg_partition_tree(%(t)s::regclass)))
+ORDER BY 1"""
 
 FKS_SQL = """
 SELECT c.conname, cn.nspname || '.' || cc.relname, pn.nspname || '.' || pc.relname,
@@ -180,6 +207,87 @@ class Erasure:
     by_table: dict[str, list[Route]]
     pseudonym: str
     done: dict[str, dict] = field(default_factory=dict)
+    database: str = ""
+    lock_timeout_s: float = 5.0
+    retries: int = 3
+    command: str = "invoke gdpr.erase --yes"
+    attempts: int = 0
+    ran: list[tuple[str, str]] = field(default_factory=list)
+
+    def lock_order(self) -> list[str]:
+        """Every table of the graph (the subject's rows live there, or are nullified or pseudonymized there):
+        the root first, the audit table last — triggers write it after the table they fire on, so an
+        application transaction takes its lock last too (fewer deadlocks)."""
+        return sorted(self.by_table, key=lambda t: (t == self.own.audit, t != self.own.root, t))
+
+    def _attempt_settings(self) -> None:
+        # SET LOCAL: a rollback between attempts undoes session() settings made in the same transaction
+        self.conn.execute("SET LOCAL row_security = off")
+        self.conn.execute("SET LOCAL TimeZone = 'UTC'")
+        self.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(self.lock_timeout_s * 1000))}")
+
+    def holders(self, table: str, modes: tuple[str, ...] = WRITER_MODES) -> list[str]:
+        """The other sessions holding ``table`` (or one of its partitions) in one of ``modes``, as text
+        ("pid 123 (application 'web', idle in transaction, transaction open 40 s)")."""
+        try:
+            rows = self.conn.execute(HOLDERS_SQL, {"modes": list(modes), "t": table}).fetchall()
+            self.conn.rollback()
+        except Exception:  # noqa: BLE001 - only a description for the message; the erasure already failed
+            log.debug("listing the lock holders of %s failed", table, exc_info=True)
+            return []
+        return [f"pid {pid} (application {app!r}, {state}, transaction open {age} s)" for pid, app, state, age in rows]
+
+    def lock(self) -> int:
+        """Lock every table of :meth:`lock_order` ``IN SHARE ROW EXCLUSIVE MODE`` for the rest of the
+        transaction: writers of those tables wait until the commit, readers go on. Each lock waits at most
+        ``lock_timeout_s``; after a lock timeout (55P03) or a deadlock (40P01) the transaction is rolled
+        back and the attempt retried, 0.2 s × 2^n with jitter apart, at most ``retries`` times for the whole
+        erasure (:meth:`step`'s retries count too). Returns the attempt number; raises
+        :class:`GdprConcurrentWriter` after the last one (nothing changed)."""
+        while True:
+            self.attempts += 1
+            table = None
+            try:
+                self._attempt_settings()
+                for table in self.lock_order():
+                    self.conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(_ident(table)))
+                return self.attempts
+            except (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected) as exc:
+                self._give_up_or_wait(table, exc, rows=False)
+
+    def _give_up_or_wait(self, table: str, exc: Exception, rows: bool) -> None:
+        self.conn.rollback()
+        log.info("erasure of %s: lock on %s not granted (%s), attempt %d of %d", self.user_id, table,
+                 type(exc).__name__, self.attempts, self.retries + 1)
+        if self.attempts > self.retries:
+            modes = (*WRITER_MODES, "RowShareLock") if rows else WRITER_MODES
+            raise GdprConcurrentWriter(self.user_id, self.database, table, self.attempts, self.lock_timeout_s,
+                                       self.holders(table, modes), self.command, rows=rows) from None
+        time.sleep(backoff(self.attempts - 1, 0.2))
+
+    def step(self, kind: str, table: str) -> int:
+        """Run one erasure step (``nullify``, ``delete``, ``pseudonymize``) on ``table``; returns its rows.
+        With the tables locked only a session holding row locks (``SELECT … FOR UPDATE/SHARE``) can still
+        make a step wait: after a lock timeout or a deadlock the transaction is rolled back, the tables
+        locked again (:meth:`lock`) and the steps run so far replayed, within the erasure's ``retries``;
+        then :class:`GdprConcurrentWriter` (nothing changed)."""
+        replay = False
+        while True:
+            current = table
+            try:
+                if replay:
+                    self.done.clear()
+                    self.lock()
+                    for k, t in self.ran:
+                        current = t
+                        getattr(self, k)(t)
+                    current = table
+                n = getattr(self, kind)(table)
+                self.ran.append((kind, table))
+                return n
+            except (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected) as exc:
+                self._give_up_or_wait(current, exc, rows=True)
+                replay = True
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows each table holds for the subject, by action (what the plan shows)."""
@@ -242,29 +350,53 @@ class Erasure:
                              "tables": self.done}, sort_keys=True))).rowcount
         left = collect(self.conn, self.own, self.user_id, self.by_table)
         if left.total:
-            raise GdprError(self.user_id, f"Erasure of user {self.user_id}: {left.total} row(s) still found after "
-                            f"the erasure steps ({', '.join(f'{t}: {len(r)}' for t, r in left.rows.items() if r)}); "
-                            "the transaction was rolled back, nothing was erased.",
-                            "add an erase rule for those tables to sql/<database>/gdpr.json, then rerun "
-                            "`invoke gdpr.erase`.")
+            raise leftover_error(self.own, self.user_id, self.database,
+                                 {t: len(r) for t, r in left.rows.items() if r}, self.command)
         self.conn.commit()
         return n
 
 
-def begin_erasure(params: Mapping, database: str, own: Ownership, user_id: str, lock_timeout_s: float = 5.0) -> Erasure:
-    """Open the erasure's transaction; raises :class:`GdprError` when the subject does not exist."""
+def leftover_error(own: Ownership, user_id: str, database: str, left: dict[str, int], command: str) -> GdprError:
+    """The refusal when the re-export inside the erasure's transaction still finds rows. The tables were
+    locked against writers, so no concurrent insert put them there; an erase rule is advised only for a
+    table that has none (:func:`~ops.gdpr.graph.has_rule`) — for the others the rule ran and something in
+    the database (a trigger, a rule, an ON DELETE action) wrote rows for the subject again."""
+    found = ", ".join(f"{t}: {n}" for t, n in sorted(left.items()))
+    ruleless = sorted(t for t in left if not has_rule(own, t))
+    ruled = sorted(t for t in left if has_rule(own, t))
+    hints = []
+    if ruleless:
+        hints.append(f"add an erase rule (delete, nullify or pseudonymize) for {', '.join(ruleless)} to "
+                     f"sql/<database>/gdpr.json")
+    if ruled:
+        hints.append(f"the erase rules for {', '.join(ruled)} ran, so look for a trigger, rule or ON DELETE action "
+                     "that writes rows for the user during the erasure (`\\d TABLE` in psql)")
+    return GdprError(user_id, f"Erasure of user {user_id} from database '{database}': {sum(left.values())} row(s) "
+                     f"still found after the erasure steps, with every table locked against writers ({found}); the "
+                     "transaction was rolled back, nothing was erased.",
+                     "; ".join(hints) + f"; then rerun `{command}`.")
+
+
+def begin_erasure(params: Mapping, database: str, own: Ownership, user_id: str, lock_timeout_s: float = 5.0,
+                  retries: int = 3, command: str = "invoke gdpr.erase --yes") -> Erasure:
+    """Open the erasure's transaction (nothing locked yet: :meth:`Erasure.lock` is its first step).
+    ``lock_timeout_s``: seconds each table lock may wait; ``retries``: attempts after the first;
+    ``command``: the command line messages tell the user to run again. Raises :class:`GdprError` when
+    nothing of the subject is found — neither the root row nor any row an export would find (rows a
+    writer added after an earlier erasure are erased without the root row)."""
     conn = session(params, database, "gdpr-erase")
     try:
-        conn.execute(f"SET lock_timeout = {int(lock_timeout_s * 1000)}")
+        conn.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout_s * 1000))}")
         by_table = graph(conn, own)
         root = conn.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {k} = %s::uuid").format(
             t=_ident(own.root), k=sql.Identifier(own.root_key)), (user_id,)).fetchone()[0]
-        if not root:
+        if not root and not collect(conn, own, user_id, by_table).total:
             raise GdprError(user_id, f"Database '{database}': no row in {own.root} has {own.root_key} = {user_id}; "
                             "nothing to erase (already erased, or a wrong id).",
                             f"check with `invoke gdpr.export --db {database} --user-id {user_id}`.")
         pseudonym = str(uuid.uuid4())
-        return Erasure(conn, own, user_id, by_table, pseudonym)
+        return Erasure(conn, own, user_id, by_table, pseudonym, database=database, lock_timeout_s=lock_timeout_s,
+                       retries=retries, command=command)
     except BaseException:
         conn.close()
         raise

@@ -150,3 +150,12 @@ def erase_order(by_table: dict[str, list[Route]], root: str) -> list[str]:
     deletable = {t: max(r.depth for r in rs if r.action == "delete")
                  for t, rs in by_table.items() if t != root and any(r.action == "delete" for r in rs)}
     return [*sorted(deletable, key=lambda t: (-deletable[t], t)), root]
+
+
+def has_rule(own: Ownership, table: str) -> bool:
+    """Whether ``sql/<db>/gdpr.json`` already says how ``table`` is erased: an ``erase`` rule for the table
+    or one of its columns (``schema.table`` / ``schema.table.column``), or an ``owned_by`` declaration (its
+    rows are then erased by the default rule, ``delete``, as the policy states). A table reached only
+    through foreign keys, which the policy never names, has none."""
+    return (table in own.rules or table in own.declared
+            or any(k.startswith(f"{table}.") and k.count(".") == table.count(".") + 1 for k in own.rules))

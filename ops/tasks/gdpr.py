@@ -44,27 +44,38 @@ def export(c, user_id=None, db="futuresync", out=None, stack=None, dsn=None, sql
 
 
 @task(name="erase", help={**OPTS, "yes": HELP["yes"], "dry_run": "show the plan with row counts; change nothing",
-                          "lock_timeout": "lock_timeout of the erasure's transaction, seconds (default 5)"})
+                          "lock_timeout": "seconds each table lock of the erasure may wait (default 5)",
+                          "retries": "attempts after the first when a lock times out or deadlocks (default 3, at most 20; "
+                                     "backoff 0.2 s × 2^n with jitter)"})
 @cli.edge
-def erase(c, user_id=None, db="futuresync", yes=False, dry_run=False, lock_timeout=None, stack=None, dsn=None,
-          sql_root=None, json_=False):
-    """Erase --user-id in one transaction: nullify columns that only mention them, delete their rows
-    deepest first, pseudonymize their audit rows, write an erasure record to the audit log, re-export
-    (anything left rolls it all back), commit; then export again to prove nothing is found. Destructive:
-    plan first, then a confirmation or --yes. Raises GdprError (exit 12)."""
+def erase(c, user_id=None, db="futuresync", yes=False, dry_run=False, lock_timeout=None, retries=None, stack=None,
+          dsn=None, sql_root=None, json_=False):
+    """Erase --user-id in one transaction: lock every table the user's rows live in IN SHARE ROW EXCLUSIVE
+    MODE (writers wait until the commit, readers go on; retried on a lock timeout), nullify columns that only
+    mention them, delete their rows deepest first, pseudonymize their audit rows, write an erasure record to
+    the audit log, re-export (anything left rolls it all back), commit; then export again: rows found there
+    were written after the commit by a writer still running (non-zero exit). Destructive: plan first, then a
+    confirmation or --yes. Raises GdprError (exit 12): GdprConcurrentWriter when the locks are not granted
+    in any attempt, GdprWrittenAfterErasure for rows written after the commit."""
+    from ..errors import GdprWrittenAfterErasure
     from ..gdpr import engine
     target, ref, own, uid = _resolve(stack, dsn, sql_root, db, user_id)
     timeout = cli.as_float(lock_timeout, "--lock-timeout", 5.0, minimum=0.001)
-    e = engine.begin_erasure(target.primary, ref.name, own, uid, lock_timeout_s=timeout)
+    tries = cli.as_int(retries, "--retries", minimum=0, maximum=20) if retries is not None else 3
+    frags = cli.target_args(stack, dsn, sql_root)
+    again = rerun("gdpr.erase", frags, f"--db {ref.folder}", f"--user-id {uid}")
+    e = engine.begin_erasure(target.primary, ref.name, own, uid, lock_timeout_s=timeout, retries=tries,
+                             command=f"{again} --lock-timeout {timeout * 2:g} --retries {tries}")
     now = engine.now_utc()
     with e.conn:
         counts = e.counts()
-        frags = cli.target_args(stack, dsn, sql_root)
-        plan = Plan(f"erase user {uid} from database '{ref.name}'",
-                    rerun("gdpr.erase", frags, f"--db {ref.folder}", f"--user-id {uid}"))
+        plan = Plan(f"erase user {uid} from database '{ref.name}'", again)
+        plan.steps.append(Step(f"lock {', '.join(e.lock_order())} IN SHARE ROW EXCLUSIVE MODE until the commit "
+                               "(writers wait, readers go on)", e.lock,
+                               guard=f"lock_timeout {timeout:g} s per table, {tries} retries; nothing changed yet"))
         for kind, table, what in engine.steps_for(e):
             n = counts.get(table, {}).get(kind, 0)
-            plan.steps.append(Step(f"{table}: {n} row(s): {what}", lambda k=kind, t=table: getattr(e, k)(t),
+            plan.steps.append(Step(f"{table}: {n} row(s): {what}", lambda k=kind, t=table: e.step(k, t),
                                    guard="inside the erasure's one transaction"))
         plan.steps.append(Step(f"write the erasure record to {own.audit} (under pseudonym {e.pseudonym}), re-export "
                                "inside the transaction (any row left rolls everything back), commit",
@@ -77,12 +88,14 @@ def erase(c, user_id=None, db="futuresync", yes=False, dry_run=False, lock_timeo
             cli.emit_json({"database": ref.name, "user_id": uid, "dry_run": True, "counts": counts})
         return
     after = engine.export(target.primary, ref.name, own, uid)
+    if after.total:  # the locks kept writers out until the commit: these were written after it
+        raise GdprWrittenAfterErasure(uid, ref.name, {t: len(r) for t, r in after.rows.items() if r}, again)
     result = {"database": ref.name, "user_id": uid, "pseudonym": e.pseudonym, "steps": e.done,
-              "rows_found_after": after.total, "backups": backups}
+              "rows_found_after": after.total, "lock_attempts": e.attempts, "backups": backups}
     if json_:
         cli.emit_json(result)
         return
-    cli.table(f"{ref.name}: user {uid} erased; a fresh export finds {after.total} row(s)",
+    cli.table(f"{ref.name}: user {uid} erased; a fresh export finds nothing",
               ["table", "deleted", "nullified", "pseudonymized"],
               [[t, d.get("deleted", ""), d.get("nullified", ""), d.get("pseudonymized", "")] for t, d in e.done.items()])
     cli.say(result["backups"])

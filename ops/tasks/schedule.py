@@ -13,7 +13,7 @@ from pathlib import Path
 
 from invoke import Collection
 
-from ..errors import ConfigError, JobAlreadyRunning, JobFailed
+from ..errors import ConfigError, JobAlreadyRunning, JobFailed, ScheduleError
 from ..settings import PROJECT_DIR, child_environment, schedule_environment
 from .common import HELP, cli, settings_for, target_for, task
 
@@ -63,7 +63,9 @@ def run(c, name, stack=None, sql_root=None):
     target = target_for(stack, None, sql_root)
     lock = _lock_path(s, job.name)
     import fcntl
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    from ..private import open_lock_file, private_dir
+    private_dir(lock.parent, "The lock folder", ScheduleError)
+    fd = open_lock_file(lock, ScheduleError)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,12 +98,13 @@ def _finish(target, job, s, started: float, ok: bool) -> float:
 
 
 def _lock_path(s, job: str) -> Path:
-    """One lock file per stack, state directory and job, in the temp directory (writable everywhere:
-    a laptop, a VM, a Fargate task)."""
+    """``<state dir>/locks/schedule-<stack tag>-<job>.lock``: in the state directory's own ``locks/``
+    folder (0700, made by :func:`ops.private.private_dir`), not the world-writable temp directory,
+    where any local user could take a predictable name first and stop every run (issue 20 §3). The
+    tag is a hash of the stack name (a stack may be ``org/project/stack``)."""
     import hashlib
-    import tempfile
-    tag = hashlib.sha256(f"{s.state_dir}\0{s.stack}".encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"pgops-schedule-{tag}-{job}.lock"
+    tag = hashlib.sha256(s.stack.encode()).hexdigest()[:12]
+    return s.state_dir / "locks" / f"schedule-{tag}-{job}.lock"
 
 
 def _run_step(job, step: tuple[str, ...], s, sql_root, started: float) -> JobFailed | None:

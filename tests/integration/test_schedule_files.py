@@ -157,3 +157,109 @@ def test_a_user_that_does_not_exist_is_refused(base, user, dry_run):
         entries = [line.split(None, 6) for line in out.splitlines()
                    if line and not line.startswith("#") and "=" not in line.split()[0]]
         assert code == 0 and entries and all(e[5] == ok for e in entries), (code, err)
+
+
+# ---- schedule.run's lock ---------------------------------------------------------------------------
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def run_env(tmp_path: Path) -> dict[str, str]:
+    """A state directory with no stack, a dead port and no PostgreSQL binaries: a job's step starts
+    and fails fast (nothing to prune), which is all a lock test needs to see."""
+    sql = tmp_path / "sql"
+    if not sql.exists():
+        sql.mkdir()
+        shutil.copytree(REPO / "sql" / "advent", sql / "advent")
+    from .conftest import free_base_port
+    return {"PGOPS_STATE_DIR": str(tmp_path / "state"), "PGOPS_LOCAL_PORT": str(free_base_port(1)),
+            "PGOPS_PG_BINDIR": str(tmp_path / "no-postgresql-bin")}
+
+
+def schedule_run(tmp_path: Path, env: dict) -> subprocess.CompletedProcess:
+    from .conftest import invoke
+    return invoke(["schedule.run", "prune-daily", "--sql-root", str(tmp_path / "sql")], env, timeout=120)
+
+
+def started(res: subprocess.CompletedProcess) -> bool:
+    """Whether the job got past its lock and started its first step."""
+    return '"event": "step-start"' in res.stderr
+
+
+def test_a_lock_taken_by_another_user_in_tmp_does_not_stop_the_job(tmp_path):
+    env = run_env(tmp_path)
+    import hashlib
+    import tempfile
+    # the name main used: /tmp/pgops-schedule-<sha256(state dir \0 stack)[:12]>-<job>.lock, predictable by anyone
+    tag = hashlib.sha256(f"{Path(env['PGOPS_STATE_DIR']).resolve()}\0local".encode()).hexdigest()[:12]
+    squatted = Path(tempfile.gettempdir()) / f"pgops-schedule-{tag}-prune-daily.lock"
+    squatted.unlink(missing_ok=True)
+    holder = subprocess.Popen(
+        ["/usr/bin/python3", "-c", "import fcntl, sys, time\n"
+         f"f = open({str(squatted)!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)"],
+        user=NOBODY.pw_uid, group=NOBODY.pw_gid, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert squatted.stat().st_uid == NOBODY.pw_uid
+        res = schedule_run(tmp_path, env)
+        assert "already running" not in res.stderr and started(res), res.stderr[-2000:]
+        assert "Traceback" not in res.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+        squatted.unlink(missing_ok=True)
+    locks = Path(env["PGOPS_STATE_DIR"]) / "locks"
+    assert stat.S_IMODE(locks.lstat().st_mode) == 0o700
+    files = list(locks.iterdir())
+    assert len(files) == 1 and files[0].name.endswith("-prune-daily.lock")
+    assert stat.S_IMODE(files[0].lstat().st_mode) == 0o600 and stat.S_ISREG(files[0].lstat().st_mode)
+    # the lock still serialises runs: held, a second run does nothing and exits 13
+    from ops.settings import from_options
+    from ops.tasks.schedule import _lock_path
+    assert _lock_path(from_options(env), "prune-daily") == files[0]
+    with open(files[0], "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        again = schedule_run(tmp_path, env)
+    assert again.returncode == 13 and "already running" in again.stderr and not started(again)
+
+
+@pytest.mark.parametrize("planted", ["missing-target", "existing-target", "locks-folder"])
+def test_a_symlink_planted_at_the_lock_is_refused_not_followed(tmp_path, planted, request):
+    env = run_env(tmp_path)
+    from ops.settings import from_options
+    from ops.tasks.schedule import _lock_path
+    lock = _lock_path(from_options(env), "prune-daily")
+    victim = tmp_path / "victim"
+    if planted == "locks-folder":  # the folder the issue names: <state dir>/locks
+        victim.mkdir()
+        locks = Path(env["PGOPS_STATE_DIR"]) / "locks"
+        locks.parent.mkdir(parents=True)
+        locks.symlink_to(victim)
+    else:  # wherever the implementation locks (on main: a name in /tmp)
+        lock.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        if planted == "existing-target":
+            victim.write_text("not a lock\n")
+            os.chmod(victim, 0o644)
+        lock.symlink_to(victim)
+        request.addfinalizer(lambda: lock.unlink(missing_ok=True))
+    before = (victim.exists(), victim.read_text() if victim.is_file() else None,
+              sorted(victim.iterdir()) if victim.is_dir() else None)
+    res = schedule_run(tmp_path, env)
+    assert res.returncode == 13 and not started(res), res.stderr[-2000:]
+    assert "symbolic link" in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.count("error:") == 1 and "\n\n" not in res.stderr.strip()
+    after = (victim.exists(), victim.read_text() if victim.is_file() else None,
+             sorted(victim.iterdir()) if victim.is_dir() else None)
+    assert after == before
+    if planted == "existing-target":
+        assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+def test_a_lock_folder_open_to_others_is_refused_and_left_alone(tmp_path):
+    env = run_env(tmp_path)
+    locks = Path(env["PGOPS_STATE_DIR"]) / "locks"
+    locks.mkdir(parents=True)
+    os.chmod(locks, 0o777)
+    res = schedule_run(tmp_path, env)
+    assert res.returncode == 13 and not started(res) and "chmod 700" in res.stderr, res.stderr[-2000:]
+    assert stat.S_IMODE(locks.stat().st_mode) == 0o777 and list(locks.iterdir()) == []

@@ -36,13 +36,13 @@ def private_dir(path: Path, what: str, fail: Fail) -> Path:
         pass
     except OSError as exc:
         raise fail(f"{what} {path} cannot be made: {exc.strerror or exc}.",
-                   f"make the folder writable (or point PGOPS_STATE_DIR elsewhere), then rerun.") from None
+                   "make the folder writable (or point PGOPS_STATE_DIR elsewhere), then rerun.") from None
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise fail(f"{what} {path} is a symbolic link; pgops does not follow links for private files.",
                    f"remove the link (`rm {path}`), then rerun: the folder is made again, 0700.")
     if not stat.S_ISDIR(st.st_mode):
-        raise fail(f"{what} {path} exists and is not a folder.", f"move it away, then rerun.")
+        raise fail(f"{what} {path} exists and is not a folder.", "move it away, then rerun.")
     if st.st_uid != os.geteuid():
         raise fail(f"{what} {path} belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()}); "
                    "it is not used and not changed.", "remove it or run as its owner, then rerun.")
@@ -50,32 +50,6 @@ def private_dir(path: Path, what: str, fail: Fail) -> Path:
         raise fail(f"{what} {path} is open to group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
                    "it is not used and not changed.", f"run `chmod 700 {path}`, then rerun.")
     return path
-
-
-def new_private_dir(path: Path, what: str, fail: Fail) -> int:
-    """Make the folder ``path`` (its parent must exist), 0700, failing if anything — a folder, a
-    file, a link — is already there; returns an ``O_DIRECTORY | O_NOFOLLOW`` descriptor of it (the
-    caller closes it) for :func:`create_private_file`. Raises ``fail(...)`` naming the OS error."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        kind = "a folder" if path.is_dir() and not path.is_symlink() else "a file or link"
-        raise fail(f"{what} {path} already exists ({kind}); an export is only written into a new folder, "
-                   "so nothing was written and nothing there was changed.",
-                   "pass a path that does not exist yet with --out, or leave --out out for a new folder "
-                   "under the state directory.") from None
-    except OSError as exc:
-        raise fail(f"{what} {path} cannot be made: {exc.strerror or exc}.",
-                   "pass --out a new path inside a folder you can write, then rerun.") from None
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    os.fchmod(fd, 0o700)  # the folder made just now (a umask cannot widen it, but may narrow it)
-    return fd
-
-
-def create_private_file(dir_fd: int, name: str) -> int:
-    """Create ``name`` (a plain file name) in the folder ``dir_fd``, 0600, ``O_EXCL | O_NOFOLLOW``;
-    returns a write descriptor. Raises OSError (FileExistsError when it exists)."""
-    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
 
 
 def open_lock_file(path: Path, fail: Fail) -> int:

@@ -115,7 +115,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError([f"time zone '{name}' is not an IANA time zone name (e.g. UTC, Europe/Berlin)"],
+        raise ConfigError([f"time zone {name!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)"],
                           "set PGOPS_SCHEDULE_TZ (or pgops:scheduleTimeZone) to a name from `timedatectl list-timezones`.") from None
 
 
@@ -294,3 +294,63 @@ def find_job(jobs: list[Job], name: str) -> Job:
             return j
     raise ConfigError([f"no scheduled job '{name}'; the jobs are: {', '.join(j.name for j in jobs)}"],
                       "see them with `invoke schedule.show`.")
+
+
+# ---- values written into unit and cron files ---------------------------------------------------------
+
+#: What a value written into a systemd unit or a cron.d file may hold: ASCII letters, digits and
+#: ``_ . / : , = @ + -``. Everything else means something to one of the file's readers: a line break
+#: ends the entry (crontab(5), systemd.syntax(7)); ``%`` is a newline in a cron command (crontab(5))
+#: and a specifier in a unit (systemd.unit(5) "Specifiers"); ``$`` is variable expansion in
+#: ``ExecStart=`` (systemd.service(5) "Command lines") and in sh; ``;``, ``&``, ``|``, backtick, quotes,
+#: ``\``, ``<>``, ``()``, ``*?[]~!{}`` are sh syntax (cron runs the command through ``SHELL``); ``#``
+#: starts a comment; whitespace separates fields. Non-ASCII text is refused too (cron implementations
+#: read bytes). An allow-list, so a character no one thought of is refused, not written.
+PLAIN_VALUE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:,=@+-")
+#: A plain OS user name: POSIX portable user names (letters, digits, ``. _ -``, not starting with
+#: ``-``; POSIX.1-2017 3.437 "User Name", 3.282 "Portable Filename Character Set"), at most 32
+#: characters (useradd(8)); the name must also exist (``pwd.getpwnam``, checked at the task edge).
+_USER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def _first_bad(value: str, allowed: frozenset) -> tuple[int, str] | None:
+    for i, ch in enumerate(value):
+        if ch not in allowed:
+            return i, ch
+    return None
+
+
+def _char(ch: str) -> str:
+    import unicodedata
+    names = {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB", "\x1b": "ESCAPE", "\x00": "NUL"}
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, '') or names.get(ch, 'a control character')})"
+
+
+def file_value_problems(values: dict[str, str]) -> list[str]:
+    """Pure: every problem with ``values`` (``what it is`` → its text, e.g. ``"--stack"`` or
+    ``"PGOPS_REPOSITORY"``) that ``schedule.install`` would write into a unit or cron file: empty,
+    or a character outside :data:`PLAIN_VALUE` (named by code point and position; the value itself
+    is never quoted, it may come from the environment). Empty list when all are plain."""
+    problems = []
+    for what, value in values.items():
+        if value == "":
+            problems.append(f"{what} is empty")
+            continue
+        bad = _first_bad(value, PLAIN_VALUE)
+        if bad:
+            problems.append(f"{what} holds {_char(bad[1])} at character {bad[0] + 1}, which a unit or cron file "
+                            "would read as syntax (only ASCII letters, digits and _ . / : , = @ + - are written)")
+    return problems
+
+
+def user_name_problems(name: str) -> list[str]:
+    """Pure: why ``name`` is not a plain OS user name (see :data:`_USER_CHARS`); empty list when it is."""
+    if name == "":
+        return ["--user is empty"]
+    bad = _first_bad(name, _USER_CHARS)
+    if bad:
+        return [f"--user holds {_char(bad[1])} at character {bad[0] + 1}: a user name is ASCII letters, digits "
+                "and . _ - only"]
+    if name.startswith("-") or len(name) > 32:
+        return ["--user starts with '-' or is longer than 32 characters: not a user name"]
+    return []

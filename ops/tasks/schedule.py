@@ -13,7 +13,7 @@ from pathlib import Path
 
 from invoke import Collection
 
-from ..errors import ConfigError, JobAlreadyRunning, JobFailed
+from ..errors import ConfigError, JobAlreadyRunning, JobFailed, ScheduleError
 from ..settings import PROJECT_DIR, child_environment, schedule_environment
 from .common import HELP, cli, settings_for, target_for, task
 
@@ -63,7 +63,9 @@ def run(c, name, stack=None, sql_root=None):
     target = target_for(stack, None, sql_root)
     lock = _lock_path(s, job.name)
     import fcntl
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    from ..private import open_lock_file, private_dir
+    private_dir(lock.parent, "The lock folder", ScheduleError)
+    fd = open_lock_file(lock, ScheduleError)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,12 +98,13 @@ def _finish(target, job, s, started: float, ok: bool) -> float:
 
 
 def _lock_path(s, job: str) -> Path:
-    """One lock file per stack, state directory and job, in the temp directory (writable everywhere:
-    a laptop, a VM, a Fargate task)."""
+    """``<state dir>/locks/schedule-<stack tag>-<job>.lock``: in the state directory's own ``locks/``
+    folder (0700, made by :func:`ops.private.private_dir`), not the world-writable temp directory,
+    where any local user could take a predictable name first and stop every run (issue 20 §3). The
+    tag is a hash of the stack name (a stack may be ``org/project/stack``)."""
     import hashlib
-    import tempfile
-    tag = hashlib.sha256(f"{s.state_dir}\0{s.stack}".encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"pgops-schedule-{tag}-{job}.lock"
+    tag = hashlib.sha256(s.stack.encode()).hexdigest()[:12]
+    return s.state_dir / "locks" / f"schedule-{tag}-{job}.lock"
 
 
 def _run_step(job, step: tuple[str, ...], s, sql_root, started: float) -> JobFailed | None:
@@ -147,18 +150,22 @@ def _log(record: dict) -> None:
 
 @task(name="install", help={**SCHEDULE_HELP, "target": "systemd (a .service and .timer per job) or cron (one cron.d file)",
                             "dir": "where to write (default /etc/systemd/system, or /etc/cron.d)",
-                            "user": "OS user the jobs run as (default: the current user)",
+                            "user": "OS user the jobs run as: an existing, plain user name (default: the current user)",
                             "dry_run": "print what would be written; write nothing"})
 @cli.edge
 def install(c, target="systemd", stack=None, sql_root=None, dir=None, user=None, dry_run=False):
     """Write the jobs as systemd timers (Persistent=true, a timeout each) or a cron.d file for this machine.
     Calendar expressions are checked with `systemd-analyze calendar` when it is installed."""
     cli.choice(target, "--target", TARGETS)
+    if dir == "":
+        raise ConfigError(["--dir is empty"], "pass the folder to write, or leave --dir out for the default.")
     s, jobs = _jobs(stack, sql_root)
-    run_as = user or _current_user()
+    run_as = _run_as(user)
     env = schedule_environment(os.environ, s.stack)
-    files = (_systemd_units(jobs, env, run_as, sql_root) if target == "systemd" else
-             {"pgops": _cron_file(jobs, env, run_as, sql_root)})
+    root = str(s.sql_root) if s.sql_root_given else None
+    _check_file_values(s, env, root)
+    files = (_systemd_units(jobs, env, run_as, root) if target == "systemd" else
+             {"pgops": _cron_file(jobs, env, run_as, root)})
     if target == "systemd":
         _check_calendars(jobs)
     folder = Path(dir or ("/etc/systemd/system" if target == "systemd" else "/etc/cron.d"))
@@ -178,15 +185,47 @@ def install(c, target="systemd", stack=None, sql_root=None, dir=None, user=None,
         cli.say("cron reads /etc/cron.d itself; the file needs a cron that honours CRON_TZ (cronie, systemd-cron)")
 
 
-def _current_user() -> str:
+def _run_as(user: str | None) -> str:
+    """The OS user the jobs run as: ``--user`` (default: the current user), a plain name
+    (:func:`ops.schedules.user_name_problems`) that exists on this machine (``pwd.getpwnam``).
+    Raises :class:`ConfigError` (exit 2) otherwise, before anything is written or printed."""
     import pwd
-    return pwd.getpwuid(os.getuid()).pw_name
+    from ..schedules import user_name_problems
+    name = pwd.getpwuid(os.getuid()).pw_name if user is None else user
+    problems = user_name_problems(name)
+    if not problems:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            problems = [f"--user {name}: no such user on this machine (getent passwd {name} finds nothing)"]
+    if problems:
+        raise ConfigError(problems, "pass an existing user with --user (create one with `useradd --system NAME`); "
+                                    "nothing was written.")
+    return name
+
+
+def _check_file_values(s, env: dict, sql_root: str | None) -> None:
+    """Every other value ``install`` writes into a unit or cron file — the stack, the SQL root, the
+    ``PGOPS_*`` variables passed on, the checkout's path and the ``invoke`` executable — must be plain
+    (:func:`ops.schedules.file_value_problems`); raises :class:`ConfigError` (exit 2) naming each one."""
+    from ..schedules import file_value_problems
+    values = {"--stack (PGOPS_STACK)": s.stack, **{k: v for k, v in env.items() if k != "PGOPS_STACK"},
+              "the checkout's path": str(PROJECT_DIR), "the invoke executable": str(_invoke_exe())}
+    if sql_root:
+        values["--sql-root"] = sql_root
+    problems = file_value_problems(values)
+    if problems:
+        raise ConfigError(problems, "use values made of ASCII letters, digits and _ . / : , = @ + - (move or "
+                                    "rename a folder, unset a variable), then rerun; nothing was written.")
+
+
+def _invoke_exe() -> Path:
+    venv = PROJECT_DIR / ".venv" / "bin" / "invoke"
+    return venv if venv.exists() else Path(sys.executable).parent / "invoke"
 
 
 def _command(job, sql_root) -> str:
-    venv = PROJECT_DIR / ".venv" / "bin" / "invoke"
-    exe = venv if venv.exists() else Path(sys.executable).parent / "invoke"
-    parts = [str(exe), "schedule.run", job.name] + (["--sql-root", sql_root] if sql_root else [])
+    parts = [str(_invoke_exe()), "schedule.run", job.name] + (["--sql-root", sql_root] if sql_root else [])
     return " ".join(shlex.quote(p) for p in parts)
 
 

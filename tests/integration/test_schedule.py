@@ -68,7 +68,7 @@ def test_every_job_runs_on_the_local_stack_and_failures_exit_13(tmp_path):
 def test_install_systemd_units_parse_and_their_calendars_agree_with_systemd(tmp_path):
     env = {"PGOPS_SCHEDULE_TZ": "America/New_York", "PGOPS_DSN": f"host=db password={SECRET} dbname=x",
            "PGOPS_STATE_DIR": str(tmp_path / "state")}
-    res = invoke(["schedule.install", "--target", "systemd", "--dir", str(tmp_path), "--user", "pgops"], env)
+    res = invoke(["schedule.install", "--target", "systemd", "--dir", str(tmp_path), "--user", "nobody"], env)
     assert res.returncode == 0, res.stderr
     jobs = jobs_for("local", ["describeit", "fluxstudio", "futuresync", "syncscript"], business_tz="America/New_York",
                     partitioned=("futuresync",), partition_task="db.partitions")
@@ -82,7 +82,7 @@ def test_install_systemd_units_parse_and_their_calendars_agree_with_systemd(tmp_
         service.read(tmp_path / f"pgops-{j.name}.service")
         assert timer["Timer"]["Persistent"] == "true" and timer["Timer"]["Unit"] == f"pgops-{j.name}.service"
         assert timer["Install"]["WantedBy"] == "timers.target"
-        assert service["Service"]["Type"] == "oneshot" and service["Service"]["User"] == "pgops"
+        assert service["Service"]["Type"] == "oneshot" and service["Service"]["User"] == "nobody"
         assert int(service["Service"]["TimeoutStartSec"]) == j.timeout_s + 60
         assert service["Service"]["ExecStart"].endswith(f"schedule.run {j.name}")
         cal = timer["Timer"]["OnCalendar"]
@@ -98,7 +98,7 @@ def test_install_systemd_units_parse_and_their_calendars_agree_with_systemd(tmp_
 
 
 def test_install_cron_file_parses_and_dry_run_writes_nothing(tmp_path):
-    res = invoke(["schedule.install", "--target", "cron", "--dir", str(tmp_path), "--user", "pgops"],
+    res = invoke(["schedule.install", "--target", "cron", "--dir", str(tmp_path), "--user", "nobody"],
                  {"PGOPS_STACK": "local"})
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "pgops").read_text().splitlines()
@@ -108,7 +108,7 @@ def test_install_cron_file_parses_and_dry_run_writes_nothing(tmp_path):
     assert len(entries) == len(jobs)
     for j, line in zip(jobs, entries):
         fields = line.split(None, 6)
-        assert " ".join(fields[:5]) == j.cron and fields[5] == "pgops"
+        assert " ".join(fields[:5]) == j.cron and fields[5] == "nobody"
         assert f"timeout {j.timeout_s + 60} " in fields[6] and fields[6].endswith(f"schedule.run {j.name}")
         assert lines[lines.index(line) - 1] == f"CRON_TZ={j.time_zone}"
     dry = tmp_path / "dry"

@@ -210,14 +210,18 @@ def connect(params: Mapping[str, Any], *, dbname: str | None = None, autocommit:
 
     ``params``: libpq keywords (host, port, user, dbname, passfile, sslmode, ...); a value may be a
     :class:`~ops.secrets.Secret` (``password``, ``sslpassword``), revealed only in the call to the
-    driver. ``dbname`` overrides the one in ``params``. Raises :class:`ConnectError` with the
-    redacted target on failure.
+    driver. ``dbname`` overrides the one in ``params``. The session never uses server-side prepared
+    statements (``prepare_threshold=None`` unless ``params`` sets it; psycopg docs, "Prepared
+    statements"): a ``--dsn`` may point at a transaction-pooling PgBouncer older than 1.21, where
+    another client's statement of the same name exists on the server connection it is handed.
+    Raises :class:`ConnectError` with the redacted target on failure.
     """
     import psycopg
     kwargs = dict(params)
     if dbname is not None:
         kwargs["dbname"] = dbname
     kwargs.setdefault("connect_timeout", connect_timeout)
+    kwargs.setdefault("prepare_threshold", None)
     kwargs["application_name"] = application_name
     try:
         return psycopg.connect(autocommit=autocommit, **reveal_all(kwargs))

@@ -121,8 +121,9 @@ _LIBPQ_PROBLEMS = (
     ("IPv6 host address", "the URL's [IPv6] host is malformed"),
     ("unexpected character", "the URL's host part holds an unexpected character"),
 )
-_DSN_HINT = ("fix the DSN (it is not printed: it may hold a password), e.g. postgresql://user:ENCODED@host:5432/db "
-             "with '@' as %40, ':' as %3A, '/' as %2F, '%' as %25, or host=H port=P dbname=D user=U password='...'.")
+_DSN_HINT = ("fix the DSN (it is not printed: it may hold a password): in a postgresql:// URL percent-encode the "
+             "password ('@' as %40, ':' as %3A, '/' as %2F, '%' as %25), or use the key=value form "
+             "host=H port=P dbname=D user=U password='...'.")
 _URL_SCHEMES = ("postgresql://", "postgres://")
 
 

@@ -45,7 +45,7 @@ CASES = [
     (["deploy", "--db", "a", "--db", "b", "--dsn", DEAD, "--no-backup"], 2, "at most one --db"),
     # DSNs
     (["db.status", "--dsn", "host=x port=5432"], 2, "names no database"),
-    (["db.status", "--dsn", "this is = not a dsn"], 2, "cannot parse DSN"),
+    (["db.status", "--dsn", "this is = not a dsn"], 2, "the DSN does not parse"),
     (["backup.restore", "--backup-id", "x"], 2, "needs --dsn"),
     (["backup.restore", "--backup-id", "x", "--dsn", "host=x"], 2, "names no database"),
     (["backup.create", "--dsn", DEAD], 2, "no backup repository for --dsn"),

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 from . import settings
 from .dsn import redact, redacted_dsn
 from .logs import configure_logging
-from .errors import BackupError, ConfigError, ConnectError, OpsError, VerifyFailed
+from .errors import BackupError, ConfigError, ConnectError, OpsError, VerifyFailed, char_name
 
 _WIDE = 400  # columns when stdout is not a terminal: piped output never cuts an id or a name
 
@@ -132,10 +132,8 @@ def one_line_values(options: dict[str, Any]) -> None:
                 continue
             for i, ch in enumerate(item):
                 if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-                    what = unicodedata.name(ch, "") or {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB",
-                                                        "\x1b": "ESCAPE", "\x00": "NUL"}.get(ch, "a control character")
                     flag = "--" + key.rstrip("_").replace("_", "-")
-                    raise ConfigError([f"{flag} holds U+{ord(ch):04X} ({what}) at character {i + 1}: option values "
+                    raise ConfigError([f"{flag} holds {char_name(ch)} at character {i + 1}: option values "
                                        "are one line of printable text"],
                                       f"pass {flag} again without it (a pasted line break or escape sequence).")
 

@@ -7,6 +7,16 @@ never contains a password (see :func:`ops.dsn.redact`).
 """
 from __future__ import annotations
 
+_UNNAMED = {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB", "\x1b": "ESCAPE", "\x00": "NUL"}
+
+
+def char_name(ch: str) -> str:
+    """How a message names one character of a value it does not quote (the value may be a secret):
+    ``U+000A (LINE FEED)``, ``U+0025 (PERCENT SIGN)`` — the Unicode name (``unicodedata.name``; control
+    characters have none, so the common ones are named here)."""
+    import unicodedata
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, '') or _UNNAMED.get(ch, 'a control character')})"
+
 
 class OpsError(Exception):
     """Root of every expected pgops failure.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
+from .errors import ConfigError, char_name
 
 DOW_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
@@ -320,12 +320,6 @@ def _first_bad(value: str, allowed: frozenset) -> tuple[int, str] | None:
     return None
 
 
-def _char(ch: str) -> str:
-    import unicodedata
-    names = {"\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "TAB", "\x1b": "ESCAPE", "\x00": "NUL"}
-    return f"U+{ord(ch):04X} ({unicodedata.name(ch, '') or names.get(ch, 'a control character')})"
-
-
 def file_value_problems(values: dict[str, str]) -> list[str]:
     """Pure: every problem with ``values`` (``what it is`` → its text, e.g. ``"--stack"`` or
     ``"PGOPS_REPOSITORY"``) that ``schedule.install`` would write into a unit or cron file: empty,
@@ -338,7 +332,7 @@ def file_value_problems(values: dict[str, str]) -> list[str]:
             continue
         bad = _first_bad(value, PLAIN_VALUE)
         if bad:
-            problems.append(f"{what} holds {_char(bad[1])} at character {bad[0] + 1}, which a unit or cron file "
+            problems.append(f"{what} holds {char_name(bad[1])} at character {bad[0] + 1}, which a unit or cron file "
                             "would read as syntax (only ASCII letters, digits and _ . / : , = @ + - are written)")
     return problems
 
@@ -349,7 +343,7 @@ def user_name_problems(name: str) -> list[str]:
         return ["--user is empty"]
     bad = _first_bad(name, _USER_CHARS)
     if bad:
-        return [f"--user holds {_char(bad[1])} at character {bad[0] + 1}: a user name is ASCII letters, digits "
+        return [f"--user holds {char_name(bad[1])} at character {bad[0] + 1}: a user name is ASCII letters, digits "
                 "and . _ - only"]
     if name.startswith("-") or len(name) > 32:
         return ["--user starts with '-' or is longer than 32 characters: not a user name"]

@@ -224,7 +224,7 @@ class Erasure:
         # SET LOCAL: a rollback between attempts undoes session() settings made in the same transaction
         self.conn.execute("SET LOCAL row_security = off")
         self.conn.execute("SET LOCAL TimeZone = 'UTC'")
-        self.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(self.lock_timeout_s * 1000))}")
+        _set_lock_timeout(self.conn, self.lock_timeout_s)
 
     def holders(self, table: str, modes: tuple[str, ...] = WRITER_MODES) -> list[str]:
         """The other sessions holding ``table`` (or one of its partitions) in one of ``modes``, as text
@@ -356,6 +356,11 @@ class Erasure:
         return n
 
 
+def _set_lock_timeout(conn, seconds: float) -> None:
+    """``SET LOCAL lock_timeout`` to ``seconds`` (whole milliseconds, at least 1: 0 would mean no limit)."""
+    conn.execute(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+
+
 def leftover_error(own: Ownership, user_id: str, database: str, left: dict[str, int], command: str) -> GdprError:
     """The refusal when the re-export inside the erasure's transaction still finds rows. The tables were
     locked against writers, so no concurrent insert put them there; an erase rule is advised only for a
@@ -386,7 +391,7 @@ def begin_erasure(params: Mapping, database: str, own: Ownership, user_id: str, 
     writer added after an earlier erasure are erased without the root row)."""
     conn = session(params, database, "gdpr-erase")
     try:
-        conn.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout_s * 1000))}")
+        _set_lock_timeout(conn, lock_timeout_s)
         by_table = graph(conn, own)
         root = conn.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {k} = %s::uuid").format(
             t=_ident(own.root), k=sql.Identifier(own.root_key)), (user_id,)).fetchone()[0]
